@@ -1,0 +1,203 @@
+"""The `registry` command: a thin layer over the Python API.
+
+Every failure the user can cause ends as one line on stderr and the exit code its error carries
+(see errors.py); tracebacks appear only with --debug.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Sequence
+
+from . import __version__
+from .errors import RegistryError, UsageError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse's usage errors use our exit code 2 and one line
+        self.print_usage(sys.stderr)
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _print_json(data) -> None:
+    json.dump(data, sys.stdout, indent=2, sort_keys=True, ensure_ascii=False)
+    sys.stdout.write("\n")
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def cmd_validate(args) -> int:
+    from .lint import validate_paths, render
+
+    report = validate_paths(args.paths)
+    render(report, args.format, sys.stdout)
+    return report.exit_code
+
+
+def cmd_hash(args) -> int:
+    from .cache import hash_file
+
+    for path in args.files:
+        digest, size = hash_file(path)
+        if args.json:
+            _print_json({"path": path, "sha256": digest, "size": size})
+        else:
+            print(f"{digest}  {size}  {path}")
+    return 0
+
+
+def _settings_from(args):
+    from .settings import current, parse_mirrors
+
+    mirrors = None
+    if getattr(args, "mirror", None):
+        mirrors = current().mirrors + parse_mirrors(" ".join(args.mirror), "--mirror")
+    return current(offline=True if getattr(args, "offline", False) else None, mirrors=mirrors,
+                   jobs=getattr(args, "jobs", None))
+
+
+def cmd_pull(args) -> int:
+    from .transfer import pull
+
+    settings = _settings_from(args)
+    for name in args.names:
+        for item in pull(name, registry=args.registry, formats=args.format, force=args.force, settings=settings):
+            print(f"{item.asset.sha256[:12]}  {item.path}")
+    return 0
+
+
+def cmd_cache(args) -> int:
+    from .cache import Cache
+
+    cache = Cache.from_settings(_settings_from(args))
+    return cache.cli(args, sys.stdout)
+
+
+def cmd_index(args) -> int:
+    from .index import cli_index
+
+    return cli_index(args, sys.stdout)
+
+
+def cmd_list(args) -> int:
+    from .index import cli_list
+
+    return cli_list(args, sys.stdout)
+
+
+def cmd_info(args) -> int:
+    from .index import cli_info
+
+    return cli_info(args, sys.stdout)
+
+
+def cmd_serve(args) -> int:
+    from .serve import serve
+
+    return serve(args.directory, host=args.host, port=args.port)
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="registry", description="Model registry and asset manager for MindSpore.")
+    parser.add_argument("--version", action="version", version=f"registry {__version__}")
+    parser.add_argument("--registry", metavar="LOCATION",
+                        help="registry directory or http(s) base URL (default: $REGISTRY_URL, else the embedded registry)")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser("validate", help="check model cards against the schema and lint rules")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="card files or directories (searched recursively)")
+    p.add_argument("--format", choices=("text", "json", "github"), default="text", help="output format")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("hash", help="print the sha256 and size of files, to paste into a card")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_hash)
+
+    def transfer_options(p):
+        p.add_argument("--mirror", action="append", metavar="FROM=TO",
+                       help="rewrite links starting with FROM to start with TO (repeatable; also $REGISTRY_MIRRORS)")
+        p.add_argument("--offline", action="store_true", help="use the cache only (also $REGISTRY_OFFLINE=1)")
+
+    p = sub.add_parser("pull", help="download a model's assets into the cache, verified by sha256")
+    p.add_argument("names", nargs="+", metavar="NAME", help="full id, short name or card path")
+    p.add_argument("--format", action="append", metavar="FMT", help="only assets of this file-format (repeatable)")
+    p.add_argument("--force", action="store_true", help="download again even if cached")
+    p.add_argument("--jobs", type=int, metavar="N", help="assets downloaded in parallel (default: $REGISTRY_JOBS or 4)")
+    transfer_options(p)
+    p.set_defaults(func=cmd_pull)
+
+    p = sub.add_parser("cache", help="inspect and maintain the local cache")
+    csub = p.add_subparsers(dest="cache_command", metavar="ACTION", parser_class=_Parser, required=True)
+    for action, text in (("ls", "list cached models and blobs"), ("verify", "re-hash every cached blob"),
+                         ("prune", "remove blobs no model view uses, and stale partial files")):
+        cp = csub.add_parser(action, help=text)
+        cp.add_argument("--json", action="store_true")
+    cp = csub.add_parser("rm", help="remove a model's view and the blobs only it uses")
+    cp.add_argument("name", metavar="NAME")
+    cp.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_cache)
+
+    p = sub.add_parser("index", help="write index.json describing every card of a registry tree")
+    p.add_argument("directory", metavar="DIR")
+    p.add_argument("-o", "--output", metavar="FILE", help="output file (default: DIR/index.json; - for stdout)")
+    p.set_defaults(func=cmd_index)
+
+    for name, text in (("list", "list the models of the registry"), ("search", "find models by text and filters")):
+        p = sub.add_parser(name, help=text)
+        if name == "search":
+            p.add_argument("text", metavar="TEXT", help="words matched against names, backbone, dataset, summary")
+        p.add_argument("--dataset", help="train-dataset contains this")
+        p.add_argument("--backbone", help="backbone-name contains this")
+        p.add_argument("--task", help="module-type contains this")
+        p.add_argument("--format", dest="file_format", metavar="FMT", help="has an asset of this file-format")
+        p.add_argument("--backend", help="train- or infer-backend, or the backend in the id")
+        p.add_argument("--mindspore-version", metavar="SPEC", help="version or specifier, e.g. '>=1.8'")
+        p.add_argument("--json", action="store_true")
+        p.set_defaults(func=cmd_list, text=getattr(p, "text", None) if name == "list" else None)
+
+    p = sub.add_parser("info", help="show a model's card: fields, assets and sections")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("serve", help="serve a registry tree over HTTP for local trials (with Range support)")
+    p.add_argument("directory", metavar="DIR")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.set_defaults(func=cmd_serve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    debug = "--debug" in (sys.argv[1:] if argv is None else argv)
+    try:
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 2
+        return args.func(args)
+    except RegistryError as exc:
+        print(f"registry: error: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("registry: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # a bug of ours: one line, the traceback on request
+        if debug:
+            raise
+        print(f"registry: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", file=sys.stderr)
+        return 70
+
+
+if __name__ == "__main__":
+    sys.exit(main())

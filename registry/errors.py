@@ -1,0 +1,64 @@
+"""One exception hierarchy. Each error carries the sentence a user reads and the CLI exit code.
+
+Exit codes: 0 success; 1 problems found (validate) or an invalid card; 2 usage or I/O error;
+3 unknown or ambiguous name; 4 integrity (sha256 mismatch, tampered card); 5 transfer;
+6 offline and not cached; 7 model building or weight loading.
+"""
+from __future__ import annotations
+
+
+class RegistryError(Exception):
+    """Base class: `str(err)` is the whole user-facing message."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, exit_code: int | None = None):
+        super().__init__(message)
+        self.message = message
+        if exit_code is not None:
+            self.exit_code = exit_code
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(RegistryError):
+    """Bad arguments, bad names, unreadable files."""
+
+    exit_code = 2
+
+
+class CardError(RegistryError):
+    """A card that cannot be used: unparseable or failing the schema."""
+
+    exit_code = 1
+
+
+class NotFoundError(RegistryError):
+    """Unknown model name (with suggestions) or an ambiguous short name (with candidates)."""
+
+    exit_code = 3
+
+
+class IntegrityError(RegistryError):
+    """Bytes whose sha256 differs from the one promised (asset, card or index)."""
+
+    exit_code = 4
+
+
+class TransferError(RegistryError):
+    """Network or server failure that retries did not overcome."""
+
+    exit_code = 5
+
+
+class OfflineError(RegistryError):
+    """Offline mode and the thing asked for is not in the cache."""
+
+    exit_code = 6
+
+
+class LoadError(RegistryError):
+    """No builder for a card, or weights that do not fit the network."""
+
+    exit_code = 7

@@ -1,0 +1,127 @@
+"""Every environment variable the tool reads, in one place.
+
+REGISTRY_HOME            cache root (default: the platform's user cache dir + /registry)
+REGISTRY_URL             registry location: a directory or an http(s) base URL
+                         (default: the registry embedded in the package)
+REGISTRY_OFFLINE         1/true/yes: never touch the network, serve from the cache only
+REGISTRY_MIRRORS         whitespace-separated FROM=TO link-prefix rewrites
+REGISTRY_TOKEN           bearer token for authenticated downloads ...
+REGISTRY_TOKEN_HOST      ... sent only to this host (required for the token to be used)
+REGISTRY_CONNECT_TIMEOUT seconds (default 10)
+REGISTRY_READ_TIMEOUT    seconds without a byte before a read fails (default 60)
+REGISTRY_RETRIES         attempts after the first for retryable failures (default 5)
+REGISTRY_JOBS            assets pulled in parallel (default 4)
+REGISTRY_PROGRESS        1 force / 0 disable progress bars (default: only on a terminal)
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Mapping
+
+from .errors import UsageError
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def embedded_registry() -> Path:
+    """The registry shipped with the package (`manifests/`), in a checkout or an installed wheel."""
+    installed = PACKAGE_DIR / "_data" / "manifests"
+    if installed.is_dir():
+        return installed
+    return PACKAGE_DIR.parent / "manifests"
+
+
+def schemas_dir() -> Path:
+    installed = PACKAGE_DIR / "_data" / "schemas"
+    if installed.is_dir():
+        return installed
+    return PACKAGE_DIR.parent / "schemas"
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool | None) -> bool | None:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise UsageError(f"environment variable {name}={raw!r} is not a boolean: use 1 or 0", exit_code=2)
+
+
+def _number(env: Mapping[str, str], name: str, default: float, kind=float):
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise UsageError(f"environment variable {name}={raw!r} is not a number: set it to e.g. {default}") from None
+    if value < 0:
+        raise UsageError(f"environment variable {name}={raw!r} must not be negative")
+    return value
+
+
+def parse_mirrors(text: str, source: str = "REGISTRY_MIRRORS") -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for item in text.split():
+        src, sep, dst = item.partition("=")
+        if not sep or not src or not dst:
+            raise UsageError(f"{source}: mirror {item!r} is not FROM=TO: write e.g. https://download.example.org/=http://127.0.0.1:8080/")
+        pairs.append((src, dst))
+    return tuple(pairs)
+
+
+def default_home() -> Path:
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("registry", appauthor=False))
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    registry_url: str | None = None
+    offline: bool = False
+    mirrors: tuple[tuple[str, str], ...] = ()
+    token: str | None = field(default=None, repr=False)
+    token_host: str | None = None
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+    retries: int = 5
+    jobs: int = 4
+    progress: bool | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if env is None else env
+        home = env.get("REGISTRY_HOME")
+        return cls(
+            home=Path(home).expanduser() if home else default_home(),
+            registry_url=env.get("REGISTRY_URL") or None,
+            offline=bool(_flag(env, "REGISTRY_OFFLINE", False)),
+            mirrors=parse_mirrors(env.get("REGISTRY_MIRRORS", "")),
+            token=env.get("REGISTRY_TOKEN") or None,
+            token_host=(env.get("REGISTRY_TOKEN_HOST") or "").lower() or None,
+            connect_timeout=_number(env, "REGISTRY_CONNECT_TIMEOUT", 10.0),
+            read_timeout=_number(env, "REGISTRY_READ_TIMEOUT", 60.0),
+            retries=int(_number(env, "REGISTRY_RETRIES", 5, int)),
+            jobs=max(1, int(_number(env, "REGISTRY_JOBS", 4, int))),
+            progress=_flag(env, "REGISTRY_PROGRESS", None),
+        )
+
+    def with_(self, **changes) -> "Settings":
+        """A copy with some fields replaced (None values are ignored)."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def current(**overrides) -> Settings:
+    """Settings from the environment, read at call time, with explicit overrides applied."""
+    return Settings.from_env().with_(**overrides)
