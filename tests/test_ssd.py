@@ -169,3 +169,36 @@ def test_detect_on_synthetic_image(net):
         for i in range(len(kept)):
             for j in range(i + 1, len(kept)):
                 assert iou_plus_one(kept[i].box, kept[j].box) <= 0.6 + 1e-6
+
+
+def test_train_layout_checkpoint_loads(net, tmp_path):
+    """The official file's layout: `network.` + every name, optimizer moments, lr schedule, counters."""
+    from registry.loader import fit_parameters, read_checkpoint
+
+    layout = read_table("ssd300_mobilenetv2_train_checkpoint_params.tsv")
+    assert len(layout) == 667
+    rng = np.random.default_rng(3)
+    dtypes = {"float32": np.float32, "int32": np.int32}
+    entries, originals = [], {}
+    for name, shape, dtype in layout:
+        dims = () if shape == "scalar" else tuple(int(d) for d in shape.split("x"))
+        value = rng.standard_normal(dims).astype(dtypes[dtype])
+        entries.append({"name": name, "data": ms.Tensor(value)})
+        if name.startswith("network."):
+            originals[name[len("network."):]] = value
+    path = tmp_path / "ssd.ckpt"
+    ms.save_checkpoint(entries, str(path))
+
+    fresh = ssd.ssd300_mobilenetv2()
+    report = fit_parameters(fresh, read_checkpoint(path, "ssd.ckpt"), source="ssd.ckpt")
+    assert report.ok and report.renamed == 409 and len(report.loaded) == 409
+    assert not report.ignored  # optimizer entries are skipped while parsing
+    params = fresh.parameters_dict()
+    assert set(originals) == set(params)
+    for name, value in originals.items():
+        np.testing.assert_array_equal(params[name].asnumpy(), value)
+
+    everything = read_checkpoint(path, "ssd.ckpt", keep_optimizer=True)
+    report = fit_parameters(ssd.ssd300_mobilenetv2(), everything, source="ssd.ckpt")
+    assert report.ok and len(report.ignored) == 258
+    assert {"learning_rate", "momentum", "global_step"} <= set(report.ignored)
