@@ -189,7 +189,9 @@ class LocalRegistry(Registry):
         return self._ids
 
     def card_path(self, card_id: str) -> Path:
-        return self.root.joinpath(*check_name(card_id).split("/")).with_suffix(".md")
+        # Not with_suffix: ids such as albert_squadv1.1 contain dots.
+        *parents, stem = check_name(card_id).split("/")
+        return self.root.joinpath(*parents, stem + ".md")
 
     def entry(self, card_id: str) -> Entry:
         path = self.card_path(card_id)
