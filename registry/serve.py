@@ -1,0 +1,216 @@
+"""`registry serve DIR`: a development HTTP server for a registry tree.
+
+For trying a remote registry locally; production hosting is any static server (docs/nginx.conf).
+GET and HEAD of files under DIR, with ETag / Last-Modified (and 304 on If-None-Match /
+If-Modified-Since), single byte ranges (206, or 416 when unsatisfiable; If-Range honoured).
+Paths that leave DIR (`..`, symlinks pointing out) and hidden files are refused with 404.
+When DIR has no index.json, `/index.json` is generated from the tree and regenerated when a card
+changes.
+"""
+from __future__ import annotations
+
+import email.utils
+import hashlib
+import os
+import sys
+import threading
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from .errors import UsageError
+
+CHUNK = 1 << 16
+TYPES = {".md": "text/markdown; charset=utf-8", ".json": "application/json", ".txt": "text/plain; charset=utf-8"}
+
+
+def parse_range(value: str, size: int) -> tuple[int, int] | None | bool:
+    """(start, end) inclusive for one `bytes=` range; None if unsatisfiable; False if not understood
+    (several ranges or another unit: RFC 9110 lets a server ignore Range and send the whole file)."""
+    unit, _, spec = value.partition("=")
+    if unit.strip().lower() != "bytes" or "," in spec:
+        return False
+    first, dash, last = spec.strip().partition("-")
+    if not dash or not (first.isdigit() or first == "") or not (last.isdigit() or last == "") or first == last == "":
+        return False
+    if first == "":
+        n = int(last)
+        return (max(0, size - n), size - 1) if n > 0 and size > 0 else None
+    start = int(first)
+    end = min(int(last), size - 1) if last else size - 1
+    if start >= size or end < start:
+        return None
+    return start, end
+
+
+class _GeneratedIndex:
+    """index.json built from the tree, rebuilt when the set of cards or their mtimes change."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.lock = threading.Lock()
+        self.key: str | None = None
+        self.blob = b""
+        self.mtime = 0.0
+
+    def get(self) -> tuple[bytes, float]:
+        from .index import build_index, dumps_index
+
+        with self.lock:
+            stamp = hashlib.sha256()
+            newest = 0.0
+            for dirpath, dirnames, filenames in os.walk(self.root):
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                for fn in sorted(filenames):
+                    if fn.endswith(".md"):
+                        st = os.stat(os.path.join(dirpath, fn))
+                        stamp.update(f"{dirpath}/{fn}\0{st.st_mtime_ns}\0{st.st_size}\n".encode())
+                        newest = max(newest, st.st_mtime)
+            key = stamp.hexdigest()
+            if key != self.key:
+                self.blob, self.key, self.mtime = dumps_index(build_index(self.root)), key, newest
+            return self.blob, self.mtime
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "registry-serve"
+    server: "RegistryServer"
+
+    def do_GET(self):
+        self._serve(head=False)
+
+    def do_HEAD(self):
+        self._serve(head=True)
+
+    def log_message(self, format, *args):
+        if not self.server.quiet:
+            sys.stderr.write(f"{self.address_string()} - {format % args}\n")
+
+    def _target(self) -> Path | None:
+        rel = unquote(urlsplit(self.path).path)
+        parts = [p for p in rel.split("/") if p]
+        if any(p in (".", "..") or p.startswith(".") or "\\" in p or "\x00" in p for p in parts):
+            return None
+        root = self.server.root
+        path = root.joinpath(*parts).resolve() if parts else root
+        if path != root and root not in path.parents:  # a symlink pointing out of the tree
+            return None
+        return path
+
+    def _serve(self, head: bool) -> None:
+        path = self._target()
+        if path is not None and path.is_file():
+            st = path.stat()
+            size, mtime = st.st_size, st.st_mtime
+            etag = f'"{st.st_mtime_ns:x}-{size:x}"'
+            ctype = TYPES.get(path.suffix.lower(), "application/octet-stream")
+            opener = lambda: open(path, "rb")  # noqa: E731
+        elif path == self.server.root / "index.json":
+            blob, mtime = self.server.generated.get()
+            size, etag, ctype = len(blob), '"' + hashlib.sha256(blob).hexdigest()[:32] + '"', TYPES[".json"]
+            opener = None
+        else:
+            return self._error(HTTPStatus.NOT_FOUND)
+        headers = {"ETag": etag, "Last-Modified": email.utils.formatdate(mtime, usegmt=True),
+                   "Accept-Ranges": "bytes", "Content-Type": ctype}
+        if self._not_modified(etag, mtime):
+            return self._reply(HTTPStatus.NOT_MODIFIED, headers, head=True)
+        start, end, status = 0, size - 1, HTTPStatus.OK
+        rng = self.headers.get("Range")
+        if_range = self.headers.get("If-Range")
+        if rng and (if_range is None or if_range == etag or if_range == headers["Last-Modified"]):
+            parsed = parse_range(rng, size)
+            if parsed is None:
+                headers["Content-Range"] = f"bytes */{size}"
+                return self._reply(HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE, headers, body=b"")
+            if parsed:
+                start, end = parsed
+                status = HTTPStatus.PARTIAL_CONTENT
+                headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+        headers["Content-Length"] = str(end - start + 1)
+        self.send_response(status)
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.end_headers()
+        if head:
+            return
+        try:
+            if opener is None:
+                self.wfile.write(blob[start:end + 1])
+                return
+            with opener() as fh:
+                fh.seek(start)
+                left = end - start + 1
+                while left > 0:
+                    data = fh.read(min(CHUNK, left))
+                    if not data:  # the file shrank while we sent it: the client sees a short body
+                        self.close_connection = True
+                        break
+                    self.wfile.write(data)
+                    left -= len(data)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
+    def _not_modified(self, etag: str, mtime: float) -> bool:
+        inm = self.headers.get("If-None-Match")
+        if inm is not None:
+            return inm.strip() == "*" or etag in [t.strip().removeprefix("W/") for t in inm.split(",")]
+        ims = self.headers.get("If-Modified-Since")
+        if ims:
+            try:
+                return int(mtime) <= email.utils.parsedate_to_datetime(ims).timestamp()
+            except (TypeError, ValueError):
+                return False
+        return False
+
+    def _reply(self, status: HTTPStatus, headers: dict, body: bytes = b"", head: bool = False) -> None:
+        self.send_response(status)
+        for k, v in headers.items():
+            if k != "Content-Length":
+                self.send_header(k, v)
+        if status != HTTPStatus.NOT_MODIFIED:
+            self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if body and not head and self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _error(self, status: HTTPStatus) -> None:
+        body = f"{status.value} {status.phrase}\n".encode()
+        self._reply(status, {"Content-Type": "text/plain; charset=utf-8"}, body)
+
+
+class RegistryServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, root: str | os.PathLike, host: str = "127.0.0.1", port: int = 8000, quiet: bool = False):
+        root_path = Path(root).resolve()
+        if not root_path.is_dir():
+            raise UsageError(f"{root} is not a directory: give the root of a registry tree to serve")
+        self.root = root_path
+        self.quiet = quiet
+        self.generated = _GeneratedIndex(root_path)
+        try:
+            super().__init__((host, port), Handler)
+        except OSError as exc:
+            raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; pick another --port") from None
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host}:{port}/"
+
+
+def serve(directory: str | os.PathLike, host: str = "127.0.0.1", port: int = 8000) -> int:
+    """Serve until Ctrl-C (exit status 0). Port 0 picks a free port; the URL is printed first."""
+    server = RegistryServer(directory, host, port)
+    index_note = "" if (server.root / "index.json").is_file() else " (index.json generated from the tree)"
+    print(f"serving {server.root} at {server.url}{index_note}; Ctrl-C to stop", flush=True)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
