@@ -134,7 +134,7 @@ def _walk(root: Path) -> tuple[list[str], dict[str, list[str]]]:
                 cards.append(prefix + fn)
             elif is_localized(fn):
                 twins.setdefault(prefix + fn[: -len("_cn.md")] + ".md", []).append(prefix + fn)
-    return sorted(cards), twins
+    return sorted(cards, key=lambda rel: rel[:-3]), twins  # ordered by id, as LocalRegistry.ids()
 
 
 def build_index(root: str | os.PathLike) -> dict:

@@ -1,0 +1,140 @@
+"""index.json of a registry tree: the real corpus, determinism, and what a record holds."""
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+
+from registry.catalog import LocalRegistry
+from registry.errors import NotFoundError
+from registry.index import Index, build_index, dumps_index
+from tests.conftest import CORPUS, require_shared, run_cli
+
+CARD = """# Tiny
+
+---
+model-name: tiny
+backbone-name: tinynet
+module-type: cv-classification
+train-dataset: mnist
+mindspore-version: 1.10
+asset:
+  - file-format: ckpt
+    asset-link: weights/tiny.ckpt
+    asset-sha256: {sha}
+  - file-format: mindir
+    asset-link: <https://example.org/tiny.mindir>
+    asset-sha256: {sha}
+summary: a tiny network
+---
+
+## Usage
+
+```python
+net = registry.load("tiny")
+```
+"""
+
+
+@pytest.fixture(scope="module")
+def corpus_index():
+    return build_index(require_shared(CORPUS))
+
+
+def test_corpus_counts_and_collisions(corpus_index):
+    counts = corpus_index["counts"]
+    # 2,915 Markdown files: 2,905 cards and 10 localized twins (*_cn.md) of noah-cvlab cards.
+    assert counts == {"cards": 2905, "invalid": 168, "translations": 10, "collisions": 535}
+    assert len(corpus_index["cards"]) + counts["translations"] == 2915
+    collisions = corpus_index["collisions"]
+    assert sum(len(ids) for ids in collisions.values()) == 2853
+    assert collisions["alexnet_cifar10"] == [f"mindspore/{v}/alexnet_cifar10" for v in ("1.10", "1.3", "1.5", "1.6", "1.7", "1.8", "1.9")]
+    assert collisions["ghostnet_ssd_v1.0"] == ["noah-cvlab/ascend/0.7/ghostnet_ssd_v1.0", "noah-cvlab/ascend/1.0/ghostnet_ssd_v1.0"]
+    twin = next(c for c in corpus_index["cards"] if c["id"] == "noah-cvlab/gpu/1.0/ghostnet_v1.0_oxford_pets")
+    assert twin["translations"] == ["noah-cvlab/gpu/1.0/ghostnet_v1.0_oxford_pets_cn.md"]
+    # Every card the YAML parser rejects is still indexed, with its error and no fields.
+    broken = [c for c in corpus_index["cards"] if c["problems"]]
+    assert len(broken) == 168 and all(c["sha256"] and not c["fields"] and "yaml-syntax" in c["problems"][0] for c in broken)
+
+
+def test_every_corpus_id_resolves_to_the_indexed_card(corpus_index):
+    registry = LocalRegistry(CORPUS)
+    index = Index(corpus_index, "corpus")
+    assert registry.ids() == index.ids
+    for record in corpus_index["cards"]:
+        entry = registry.resolve(record["id"])
+        assert hashlib.sha256(open(entry.source, "rb").read()).hexdigest() == record["sha256"]
+    unique = [name for name, ids in index.by_name.items() if len(ids) == 1]
+    assert len(unique) == len(index.by_name) - 535
+    for name in unique:
+        assert registry.resolve(name).id == index.by_name[name][0]
+    with pytest.raises(NotFoundError, match="ambiguous.*mindspore/1.10/alexnet_cifar10"):
+        registry.resolve("alexnet_cifar10")
+
+
+def test_corpus_index_is_deterministic_and_matches_the_cli(corpus_index, tmp_path):
+    out = tmp_path / "index.json"
+    proc = run_cli("index", str(CORPUS), "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "indexed 2905 cards" in proc.stdout and "535 short names are shared by 2853 ids" in proc.stdout
+    assert out.read_bytes() == dumps_index(corpus_index) == dumps_index(build_index(CORPUS))
+    assert json.loads(out.read_bytes())["format"] == 1
+
+
+def _tree(root, order):
+    weights = b"\x01" * 1000
+    sha = hashlib.sha256(weights).hexdigest()
+    files = {
+        "me/1.10/tiny.md": CARD.format(sha=sha).encode(),
+        "me/1.10/weights/tiny.ckpt": weights,
+        "me/1.10/tiny_cn.md": "# 小\n".encode(),
+        "me/1.9/tiny.md": CARD.format(sha=sha).replace("1.10", "1.9").encode(),
+        "me/1.9/broken.md": b"---\nmodel-name: [\n---\n",
+        "README.md": b"# not a card\n",
+        ".git/HEAD.md": b"ignored",
+    }
+    for rel in (sorted(files) if order else sorted(files, reverse=True)):
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(files[rel])
+    return sha
+
+
+def test_small_tree_records_and_byte_identical_output(tmp_path):
+    sha = _tree(tmp_path / "a", True)
+    _tree(tmp_path / "b", False)  # same content, files created in the other order
+    data = build_index(tmp_path / "a")
+    assert dumps_index(data) == dumps_index(build_index(tmp_path / "b"))
+    assert [c["id"] for c in data["cards"]] == ["me/1.10/tiny", "me/1.9/broken", "me/1.9/tiny"]
+    tiny = data["cards"][0]
+    raw = (tmp_path / "a/me/1.10/tiny.md").read_bytes()
+    assert tiny["sha256"] == hashlib.sha256(raw).hexdigest() and tiny["size"] == len(raw)
+    assert tiny["fields"] == {"model-name": "tiny", "backbone-name": "tinynet", "module-type": "cv-classification",
+                              "train-dataset": "mnist", "mindspore-version": "1.10", "summary": "a tiny network"}
+    assert tiny["assets"] == [
+        {"file-format": "ckpt", "link": "weights/tiny.ckpt", "sha256": sha, "size": 1000},
+        {"file-format": "mindir", "link": "https://example.org/tiny.mindir", "sha256": sha, "size": None},
+    ]
+    assert tiny["translations"] == ["me/1.10/tiny_cn.md"] and tiny["problems"] == []
+    broken = data["cards"][1]
+    assert broken["fields"] == {} and broken["problems"][0].startswith("3:1: ") and "yaml-syntax" in broken["problems"][0]
+    assert data["collisions"] == {"tiny": ["me/1.10/tiny", "me/1.9/tiny"]}
+    text = dumps_index(data).decode()
+    assert text.endswith("}\n") and text.index('"cards"') < text.index('"collisions"') < text.index('"format"')
+
+
+def test_index_cli_writes_into_the_tree_by_default_and_to_stdout(tmp_path):
+    _tree(tmp_path, True)
+    proc = run_cli("index", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    written = (tmp_path / "index.json").read_bytes()
+    assert "1 with errors" in proc.stdout and "tiny: me/1.10/tiny, me/1.9/tiny" in proc.stdout
+    # The index in the tree is not a card, so indexing again gives the same bytes.
+    proc = run_cli("index", str(tmp_path), "-o", "-")
+    assert proc.returncode == 0 and proc.stdout.encode() == written and "indexed 3 cards" in proc.stderr
+
+
+def test_index_of_a_missing_directory_is_one_sentence(tmp_path):
+    proc = run_cli("index", str(tmp_path / "nope"))
+    assert proc.returncode == 2 and "is not a directory" in proc.stderr and "Traceback" not in proc.stderr
