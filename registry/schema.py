@@ -1,0 +1,188 @@
+"""Schema checking: the front matter of a card against `schemas/model-card.schema.json`.
+
+The schema is loaded and its validator compiled once per process, on first use. Each jsonschema
+error becomes a `Problem` at the line and column of the value (or key) it is about, with a rule id
+naming the kind of failure and a message that says how to fix it:
+
+    schema-required     a required field is missing
+    schema-type         a value of the wrong type (text for a number, a list for a value, ...)
+    schema-enum         a value outside the allowed set (the message lists the allowed values)
+    schema-pattern      text of the wrong form (sha256, dates, versions, links, module-type)
+    schema-unknown-key  a key an asset item cannot have
+    schema-value        any other constraint (empty text, empty list, non-positive shape, ...)
+
+A value gets at most one problem: the first failure found for it.
+"""
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from typing import Any
+
+from .card import Card, Problem
+from .settings import schemas_dir
+
+SCHEMA_FILE = "model-card.schema.json"
+
+# What to write instead, by field, for pattern and format failures.
+_FORM_HINTS = {
+    "asset-sha256": "must be the 64 hex digits of the file's SHA-256: run `registry hash FILE` and paste the digest",
+    "update-time": "must be a real date written YYYY-MM-DD, month and day zero-padded, e.g. 2023-02-17",
+    "repo-link": "must be an http(s) URL of the source code, e.g. https://gitee.com/mindspore/models",
+    "asset-link": "must be an https URL or a path relative to the card, without spaces or angle brackets inside",
+    "model-version": "must be a version number such as 1.0",
+    "mindspore-version": "must be a MindSpore version such as 1.10 or 2.3.1",
+    "module-type": "must be a domain (audio, cv, cvtmodel, gnn, mm, nlp, recommend, rl), "
+                   "optionally followed by -task, e.g. cv-classification; write it in lowercase",
+}
+_EXAMPLES = {
+    "repo-link": "https://gitee.com/mindspore/models/tree/master/official/cv/ssd",
+    "train-dataset": "coco2017",
+    "asset": "a list of `- file-format: ckpt` / `asset-link: URL` / `asset-sha256: DIGEST` items",
+}
+_JSON_TYPES = {"string": "text", "number": "a number", "integer": "a whole number", "boolean": "true or false",
+               "array": "a list", "object": "a mapping of keys", "null": "empty"}
+
+
+@lru_cache(maxsize=1)
+def schema() -> dict:
+    path = schemas_dir() / SCHEMA_FILE
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+@lru_cache(maxsize=1)
+def validator():
+    from jsonschema import Draft202012Validator, FormatChecker
+
+    # Only the date format: the others would need extra packages, and patterns cover them.
+    checker = FormatChecker(formats=("date",))
+    return Draft202012Validator(schema(), format_checker=checker)
+
+
+def check(card: Card) -> list[Problem]:
+    """Schema problems of a parsed card (none when its front matter could not be read as a mapping)."""
+    if not isinstance(card.data, dict):
+        return []
+    problems = []
+    seen = set()
+    for error in validator().iter_errors(card.data):
+        path = tuple(error.absolute_path)
+        # Several fields can be missing from one mapping; any other value gets one problem.
+        key = (path, error.message) if error.validator == "required" else path
+        if key in seen:
+            continue
+        seen.add(key)
+        problems.extend(_problems(card, error, path))
+    return problems
+
+
+def _name(path: tuple) -> str:
+    """A readable place: `asset-sha256 of asset 2`, `input-shape item 1`, `update-time`."""
+    if not path:
+        return "the front matter"
+    if len(path) >= 3 and path[0] == "asset" and isinstance(path[1], int):
+        return f"{path[2]} of asset {path[1] + 1}"
+    if len(path) == 2 and isinstance(path[1], int):
+        return f"{path[0]} item {path[1] + 1}"
+    return str(path[-1])
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else value
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _problems(card: Card, error, path: tuple) -> list[Problem]:
+    kind = error.validator
+    field = next((p for p in reversed(path) if isinstance(p, str)), "")
+    where = _name(path)
+    value = error.instance
+
+    if kind == "required":
+        missing = error.message.split("'")[1] if "'" in error.message else str(error.message)
+        example = _EXAMPLES.get(missing)
+        place = "the front matter" if not path else where
+        return [card.problem(path, "error", "schema-required",
+                             f"{place} lacks the required field `{missing}`: add a line `{missing}: ...`"
+                             + (f" (e.g. {example})" if example else ""))]
+    if kind == "additionalProperties":
+        allowed = ", ".join(error.schema.get("properties", {}))
+        extras = [k for k in value if k not in error.schema.get("properties", {})]
+        return [card.problem(path + (k,), "error", "schema-unknown-key",
+                             f"{where} cannot have the key `{k}`; allowed keys: {allowed}"
+                             + ("; each asset is its own list item starting with `- `" if path[:1] == ("asset",) else ""),
+                             at_key=True) for k in extras]
+    if kind == "type":
+        expected = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
+        want = " or ".join(_JSON_TYPES.get(t, t) for t in expected)
+        if value is None:
+            example = _EXAMPLES.get(field)
+            fix = f"write e.g. `{field}: {example}`" if example else "fill it in"
+            return [card.problem(path, "error", "schema-type", f"{where} is empty but must be {want}: {fix}")]
+        got = _JSON_TYPES.get(_json_type(value), type(value).__name__)
+        hint = ""
+        if "true or false" in want and isinstance(value, str):
+            hint = ": write true or false"
+        elif expected == ["string"] and not isinstance(value, (list, dict)):
+            hint = f": quote it, `{field}: \"{_show(value)}\"`"
+        return [card.problem(path, "error", "schema-type", f"{where} is {got} ({_show(value)}) but must be {want}{hint}")]
+    if kind == "enum":
+        allowed = list(error.validator_value)
+        lowered = str(value).lower()
+        suggestion = next((a for a in allowed if isinstance(a, str) and a.lower() == lowered), None)
+        fix = f"write `{suggestion}`" if suggestion is not None else "allowed: " + ", ".join(map(str, allowed))
+        return [card.problem(path, "error", "schema-enum", f"{where} is `{_show(value)}`, not an allowed value; {fix}")]
+    if kind in ("pattern", "format"):
+        hint = _FORM_HINTS.get(field, f"must match {error.validator_value}")
+        detail = ""
+        if field == "asset-sha256" and isinstance(value, str) and value and all(c in "0123456789abcdefABCDEF" for c in value):
+            detail = f" (it has {len(value)} hex digits: a file-name hash, not a SHA-256)" if len(value) < 64 else f" (it has {len(value)} hex digits)"
+        elif field == "update-time" and isinstance(value, str):
+            padded = _pad_date(value)
+            if padded:
+                hint = f"must be a date written YYYY-MM-DD: write `{padded}`"
+        elif field == "module-type" and isinstance(value, str) and value.lower() != value:
+            hint = f"must be lowercase: write `{value.lower()}`"
+        return [card.problem(path, "error", "schema-pattern", f"{where} `{_show(value)}`{detail} {hint}")]
+    if kind == "anyOf" and field == "input-shape":
+        return [card.problem(path, "error", "schema-value",
+                             f"input-shape {_show(value)} must be a list of positive whole numbers such as [300, 300, 3] "
+                             "(or a list of such lists, one per input)")]
+    if kind == "minItems":
+        return [card.problem(path, "error", "schema-value", f"{where} is an empty list: give at least one item or remove the line")]
+    if kind == "minLength":
+        return [card.problem(path, "error", "schema-value", f"{where} is empty text: fill it in")]
+    if kind == "minimum":
+        return [card.problem(path, "error", "schema-value",
+                             f"{where} is {_show(value)} but must be at least {error.validator_value}")]
+    return [card.problem(path, "error", "schema-value", f"{where}: {error.message}")]
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return "null" if value is None else type(value).__name__
+
+
+def _pad_date(text: str) -> str | None:
+    """`2023-2-17` -> `2023-02-17` when that is a real date; else None."""
+    from datetime import date
+
+    parts = text.strip().split("-")
+    if len(parts) != 3 or not all(p.isdigit() for p in parts) or len(parts[0]) != 4:
+        return None
+    try:
+        return date(int(parts[0]), int(parts[1]), int(parts[2])).isoformat()
+    except ValueError:
+        return None
