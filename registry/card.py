@@ -26,7 +26,11 @@ _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 MAX_CARD_BYTES = 1 << 20  # real cards are a few KiB; anything this big is not a card
 MAX_NODES = 10_000  # after alias expansion; real front matter has under 100
-TEXT_KEYS = frozenset({"mindspore-version", "model-version", "asset-sha256", "mindspore-lite"})
+# Read as the text written: versions and digests, and free-text fields, where YAML 1.1 would turn
+# `evaluation: no` (4 corpus cards) into False or `model-name: 1.0` into a float.
+TEXT_KEYS = frozenset({"mindspore-version", "model-version", "asset-sha256", "mindspore-lite",
+                       "model-name", "backbone-name", "train-dataset", "evaluation", "author",
+                       "user-id", "license", "summary"})
 ASSET_KEYS = ("file-format", "asset-link", "asset-sha256")
 
 Path_ = tuple  # a key path into the front matter, e.g. ("asset", 0, "asset-link")
@@ -245,6 +249,11 @@ def _yaml_message(exc: yaml.MarkedYAMLError, line_text: str) -> str:
         return (f"`{lone_dash.group(1)}: -` : a lone `-` starts a YAML list, which cannot stand here; "
                 f"write the value, quote it (`{lone_dash.group(1)}: \"-\"`) or leave it empty")
     if "mapping values are not allowed" in problem:
+        colon_in_value = re.match(r"^([\w().-]+):\s+([^\"'].*:\s.*?)\s*$", line_text)
+        if colon_in_value:
+            key, value = colon_in_value.groups()
+            return (f"the value of `{key}` contains `: `, which YAML reads as a nested key; "
+                    f"quote it: `{key}: \"{value}\"`")
         return ("a value contains `: ` (or a key is mis-indented); quote the value, e.g. `summary: \"a: b\"`, "
                 "or fix the indentation")
     if "block sequence entries are not allowed" in problem or "expected <block end>" in problem:

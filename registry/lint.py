@@ -1,0 +1,415 @@
+"""`registry validate`: parse, schema and lint checks over card files, and their report.
+
+Every problem has a stable rule id. Parse rules come from card.py, schema rules from schema.py,
+the rest from here:
+
+    rule                       sev.     what
+    read-error                 error    the file cannot be read (an I/O error: exit code 2)
+    not-found                  error    a path given on the command line does not exist (exit 2)
+    no-cards                   error    a directory given holds no card (exit 2)
+    too-large                  error    over 1 MiB: not a card
+    binary-file                error    NUL bytes: not a Markdown file
+    encoding                   error    not UTF-8
+    empty-file                 error    nothing in the file
+    no-front-matter            error    no line that is exactly `---`
+    unterminated-front-matter  error    an opening `---` without its closing one
+    empty-front-matter         error    nothing between the two `---` lines
+    yaml-tab                   error    a tab used for indentation
+    yaml-syntax                error    YAML that does not parse (lone `-`, `: ` in a value, ...)
+    yaml-too-complex           error    alias expansion past the node budget (alias bomb)
+    front-matter-not-mapping   error    the front matter is a list or a single value
+    duplicate-key              error    a key written twice in one mapping (YAML keeps the last)
+    schema-required            error    a required field is missing
+    schema-type                error    a value of the wrong type, or empty
+    schema-enum                error    a value outside the allowed set
+    schema-pattern             error    text of the wrong form (sha256, date, version, link)
+    schema-unknown-key         error    a key an asset item cannot have
+    schema-value               error    other constraints (empty text or list, shape values)
+    unknown-key                error    a field name that is a near miss of a known one (a typo)
+    path-mismatch              error    user-id, infer-backend or mindspore-version disagree with the
+                                        card's place `USER[/BACKEND]/VERSION/NAME.md` in a registry
+    insecure-link              error    an http:// asset-link (warning for an http:// repo-link)
+    future-date                error    an update-time after today
+    fields-after-front-matter  error    `key: value` lines of card fields below the closing `---`
+                                        (a stray `---` closed the front matter early)
+    sha256-reused              error    two assets of one card with one sha256 but different links
+                      (cross-card) warning  one sha256 for differently named files in two cards
+    orphan-translation         warning  a localized twin `NAME_cn.md` without its `NAME.md`
+
+Choices, measured on the 2,905 English cards of the MindSpore Hub corpus:
+- Localized twins (`*_cn.md`) are translations whose front matter uses Chinese keys and full-width
+  colons: they are checked only for file-level soundness (readable, UTF-8, a terminated front
+  matter), not against the schema, and counted apart in the summary.
+- Directories are searched recursively for `.md` files, skipping hidden directories and README.md;
+  a file named on the command line is always checked.
+- The path rule runs only when the card's directory is version-like (`1.10`), i.e. the card sits
+  in a registry tree; user-ids are compared lowercased without punctuation (`MindSpore` is
+  `mindspore`, `Noah's Ark Lab` is not `noah-cvlab`: 4 corpus cards).
+- The same checkpoint is re-published under one URL per MindSpore release (524 digests in the
+  corpus are shared by cards of several releases): across cards a shared sha256 is reported only
+  when the file names differ once version tokens such as `_v1100_` are removed, and only as a
+  warning, since renaming a file does not change its bytes.
+- Exit code: 2 when a path is missing or unreadable, else 1 when any error was found, else 0
+  (warnings alone pass).
+"""
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Iterable, TextIO
+
+from .card import Card, Problem, parse_file
+from .catalog import is_localized
+
+BACKENDS = frozenset({"ascend", "gpu", "cpu"})
+_VERSION_DIR = re.compile(r"^\d+\.\d+(\.\d+)?$")
+_NOT_ALNUM = re.compile(r"[^a-z0-9]")
+_VERSION_TOKEN = re.compile(r"[_-]v\d+(?:\.\d+)*(?=[_.-])")
+_SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
+# Parse problems that still let a twin count as readable; every other one is reported for twins.
+_TWIN_RULES = frozenset({"read-error", "too-large", "binary-file", "encoding", "empty-file",
+                         "no-front-matter", "unterminated-front-matter"})
+IO_RULES = frozenset({"read-error", "not-found", "no-cards"})
+
+
+def _known_fields() -> tuple[str, ...]:
+    from .schema import schema
+
+    return tuple(schema()["properties"])
+
+
+_FIELD_LINE = None  # compiled on first use, from the schema's field names
+
+
+def _field_line_re() -> re.Pattern:
+    global _FIELD_LINE
+    if _FIELD_LINE is None:
+        names = sorted(set(_known_fields()) | {"file-format", "asset-link", "asset-sha256"}, key=len, reverse=True)
+        _FIELD_LINE = re.compile(r"^(?:- )?(" + "|".join(map(re.escape, names)) + r")[ \t]*:(?:[ \t]|$)", re.M)
+    return _FIELD_LINE
+
+
+# --------------------------------------------------------------------------- one card
+
+
+def check_card(card: Card) -> list[Problem]:
+    """Schema and lint problems of one parsed card (its parse problems stay in `card.problems`).
+
+    Side-effect free; the path rule uses `card.path` to see where the card lies."""
+    from . import schema
+
+    if not isinstance(card.data, dict):
+        return _fields_after(card) if card.fm_close else []
+    fields = card.data
+    problems = schema.check(card)
+    problems += _unknown_keys(card, fields)
+    problems += _path_rule(card, fields)
+    problems += _links(card, fields)
+    problems += _future(card, fields)
+    problems += _fields_after(card)
+    problems += _sha_within(card, fields)
+    return problems
+
+
+def _unknown_keys(card: Card, fields: dict) -> list[Problem]:
+    known = _known_fields()
+    lowered = {k.lower(): k for k in known}
+    out = []
+    for key in fields:
+        if key in known:
+            continue
+        close = difflib.get_close_matches(key.lower(), list(lowered), n=1, cutoff=0.8)
+        if close:
+            out.append(card.problem((key,), "error", "unknown-key",
+                                    f"unknown field `{key}`: did you mean `{lowered[close[0]]}`?", at_key=True))
+    return out
+
+
+def _norm_user(text: str) -> str:
+    return _NOT_ALNUM.sub("", text.lower())
+
+
+def _path_rule(card: Card, fields: dict) -> list[Problem]:
+    parts = Path(os.path.abspath(card.path)).parts
+    if len(parts) < 3 or not _VERSION_DIR.match(parts[-2]):
+        return []
+    version_dir = parts[-2]
+    backend_dir = parts[-3] if parts[-3] in BACKENDS else None
+    user_dir = parts[-4] if backend_dir and len(parts) >= 4 else parts[-3]
+    layout = f"{user_dir}/{backend_dir + '/' if backend_dir else ''}{version_dir}/"
+    out = []
+    user = fields.get("user-id")
+    if isinstance(user, str) and user and _norm_user(user) != _norm_user(user_dir):
+        out.append(card.problem(("user-id",), "error", "path-mismatch",
+                                f"user-id `{user}` does not match the directory `{user_dir}` the card is in "
+                                f"({layout}): write `user-id: {user_dir}` or move the card under {_norm_user(user) or 'its user'}/"))
+    backend = fields.get("infer-backend")
+    if backend_dir and isinstance(backend, str) and backend != backend_dir:
+        out.append(card.problem(("infer-backend",), "error", "path-mismatch",
+                                f"infer-backend `{backend}` does not match the directory `{backend_dir}` the card is in "
+                                f"({layout}): fix the field or move the card under {user_dir}/{backend}/{version_dir}/"))
+    version = fields.get("mindspore-version")
+    if isinstance(version, str) and version and not (version == version_dir or version.startswith(version_dir + ".")):
+        out.append(card.problem(("mindspore-version",), "error", "path-mismatch",
+                                f"mindspore-version `{version}` does not match the version directory `{version_dir}` "
+                                f"the card is in ({layout}): fix the field or move the card to a `{version}` directory"))
+    return out
+
+
+def _links(card: Card, fields: dict) -> list[Problem]:
+    out = []
+    repo = fields.get("repo-link")
+    if isinstance(repo, str) and repo.lower().startswith("http://"):
+        out.append(card.problem(("repo-link",), "warning", "insecure-link",
+                                f"repo-link uses http://: write `https://{repo[7:]}` if the site serves https"))
+    assets = fields.get("asset")
+    for i, item in enumerate(assets if isinstance(assets, list) else []):
+        link = item.get("asset-link") if isinstance(item, dict) else None
+        if isinstance(link, str) and link.lower().startswith("http://"):
+            out.append(card.problem(("asset", i, "asset-link"), "error", "insecure-link",
+                                    f"asset-link of asset {i + 1} uses http://, which anyone on the path can tamper "
+                                    f"with or block: publish the file over https and write `https://{link[7:]}`"))
+    return out
+
+
+def _future(card: Card, fields: dict) -> list[Problem]:
+    text = fields.get("update-time")
+    if not isinstance(text, str):
+        return []
+    try:
+        when = date.fromisoformat(text)
+    except ValueError:
+        return []  # the schema reports the form
+    today = date.today()
+    if when > today:
+        return [card.problem(("update-time",), "error", "future-date",
+                             f"update-time {text} is in the future (today is {today.isoformat()}): "
+                             "write the date the card was last changed")]
+    return []
+
+
+def _fields_after(card: Card) -> list[Problem]:
+    """Card fields written below the closing `---`: a stray `---` ended the front matter early."""
+    if not card.fm_close:
+        return []
+    body = card.body
+    match = _field_line_re().search(body)
+    if not match:
+        return []
+    line = card.fm_close + body.count("\n", 0, match.start()) + 1
+    return [Problem(card.path, line, 1, "error", "fields-after-front-matter",
+                    f"the card field `{match.group(1)}` stands below the `---` at line {card.fm_close} that closed "
+                    f"the front matter, so it is not read: move it above that line (or remove a stray `---`)")]
+
+
+def _sha_within(card: Card, fields: dict) -> list[Problem]:
+    assets = fields.get("asset")
+    seen: dict[str, tuple[int, str]] = {}
+    out = []
+    for i, item in enumerate(assets if isinstance(assets, list) else []):
+        if not isinstance(item, dict):
+            continue
+        sha, link = item.get("asset-sha256"), item.get("asset-link")
+        if not (isinstance(sha, str) and _SHA256.match(sha) and isinstance(link, str)):
+            continue
+        first = seen.setdefault(sha.lower(), (i, link))
+        if first[0] != i and first[1] != link:
+            out.append(card.problem(("asset", i, "asset-sha256"), "error", "sha256-reused",
+                                    f"asset {i + 1} has the same asset-sha256 as asset {first[0] + 1} but another "
+                                    "link; two files cannot share a digest: run `registry hash FILE` on each file"))
+    return out
+
+
+# --------------------------------------------------------------------------- many cards
+
+
+def _file_key(link: str) -> str:
+    name = link.rstrip("/").rsplit("/", 1)[-1]
+    return _VERSION_TOKEN.sub("", name)
+
+
+def check_set(cards: Iterable[Card]) -> list[Problem]:
+    """Rules over several cards: one sha256 given to differently named files in different cards."""
+    by_sha: dict[str, list[tuple[Card, int, str]]] = {}
+    for card in cards:
+        assets = card.fields.get("asset")
+        for i, item in enumerate(assets if isinstance(assets, list) else []):
+            if not isinstance(item, dict):
+                continue
+            sha, link = item.get("asset-sha256"), item.get("asset-link")
+            if isinstance(sha, str) and _SHA256.match(sha) and isinstance(link, str):
+                by_sha.setdefault(sha.lower(), []).append((card, i, link))
+    out = []
+    for uses in by_sha.values():
+        if len({id(c) for c, _, _ in uses}) < 2 or len({_file_key(link) for _, _, link in uses}) < 2:
+            continue
+        for card, i, link in uses:
+            other = next(((c, l) for c, _, l in uses if c is not card and _file_key(l) != _file_key(link)), None)
+            if other is None:
+                continue
+            out.append(card.problem(("asset", i, "asset-sha256"), "warning", "sha256-reused",
+                                    f"asset-sha256 of asset {i + 1} is also given to the differently named file "
+                                    f"{other[1].rsplit('/', 1)[-1]} in {other[0].path}: if they are not the same bytes, "
+                                    "one digest was copied; check with `registry hash FILE`"))
+    return out
+
+
+# --------------------------------------------------------------------------- validate
+
+
+@dataclass
+class FileResult:
+    path: str
+    problems: list[Problem]
+    localized: bool = False
+
+
+@dataclass
+class Report:
+    results: list[FileResult] = field(default_factory=list)
+    errors: list[Problem] = field(default_factory=list)  # about the arguments, not about a card
+
+    @property
+    def problems(self) -> list[Problem]:
+        out = list(self.errors)
+        for result in self.results:
+            out.extend(result.problems)
+        return out
+
+    @property
+    def exit_code(self) -> int:
+        problems = self.problems
+        if any(p.rule in IO_RULES for p in problems):
+            return 2
+        return 1 if any(p.severity == "error" for p in problems) else 0
+
+    def summary(self) -> dict:
+        cards = [r for r in self.results if not r.localized]
+        twins = [r for r in self.results if r.localized]
+        problems = self.problems
+
+        def has(result, severity):
+            return any(p.severity == severity for p in result.problems)
+
+        return {
+            "cards": len(cards),
+            "clean": sum(1 for r in cards if not has(r, "error")),
+            "with_errors": sum(1 for r in cards if has(r, "error")),
+            "with_warnings": sum(1 for r in cards if has(r, "warning") and not has(r, "error")),
+            "localized": len(twins),
+            "localized_with_errors": sum(1 for r in twins if has(r, "error")),
+            "errors": sum(1 for p in problems if p.severity == "error"),
+            "warnings": sum(1 for p in problems if p.severity == "warning"),
+        }
+
+
+def _walk(root: str) -> list[str]:
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if name.endswith(".md") and name.lower() != "readme.md":
+                found.append(os.path.join(dirpath, name))
+    return found
+
+
+def validate_paths(paths: Iterable[str]) -> Report:
+    """Check every card under `paths` (files, or directories searched recursively)."""
+    report = Report()
+    files: list[str] = []
+    for given in paths:
+        given = str(given)
+        if os.path.isdir(given):
+            found = _walk(given)
+            if not found:
+                report.errors.append(Problem(given, 0, 0, "error", "no-cards",
+                                             "directory holds no .md card: check the path"))
+            files.extend(found)
+        elif os.path.exists(given):
+            files.append(given)
+        else:
+            report.errors.append(Problem(given, 0, 0, "error", "not-found", "no such file or directory: check the path"))
+
+    english: list[Card] = []
+    seen = set()
+    for path in files:
+        key = os.path.realpath(path)
+        if key in seen:  # the same file named twice (a file and its directory)
+            continue
+        seen.add(key)
+        card = parse_file(path)
+        name = os.path.basename(path)
+        if is_localized(name):
+            problems = [p for p in card.problems if p.rule in _TWIN_RULES]
+            twin_of = path[: -len("_cn.md")] + ".md"
+            if not os.path.exists(twin_of):
+                problems.append(Problem(path, 0, 0, "warning", "orphan-translation",
+                                        f"localized twin without its English card {os.path.basename(twin_of)}: "
+                                        "add the English card or rename this one"))
+            report.results.append(FileResult(path, problems, localized=True))
+            continue
+        problems = list(card.problems)
+        if card.data is not None or card.fm_close:
+            problems += check_card(card)
+        report.results.append(FileResult(path, problems))
+        english.append(card)
+
+    cross = check_set(english)
+    if cross:
+        by_path: dict[str, list[Problem]] = {}
+        for p in cross:
+            by_path.setdefault(p.path, []).append(p)
+        for result in report.results:
+            result.problems.extend(by_path.get(result.path, ()))
+    for result in report.results:
+        result.problems.sort(key=lambda p: (p.line, p.col, p.rule))
+    return report
+
+
+# --------------------------------------------------------------------------- output
+
+
+def _summary_line(report: Report) -> str:
+    s = report.summary()
+    line = (f"{s['cards']} card{'s' if s['cards'] != 1 else ''} checked: {s['clean']} clean, "
+            f"{s['with_errors']} with errors; {s['errors']} error{'s' if s['errors'] != 1 else ''}, "
+            f"{s['warnings']} warning{'s' if s['warnings'] != 1 else ''}")
+    if s["localized"]:
+        line += (f"; {s['localized']} localized twin{'s' if s['localized'] != 1 else ''} (_cn.md) "
+                 f"checked for readability only")
+    return line
+
+
+def _gh_escape(text: str, prop: bool = False) -> str:
+    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    if prop:
+        text = text.replace(":", "%3A").replace(",", "%2C")
+    return text
+
+
+def render(report: Report, fmt: str, stream: TextIO) -> None:
+    """Write the report as `text` (one line per problem), `json` or `github` (workflow annotations)."""
+    problems = report.problems
+    if fmt == "json":
+        data = {"problems": [{"path": p.path, "line": p.line, "col": p.col, "severity": p.severity,
+                              "rule": p.rule, "message": p.message} for p in problems],
+                "summary": report.summary(), "exit_code": report.exit_code}
+        json.dump(data, stream, indent=2, ensure_ascii=False)
+        stream.write("\n")
+        return
+    write = stream.write
+    if fmt == "github":
+        for p in problems:
+            where = f"file={_gh_escape(p.path, True)}"
+            if p.line:
+                where += f",line={p.line},col={p.col}"
+            write(f"::{p.severity} {where},title={_gh_escape(p.rule, True)}::{_gh_escape(p.message)}\n")
+    else:
+        for p in problems:
+            write(p.format() + "\n")
+    write(_summary_line(report) + "\n")
