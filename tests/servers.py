@@ -97,17 +97,19 @@ http {{
         listen 127.0.0.1:{port};
         root {root};
         {limit}
-        location / {{ autoindex on; }}
+        {locations}
     }}
 }}
 """
 
 
 @contextlib.contextmanager
-def nginx(root: str | os.PathLike, *, limit_rate: str | None = None):
+def nginx(root: str | os.PathLike, *, limit_rate: str | None = None, locations: str | None = None):
     """Serve directory `root` with nginx on 127.0.0.1 and a free port; yields the base URL (BaseURL).
 
     limit_rate: nginx's per-connection rate limit, e.g. "2m" (2 MB/s), to make a download slow.
+    locations: server-block directives replacing the default `location / { autoindex on; }`
+    (tests/test_remote.py passes the ones documented in docs/nginx.conf).
     """
     binary = nginx_binary()
     if binary is None:
@@ -120,7 +122,8 @@ def nginx(root: str | os.PathLike, *, limit_rate: str | None = None):
             port = free_port()
             conf = Path(tmp) / "nginx.conf"
             conf.write_text(_NGINX_CONF.format(user=user, tmp=tmp, port=port, root=root,
-                                               limit=f"limit_rate {limit_rate};" if limit_rate else ""))
+                                               limit=f"limit_rate {limit_rate};" if limit_rate else "",
+                                               locations=locations or "location / { autoindex on; }"))
             proc = subprocess.Popen([binary, "-p", tmp, "-c", str(conf), "-e", f"{tmp}/error.log"],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             if _wait_port(port, proc):
