@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -130,7 +131,10 @@ def parse_file(path: str | os.PathLike, display: str | None = None) -> Card:
     """Read and parse a card file. I/O failures become a `read-error` problem, never an exception."""
     shown = display if display is not None else str(path)
     try:
-        size = os.stat(path).st_size
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):  # a FIFO or device would block or never end
+            return _fail(shown, "", 0, "read-error", "is not a regular file: give a card file or a directory")
+        size = info.st_size
         if size > MAX_CARD_BYTES:
             return _fail(shown, "", 0, "too-large",
                          f"file is {size:,} bytes, over the {MAX_CARD_BYTES:,}-byte limit for a card; "

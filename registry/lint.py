@@ -338,7 +338,7 @@ def validate_paths(paths: Iterable[str]) -> Report:
     english: list[Card] = []
     seen = set()
     for path in files:
-        key = os.path.realpath(path)
+        key = os.path.abspath(path)
         if key in seen:  # the same file named twice (a file and its directory)
             continue
         seen.add(key)
