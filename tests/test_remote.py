@@ -1,0 +1,269 @@
+"""Registries over HTTP: nginx with the documented configuration, and our development server."""
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+from registry import catalog
+from registry.catalog import LocalRegistry, open_registry
+from registry.errors import IntegrityError, NotFoundError, OfflineError, TransferError, UsageError
+from registry.index import HttpRegistry, build_index, dumps_index, forget_remote_indexes
+from tests.conftest import ROOT, run_cli
+from tests.servers import nginx, nginx_binary
+
+DOCS_CONF = ROOT / "docs" / "nginx.conf"
+WEIGHTS = bytes(range(256)) * 64  # 16 KiB stand-in for a checkpoint
+CARD = """# Tiny
+
+---
+model-name: tiny
+backbone-name: tinynet
+module-type: cv-classification
+train-dataset: digits
+mindspore-version: "2.10"
+asset:
+  - file-format: ckpt
+    asset-link: weights/tiny.ckpt
+    asset-sha256: {sha}
+summary: a tiny network for {who}
+---
+
+## Usage
+
+```python
+net = registry.load("{id}")
+```
+"""
+
+
+def documented_locations() -> str:
+    text = DOCS_CONF.read_text()
+    return text[text.index("# --- registry locations ---"):text.index("# --- end of registry locations ---")]
+
+
+def write_card(root: Path, card_id: str, who: str = "tests") -> Path:
+    path = root / (card_id + ".md")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(CARD.format(sha=hashlib.sha256(WEIGHTS).hexdigest(), who=who, id=card_id))
+    (path.parent / "weights").mkdir(exist_ok=True)
+    (path.parent / "weights" / "tiny.ckpt").write_bytes(WEIGHTS)
+    return path
+
+
+def reindex(root: Path) -> None:
+    (root / "index.json").write_bytes(dumps_index(build_index(root)))
+
+
+@pytest.fixture
+def tree(tmp_path):
+    root = tmp_path / "site"
+    write_card(root, "me/cpu/2.10/tiny")
+    write_card(root, "me/cpu/2.10/other")
+    write_card(root, "you/1.0/other")
+    (root / ".git").mkdir()
+    (root / ".git" / "config").write_text("[secret]\n")
+    (root / "me" / ".draft.md").write_text("# not published\n")
+    reindex(root)
+    return root
+
+
+@pytest.fixture
+def site(tree, home):
+    forget_remote_indexes()
+    with nginx(tree, locations=documented_locations()) as url:
+        yield url
+    forget_remote_indexes()
+
+
+def gets(url) -> list[tuple[str, int]]:
+    return [(r["path"], r["status"]) for r in url.access_log() if r["method"] == "GET"]
+
+
+def test_remote_registry_resolves_like_a_local_one(tree, site):
+    remote = open_registry(site)
+    assert isinstance(remote, HttpRegistry) and remote.ids() == LocalRegistry(tree).ids()
+    entry = catalog.resolve("tiny", registry=site)
+    local = LocalRegistry(tree).resolve("tiny")
+    assert entry.id == local.id == "me/cpu/2.10/tiny"
+    assert entry.card.text == local.card.text and entry.fields == local.fields
+    assert entry.source == site + "me/cpu/2.10/tiny.md" and entry.base_url == site + "me/cpu/2.10/"
+    [asset] = entry.assets
+    assert asset.url == site + "me/cpu/2.10/weights/tiny.ckpt" and asset.sha256 == local.assets[0].sha256
+    # Only the index and the one card were fetched; asking again fetches nothing.
+    assert gets(site) == [("/index.json", 200), ("/me/cpu/2.10/tiny.md", 200)]
+    assert catalog.resolve("me/cpu/2.10/tiny", registry=site).card.text == local.card.text
+    assert len(gets(site)) == 2
+    with pytest.raises(NotFoundError, match="ambiguous.*me/cpu/2.10/other, you/1.0/other"):
+        remote.resolve("other")
+    with pytest.raises(NotFoundError, match="no model 'tinny'.*did you mean tiny"):
+        remote.resolve("tinny")
+    # Assets relative to a remote card are served by the same server, with ranges.
+    part = requests.get(asset.url, headers={"Range": "bytes=100-199"}, timeout=10)
+    assert part.status_code == 206 and part.content == WEIGHTS[100:200]
+
+
+def test_index_is_revalidated_with_its_etag_and_cards_come_from_the_cache(tree, site):
+    catalog.resolve("tiny", registry=site)
+    forget_remote_indexes()  # as a new process would
+    catalog.resolve("tiny", registry=site)
+    assert gets(site) == [("/index.json", 200), ("/me/cpu/2.10/tiny.md", 200), ("/index.json", 304)]
+    # A published change reaches the next process.
+    write_card(tree, "me/cpu/2.10/newer")
+    reindex(tree)
+    forget_remote_indexes()
+    assert catalog.resolve("newer", registry=site).id == "me/cpu/2.10/newer"
+    assert gets(site)[3:] == [("/index.json", 200), ("/me/cpu/2.10/newer.md", 200)]
+
+
+def test_tampered_card_is_refused(tree, site):
+    card = tree / "me/cpu/2.10/tiny.md"
+    expected = hashlib.sha256(card.read_bytes()).hexdigest()
+    card.write_text(card.read_text().replace("weights/tiny.ckpt", "https://evil.example/tiny.ckpt"))
+    actual = hashlib.sha256(card.read_bytes()).hexdigest()
+    with pytest.raises(IntegrityError) as err:
+        catalog.resolve("tiny", registry=site)
+    message = str(err.value)
+    assert site + "me/cpu/2.10/tiny.md" in message and expected in message and actual in message
+    proc = run_cli("--registry", site, "info", "tiny", env={"REGISTRY_HOME": os.environ["REGISTRY_HOME"]})
+    assert proc.returncode == 4 and "has sha256 " + actual in proc.stderr and "Traceback" not in proc.stderr
+    assert not list((Path(os.environ["REGISTRY_HOME"]) / "registries").glob("*/cards/*.md"))
+
+
+def test_damaged_cache_entry_is_fetched_again(tree, site):
+    catalog.resolve("tiny", registry=site)
+    [cached] = (Path(os.environ["REGISTRY_HOME"]) / "registries").glob("*/cards/*.md")
+    cached.write_text("damaged")
+    assert catalog.resolve("tiny", registry=site).fields["model-name"] == "tiny"
+    assert gets(site)[-1] == ("/me/cpu/2.10/tiny.md", 200)
+
+
+def test_offline_and_unreachable_server_use_the_cache(tree, home, monkeypatch, capsys):
+    monkeypatch.setenv("REGISTRY_RETRIES", "0")
+    forget_remote_indexes()
+    with nginx(tree, locations=documented_locations()) as url:
+        catalog.resolve("tiny", registry=url)
+    # The server is gone now.
+    forget_remote_indexes()
+    assert catalog.resolve("tiny", registry=url).id == "me/cpu/2.10/tiny"
+    assert "using the cached index" in capsys.readouterr().err
+    with pytest.raises(TransferError, match=f"cannot fetch {url}me/cpu/2.10/other.md"):
+        catalog.resolve("me/cpu/2.10/other", registry=url)
+    monkeypatch.setenv("REGISTRY_OFFLINE", "1")
+    forget_remote_indexes()
+    assert catalog.resolve("tiny", registry=url).fields["summary"] == "a tiny network for tests"
+    with pytest.raises(OfflineError, match="offline and card .*other.md is not cached"):
+        catalog.resolve("you/1.0/other", registry=url)
+    monkeypatch.setenv("REGISTRY_HOME", str(home.parent / "empty-home"))
+    forget_remote_indexes()
+    with pytest.raises(OfflineError, match="index of registry .* is not cached"):
+        catalog.resolve("tiny", registry=url)
+    monkeypatch.delenv("REGISTRY_OFFLINE")
+    with pytest.raises(TransferError, match=f"cannot fetch {url}index.json"):
+        catalog.resolve("tiny", registry=url)
+
+
+def test_documented_nginx_config(tree, site):
+    for hidden in (".git/config", "me/.draft.md", "index.json/../.git/config"):
+        assert requests.get(site + hidden, timeout=10).status_code == 404, hidden
+    index = requests.get(site + "index.json", timeout=10)
+    assert index.headers["Cache-Control"] == "no-cache" and index.headers["ETag"]
+    assert index.headers["Content-Type"] == "application/json; charset=utf-8"
+    card = requests.get(site + "me/cpu/2.10/tiny.md", timeout=10)
+    assert card.headers["Content-Type"] == "text/markdown; charset=utf-8"
+    assert requests.get(site + "me/cpu/", timeout=10).status_code in (403, 404)  # no listings
+    # The whole documented file, not only its locations, is valid nginx configuration.
+    conf = Path(site.log_path).parent / "syntax-check.conf"
+    conf.write_text(f"pid {conf.parent}/check.pid;\nerror_log {conf.parent}/check.log;\nevents {{}}\n"
+                    f"http {{ include {DOCS_CONF}; }}\n")
+    check = subprocess.run([nginx_binary(), "-t", "-p", str(conf.parent), "-c", str(conf)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+
+
+def test_missing_index_is_one_sentence(tmp_path, home):
+    forget_remote_indexes()
+    (tmp_path / "a.md").write_text("# x\n")
+    with nginx(tmp_path) as url:
+        with pytest.raises(UsageError, match=r"index.json does not exist \(HTTP 404\).*registry index DIR"):
+            open_registry(url).ids()
+
+
+# --------------------------------------------------------------------------- the development server
+
+
+@pytest.fixture
+def dev_server(tree, home):
+    """`registry serve` in its own process on a free port; yields (base URL, process)."""
+    (tree / "index.json").unlink()  # the dev server generates it
+    proc = subprocess.Popen([sys.executable, "-m", "registry", "serve", str(tree), "--port", "0"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    assert line.startswith("serving "), line + proc.stderr.read()
+    url = line.split(" at ")[1].split()[0].rstrip(";")
+    forget_remote_indexes()
+    yield url, proc
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    forget_remote_indexes()
+
+
+def raw_get(url: str, path: str, headers: dict | None = None) -> tuple[int, dict, bytes]:
+    host, port = url.split("//")[1].rstrip("/").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    conn.request("GET", path, headers=headers or {})
+    resp = conn.getresponse()
+    body = resp.read()
+    conn.close()
+    return resp.status, dict(resp.getheaders()), body
+
+
+def test_dev_server_serves_a_registry_with_ranges(tree, dev_server):
+    url, proc = dev_server
+    entry = catalog.resolve("tiny", registry=url)
+    assert entry.source == url + "me/cpu/2.10/tiny.md" and entry.fields == LocalRegistry(tree).resolve("tiny").fields
+    asset = url + "me/cpu/2.10/weights/tiny.ckpt"
+    whole = requests.get(asset, timeout=10)
+    assert whole.status_code == 200 and whole.content == WEIGHTS and whole.headers["Accept-Ranges"] == "bytes"
+    etag = whole.headers["ETag"]
+    for rng, status, body in (("bytes=10-19", 206, WEIGHTS[10:20]), ("bytes=16000-", 206, WEIGHTS[16000:]),
+                              ("bytes=-5", 206, WEIGHTS[-5:]), ("bytes=0-1,5-6", 200, WEIGHTS)):
+        r = requests.get(asset, headers={"Range": rng}, timeout=10)
+        assert (r.status_code, r.content) == (status, body), rng
+    r = requests.get(asset, headers={"Range": "bytes=16384-"}, timeout=10)
+    assert r.status_code == 416 and r.headers["Content-Range"] == "bytes */16384"
+    r = requests.get(asset, headers={"Range": "bytes=0-9", "If-Range": '"stale"'}, timeout=10)
+    assert r.status_code == 200 and r.content == WEIGHTS  # the file changed since: the whole of it
+    r = requests.get(asset, headers={"Range": "bytes=0-9", "If-Range": etag}, timeout=10)
+    assert r.status_code == 206 and r.content == WEIGHTS[:10]
+    assert requests.get(asset, headers={"If-None-Match": etag}, timeout=10).status_code == 304
+    head = requests.head(asset, timeout=10)
+    assert head.status_code == 200 and head.headers["Content-Length"] == str(len(WEIGHTS)) and head.content == b""
+    for path in ("/../../etc/passwd", "/me/%2e%2e/%2e%2e/%2e%2e/etc/passwd", "/.git/config", "/me/.draft.md", "/nope.md"):
+        assert raw_get(url, path)[0] == 404, path
+    (tree / "escape").symlink_to("/etc")
+    assert raw_get(url, "/escape/passwd")[0] == 404
+    # The generated index follows the tree.
+    write_card(tree, "me/cpu/2.10/later")
+    forget_remote_indexes()
+    assert catalog.resolve("later", registry=url).id == "me/cpu/2.10/later"
+
+
+def test_dev_server_stops_cleanly_on_ctrl_c(dev_server):
+    url, proc = dev_server
+    assert requests.get(url + "index.json", timeout=10).status_code == 200
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0 and "Traceback" not in err
+
+
+def test_dev_server_refuses_a_missing_directory(tmp_path):
+    proc = run_cli("serve", str(tmp_path / "nope"), "--port", "0")
+    assert proc.returncode == 2 and "is not a directory" in proc.stderr
