@@ -160,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--backend", help="train- or infer-backend, or the backend in the id")
         p.add_argument("--mindspore-version", metavar="SPEC", help="version or specifier, e.g. '>=1.8'")
         p.add_argument("--json", action="store_true")
-        p.set_defaults(func=cmd_list, text=getattr(p, "text", None) if name == "list" else None)
+        p.set_defaults(func=cmd_list)  # list has no `text`: cli_list reads it with getattr
 
     p = sub.add_parser("info", help="show a model's card: fields, assets and sections")
     p.add_argument("name", metavar="NAME")

@@ -122,7 +122,7 @@ def card_record(root: Path, rel: str) -> dict:
     return record
 
 
-def _walk(root: Path) -> tuple[list[str], dict[str, list[str]]]:
+def walk_tree(root: Path) -> tuple[list[str], dict[str, list[str]]]:
     """Card paths and, per card path, its localized twins; the same rules as LocalRegistry.ids()."""
     cards, twins = [], {}
     for dirpath, dirnames, filenames in os.walk(root):
@@ -141,7 +141,7 @@ def build_index(root: str | os.PathLike) -> dict:
     root = Path(root).resolve()
     if not root.is_dir():
         raise UsageError(f"{root} is not a directory: give the root of a registry tree (USER/[BACKEND/]VERSION/NAME.md)")
-    paths, twins = _walk(root)
+    paths, twins = walk_tree(root)
     cards = []
     for rel in paths:
         record = card_record(root, rel)
