@@ -438,7 +438,9 @@ def select(records: Iterable[dict], text: str | None = None, *, dataset: str | N
         if file_format and file_format.lower().lstrip(".") not in {a["file-format"].lower() for a in r.get("assets", ())}:
             continue
         if backend:
-            have = {f.get("train-backend", "").lower(), f.get("infer-backend", "").lower(), *r["id"].lower().split("/")[:-1]}
+            parts = r["id"].lower().split("/")  # USER/BACKEND/VERSION/NAME names a backend
+            have = {f.get("train-backend", "").lower(), f.get("infer-backend", "").lower(), parts[1] if len(parts) == 4 else ""}
+            have.discard("")
             if backend.lower() not in have:
                 continue
         if spec is not None and not _version_ok(spec, f.get("mindspore-version")):

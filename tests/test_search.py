@@ -64,6 +64,7 @@ def test_task_dataset_backbone_format_backend_filters(records):
         "noah-cvlab/gpu/1.0/ghostnet_v1.0_oxford_pets", "noah-cvlab/gpu/1.0/plain-CNN-resnet18_v1.0_cifar_10",
         "noah-cvlab/gpu/1.0/plain-CNN-resnet34_v1.0_cifar10", "noah-cvlab/gpu/1.0/plain-CNN-resnet50_v1.0_cifar10",
         "noah-cvlab/gpu/1.0/resnet-0.65x_v1.0_oxford_pets"]
+    assert ids(records, backend="mindspore") == []  # a user, not a backend
     gpu = ids(records, backend="GPU")
     assert len(gpu) == 24 and all(i.startswith("noah-cvlab/gpu/") for i in gpu)
     pets = ids(records, dataset="oxford", backbone="ghostnet", file_format="ckpt", backend="gpu", mindspore_version="~=1.0")
