@@ -283,14 +283,14 @@ class HttpRegistry(Registry):
             return _REMOTE_INDEXES[key]
 
     def _load_index(self) -> Index:
-        cached, meta = self.cache_dir / INDEX_NAME, self.cache_dir / "index.etag"
+        cached, meta = self.cache_dir / INDEX_NAME, self.cache_dir / "index.meta.json"
         have = cached.is_file()
         if self.settings.offline:
             if not have:
                 raise OfflineError(f"offline and the index of registry {self.base_url} is not cached: "
                                    "use the registry once online, or unset REGISTRY_OFFLINE")
             return self._read_cached(cached)
-        etag = meta.read_text().strip() if have and meta.is_file() else ""
+        etag = self._cached_etag(cached, meta) if have else ""
         try:
             resp = self._get(self.index_url, {"If-None-Match": etag} if etag else None)
         except TransferError as exc:
@@ -313,10 +313,22 @@ class HttpRegistry(Registry):
         _write_atomic(cached, resp.content)
         new_etag = resp.headers.get("ETag", "")
         if new_etag:
-            _write_atomic(meta, new_etag.encode())
+            _write_atomic(meta, json.dumps({"etag": new_etag, "sha256": hashlib.sha256(resp.content).hexdigest()}).encode())
         else:
             meta.unlink(missing_ok=True)
         return index
+
+    @staticmethod
+    def _cached_etag(cached: Path, meta: Path) -> str:
+        """The ETag of the cached index, if it still describes those bytes (another process may
+        have replaced one file and not yet the other): else "" and the index is fetched whole."""
+        try:
+            info = json.loads(meta.read_bytes())
+            if info["sha256"] == hashlib.sha256(cached.read_bytes()).hexdigest():
+                return str(info["etag"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        return ""
 
     def _read_cached(self, path: Path) -> Index:
         return self._parse_index(path.read_bytes(), f"{path} (cached copy of {self.index_url})")
@@ -378,10 +390,18 @@ class HttpRegistry(Registry):
         return raw
 
 
+_REASONS = ("Connection refused", "Name or service not known", "Temporary failure in name resolution",
+            "No route to host", "Network is unreachable", "Connection reset", "certificate verify failed",
+            "Remote end closed connection")
+
+
 def _reason(exc: Exception) -> str:
+    import requests
+
+    if isinstance(exc, requests.Timeout):
+        return "timed out"
     text = str(exc)
-    match = re.search(r"\] ([^'\"()]+)", text) or re.search(r"(Connection refused|timed out|Name or service not known)", text)
-    return match.group(1).strip() if match else type(exc).__name__
+    return next((r for r in _REASONS if r in text), type(exc).__name__)
 
 
 # --------------------------------------------------------------------------- search

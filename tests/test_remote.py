@@ -121,6 +121,12 @@ def test_index_is_revalidated_with_its_etag_and_cards_come_from_the_cache(tree, 
     forget_remote_indexes()
     assert catalog.resolve("newer", registry=site).id == "me/cpu/2.10/newer"
     assert gets(site)[3:] == [("/index.json", 200), ("/me/cpu/2.10/newer.md", 200)]
+    # An ETag that no longer matches the cached bytes (a concurrent writer) is not sent.
+    [cached] = (Path(os.environ["REGISTRY_HOME"]) / "registries").glob("*/index.json")
+    cached.write_bytes(cached.read_bytes() + b" ")
+    forget_remote_indexes()
+    catalog.resolve("newer", registry=site)
+    assert gets(site)[5:] == [("/index.json", 200)]
 
 
 def test_tampered_card_is_refused(tree, site):
