@@ -38,7 +38,7 @@ _FORM_HINTS = {
                    "optionally followed by -task, e.g. cv-classification; write it in lowercase",
 }
 _EXAMPLES = {
-    "repo-link": "https://gitee.com/mindspore/models/tree/master/official/cv/ssd",
+    "repo-link": "https://gitee.com/mindspore/models",
     "train-dataset": "coco2017",
     "asset": "a list of `- file-format: ckpt` / `asset-link: URL` / `asset-sha256: DIGEST` items",
 }

@@ -1,0 +1,333 @@
+"""Schema, lint rules and the `registry validate` command on real files."""
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+
+from registry import schema
+from registry.card import parse_file, parse_text
+from registry.lint import check_card, validate_paths
+
+from conftest import MANIFESTS, ROOT, SEED_CARD, require_shared, run_cli
+
+SHA_A = "29f52e7f8e3033e15d4423e0e1410b157cc81ff9fd31c1eef30ae862766c3617"
+SHA_B = "a385d49b3471582fbfec4a762afec771fe36a9dec706a4614256126641c5e7cc"
+
+FIELDS = {
+    "model-name": "lenet",
+    "backbone-name": "lenet5",
+    "module-type": "cv-classification",
+    "fine-tunable": "True",
+    "input-shape": "[1, 32, 32]",
+    "model-version": "1.0",
+    "train-dataset": "digits",
+    "evaluation": "acc0.97",
+    "author": "MindSpore team",
+    "update-time": "2024-08-01",
+    "repo-link": "<https://gitee.com/mindspore/models/tree/master/official/cv/lenet>",
+    "user-id": "mindspore",
+    "used-for": "inference",
+    "train-backend": "cpu",
+    "infer-backend": "cpu",
+    "mindspore-version": "2.10",
+    "license": "Apache2.0",
+    "summary": "lenet classifies digits",
+}
+ASSETS = f"""asset:
+  - file-format: ckpt
+    asset-link: lenet.ckpt
+    asset-sha256: {SHA_A}
+  - file-format: npz
+    asset-link: <https://download.example.org/lenet/lenet.npz>
+    asset-sha256: {SHA_B}
+"""
+
+
+def card_text(assets: str = ASSETS, extra: str = "", drop: tuple = (), **changes) -> str:
+    fields = dict(FIELDS)
+    for key, value in changes.items():
+        fields[key.replace("_", "-")] = value
+    lines = [f"{k}: {v}" for k, v in fields.items() if k not in drop]
+    return "# LeNet\n\n---\n" + "\n".join(lines) + "\n" + extra + assets + "---\n\n## Usage\n\ntext\n"
+
+
+def write_card(root: Path, text: str, rel: str = "mindspore/cpu/2.10/lenet.md") -> Path:
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def problems_of(tmp_path, text, rel="mindspore/cpu/2.10/lenet.md"):
+    card = parse_file(write_card(tmp_path, text, rel))
+    found = card.problems + check_card(card)
+    # The fast path and jsonschema must agree on every card the tests build.
+    if isinstance(card.data, dict):
+        assert schema._fast_check()(card.data) == schema.validator().is_valid(card.data)
+    return found
+
+
+def only(problems, rule):
+    picked = [p for p in problems if p.rule == rule]
+    assert picked, f"no {rule} among {[p.format() for p in problems]}"
+    return picked
+
+
+# --------------------------------------------------------------------------- sound cards
+
+
+def test_sound_card_with_relative_links_cpu_and_npz(tmp_path):
+    assert problems_of(tmp_path, card_text()) == []
+
+
+def test_corrected_ssd_card_passes():
+    card = parse_file(MANIFESTS / "mindspore/ascend/0.7/ssd_v1_coco2017.md")
+    assert card.problems == [] and check_card(card) == []
+    assets = card.fields["asset"]
+    assert [(a["file-format"], a["asset-sha256"]) for a in assets] == [("ckpt", SHA_A), ("air", SHA_B)]
+    assert assets[1]["asset-link"].endswith("/ssd.geir")
+
+
+def test_validate_manifests_exits_0():
+    proc = run_cli("validate", "manifests/")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.splitlines()[-1].startswith(f"{len(list(MANIFESTS.rglob('*.md')))} card")
+    assert " 0 with errors; 0 errors" in proc.stdout
+
+
+def test_seed_card_fails_with_duplicate_keys_at_their_lines():
+    seed = require_shared(SEED_CARD)
+    proc = run_cli("validate", str(seed))
+    assert proc.returncode == 1 and proc.stderr == ""
+    dup = [line for line in proc.stdout.splitlines() if " duplicate-key: " in line]
+    assert [line.split(": error")[0] for line in dup] == [f"{seed}:45:5", f"{seed}:46:5", f"{seed}:47:5"]
+
+
+def test_hash_output_pasted_into_a_card_validates(tmp_path):
+    weights = tmp_path / "mindspore/cpu/2.10/lenet.ckpt"
+    weights.parent.mkdir(parents=True)
+    weights.write_bytes(b"\x01weights" * 1000)
+    proc = run_cli("hash", str(weights))
+    assert proc.returncode == 0
+    digest, size, _ = proc.stdout.split()
+    assert digest == hashlib.sha256(weights.read_bytes()).hexdigest() and int(size) == 8000
+    assets = f"asset:\n  - file-format: ckpt\n    asset-link: lenet.ckpt\n    asset-sha256: {digest}\n"
+    write_card(tmp_path, card_text(assets=assets))
+    assert run_cli("validate", str(tmp_path)).returncode == 0
+
+
+# --------------------------------------------------------------------------- schema rules
+
+
+def test_missing_required_fields_each_reported(tmp_path):
+    found = only(problems_of(tmp_path, card_text(drop=("train-dataset", "summary"))), "schema-required")
+    assert sorted(p.message.split("`")[1] for p in found) == ["summary", "train-dataset"]
+    assert all(p.line == 4 for p in found)  # at the start of the front matter
+
+
+@pytest.mark.parametrize("change, rule, line, words", [
+    ({"fine_tunable": "yes please"}, "schema-type", 7, "true or false"),
+    ({"used_for": "training"}, "schema-enum", 16, "allowed: inference"),
+    ({"infer_backend": "npu"}, "schema-enum", 18, "allowed: ascend, gpu, cpu"),
+    ({"module_type": "CV"}, "schema-pattern", 6, "write `cv`"),
+    ({"module_type": "vision"}, "schema-pattern", 6, "cv-classification"),
+    ({"update_time": "2023-2-17"}, "schema-pattern", 13, "write `2023-02-17`"),
+    ({"update_time": "2023-02-30"}, "schema-pattern", 13, "real date"),
+    ({"input_shape": "[0, 32, 32]"}, "schema-value", 8, "positive whole numbers"),
+    ({"input_shape": "[1.5, 32]"}, "schema-value", 8, "positive whole numbers"),
+    ({"mindspore_version": "two"}, "schema-pattern", 19, "such as 1.10"),
+    ({"repo_link": ""}, "schema-type", 14, "is empty"),
+    ({"repo_link": "gitee.com/mindspore"}, "schema-pattern", 14, "http(s) URL"),
+    ({"summary": "[a, b]"}, "schema-type", 21, "must be text"),
+])
+def test_schema_failures_located_with_a_fix(tmp_path, change, rule, line, words):
+    found = only(problems_of(tmp_path, card_text(**change)), rule)
+    assert len(found) == 1
+    assert found[0].line == line, found[0].format()
+    assert words in found[0].message
+
+
+def test_multi_input_shape_accepted(tmp_path):
+    assert problems_of(tmp_path, card_text(input_shape="[[640, 480, 3], [640, 480, 3]]")) == []
+
+
+def test_short_sha256_names_registry_hash(tmp_path):
+    assets = "asset:\n  - file-format: ckpt\n    asset-link: lenet.ckpt\n    asset-sha256: e10bad35\n"
+    (p,) = problems_of(tmp_path, card_text(assets=assets))
+    assert (p.rule, p.line, p.col) == ("schema-pattern", 25, 19)
+    assert "8 hex digits" in p.message and "registry hash FILE" in p.message
+
+
+def test_asset_problems(tmp_path):
+    assets = ("asset:\n  - file-format: tar\n    asset-link: lenet.ckpt\n    asset-sha256: " + SHA_A +
+              "\n    size: 12\n  - asset-link: https://x.org/b.ckpt\n    asset-sha256: " + SHA_B + "\n")
+    found = problems_of(tmp_path, card_text(assets=assets))
+    assert {(p.rule, p.line) for p in found} == {("schema-enum", 23), ("schema-unknown-key", 26),
+                                                 ("schema-required", 27)}
+    enum = only(found, "schema-enum")[0]
+    assert "file-format of asset 1" in enum.message and "ckpt, air, mindir, onnx, mslite, npz" in enum.message
+
+
+def test_metrics_are_extra_fields_but_typos_are_not(tmp_path):
+    assert problems_of(tmp_path, card_text(extra="accuracy: 0.97\nmAP: 0.24\n")) == []
+    (p,) = problems_of(tmp_path, card_text(extra="modle-name: lenet\n"))
+    assert p.rule == "unknown-key" and "did you mean `model-name`" in p.message and p.col == 1
+
+
+# --------------------------------------------------------------------------- lint rules
+
+
+def test_path_mismatch_user_backend_version(tmp_path):
+    text = card_text(user_id="Noah's Ark Lab", infer_backend="gpu", mindspore_version="2.3")
+    found = only(problems_of(tmp_path, text), "path-mismatch")
+    assert [p.message.split("`")[1] for p in found] == ["Noah's Ark Lab", "gpu", "2.3"]
+    assert "write `user-id: mindspore`" in found[0].message
+    # user-ids are compared without case and punctuation; patch versions sit in their minor's directory
+    assert problems_of(tmp_path, card_text(user_id="MindSpore", mindspore_version="2.10.1")) == []
+    # outside a registry tree (no version directory) the rule does not apply
+    assert problems_of(tmp_path, card_text(user_id="someone"), rel="cards/lenet.md") == []
+    # USER/VERSION/NAME.md, as in mindspore-hub/mindspore/1.8/
+    assert problems_of(tmp_path, card_text(), rel="mindspore/2.10/lenet.md") == []
+
+
+def test_insecure_links(tmp_path):
+    assets = f"asset:\n  - file-format: ckpt\n    asset-link: http://x.org/a.ckpt\n    asset-sha256: {SHA_A}\n"
+    (p,) = problems_of(tmp_path, card_text(assets=assets))
+    assert (p.rule, p.severity, p.line) == ("insecure-link", "error", 24) and "https://x.org/a.ckpt" in p.message
+    (p,) = problems_of(tmp_path, card_text(repo_link="http://gitee.com/x"))
+    assert (p.rule, p.severity) == ("insecure-link", "warning")
+    proc = run_cli("validate", str(tmp_path))  # warnings alone pass
+    assert proc.returncode == 0 and "1 warning" in proc.stdout
+
+
+def test_future_update_time(tmp_path):
+    tomorrow = (date.today() + timedelta(days=1)).isoformat()
+    (p,) = problems_of(tmp_path, card_text(update_time=tomorrow))
+    assert (p.rule, p.line) == ("future-date", 13)
+
+
+def test_stray_delimiter_leaves_fields_below(tmp_path):
+    text = card_text().replace("license: Apache2.0\n", "---\nlicense: Apache2.0\n")
+    found = problems_of(tmp_path, text)
+    stray = only(found, "fields-after-front-matter")[0]
+    assert stray.line == 21 and "`license`" in stray.message and "line 20" in stray.message
+
+
+def test_sha256_reused_within_a_card(tmp_path):
+    assets = (f"asset:\n  - file-format: ckpt\n    asset-link: a.ckpt\n    asset-sha256: {SHA_A}\n"
+              f"  - file-format: air\n    asset-link: a.air\n    asset-sha256: {SHA_A}\n")
+    (p,) = problems_of(tmp_path, card_text(assets=assets))
+    assert (p.rule, p.severity, p.line) == ("sha256-reused", "error", 28)
+
+
+def test_sha256_reused_across_cards(tmp_path):
+    def one_asset(link):
+        return f"asset:\n  - file-format: ckpt\n    asset-link: {link}\n    asset-sha256: {SHA_A}\n"
+
+    write_card(tmp_path, card_text(assets=one_asset("https://x.org/r2.10/lenet_v2100_digits.ckpt")))
+    # the same bytes re-published under another release's URL: not reported
+    write_card(tmp_path, card_text(mindspore_version="2.9", assets=one_asset("https://x.org/r2.9/lenet_v290_digits.ckpt")),
+               "mindspore/cpu/2.9/lenet.md")
+    assert validate_paths([str(tmp_path)]).problems == []
+    # a differently named file with the same digest: one digest may have been copied
+    write_card(tmp_path, card_text(mindspore_version="2.9", assets=one_asset("https://x.org/r2.9/alexnet.ckpt")),
+               "mindspore/cpu/2.9/alexnet.md")
+    report = validate_paths([str(tmp_path)])
+    assert sorted((Path(p.path).parent.name, Path(p.path).name, p.rule, p.severity) for p in report.problems) == [
+        ("2.10", "lenet.md", "sha256-reused", "warning"), ("2.9", "alexnet.md", "sha256-reused", "warning"),
+        ("2.9", "lenet.md", "sha256-reused", "warning")]
+    assert report.exit_code == 0
+
+
+def test_localized_twins_checked_for_readability_only(tmp_path):
+    write_card(tmp_path, card_text())
+    twin = "# LeNet\n\n---\n模型名称：LeNet\n\n用户ID：mindspore\n---\n"
+    write_card(tmp_path, twin, "mindspore/cpu/2.10/lenet_cn.md")
+    report = validate_paths([str(tmp_path)])
+    assert report.problems == [] and report.summary()["localized"] == 1
+    write_card(tmp_path, twin, "mindspore/cpu/2.10/alexnet_cn.md")
+    write_card(tmp_path, "# broken\n---\n模型名称：x\n", "mindspore/cpu/2.10/vgg_cn.md")
+    report = validate_paths([str(tmp_path)])
+    assert sorted((Path(p.path).name, p.rule) for p in report.problems) == [
+        ("alexnet_cn.md", "orphan-translation"), ("vgg_cn.md", "orphan-translation"),
+        ("vgg_cn.md", "unterminated-front-matter")]
+
+
+def test_check_card_has_no_side_effects(tmp_path):
+    card = parse_text(card_text(update_time="2023-2-17"), str(tmp_path / "mindspore/cpu/2.10/x.md"))
+    before = list(card.problems)
+    assert check_card(card) == check_card(card)
+    assert card.problems == before
+
+
+# --------------------------------------------------------------------------- the command
+
+
+BAD_FILES = {
+    "empty.md": (b"", "empty-file"),
+    "binary.md": (b"\x89PNG\r\n\x1a\n\x00\x00", "binary-file"),
+    "latin1.md": (b"---\nmodel-name: caf\xe9\n---\n", "encoding"),
+    "nofm.md": (b"# Title\n\nNo front matter.\n", "no-front-matter"),
+    "unterminated.md": (b"# Title\n---\nmodel-name: x\n", "unterminated-front-matter"),
+    "tabs.md": (b"---\nasset:\n\t- file-format: ckpt\n---\n", "yaml-tab"),
+    "syntax.md": (b"---\nmodel-name: [x\nuser-id: y\n---\n", "yaml-syntax"),
+    "list.md": (b"---\n- model-name\n- ssd\n---\n", "front-matter-not-mapping"),
+    "scalar.md": (b"---\nssd\n---\n", "front-matter-not-mapping"),
+    "bomb.md": (("---\na: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [" + ", ".join([f"*{chr(97 + i)}"] * 9) + "]\n" for i in range(8))
+        + "---\n").encode(), "yaml-too-complex"),
+    "large.md": (b"---\nmodel-name: x\n---\n" + b"x" * (1 << 20), "too-large"),
+}
+
+
+def test_every_bad_input_one_clear_line_no_traceback(tmp_path):
+    for name, (raw, _) in BAD_FILES.items():
+        (tmp_path / name).write_bytes(raw)
+    proc = run_cli("validate", str(tmp_path), timeout=60)
+    assert proc.returncode == 1 and proc.stderr == ""
+    lines = proc.stdout.splitlines()
+    found = {Path(line.split(":")[0]).name: line.split(" ")[2].rstrip(":") for line in lines[:-1]}
+    assert found == {name: rule for name, (_, rule) in BAD_FILES.items()}
+    assert lines[-1].startswith(f"{len(BAD_FILES)} cards checked: 0 clean, {len(BAD_FILES)} with errors")
+
+
+def test_exit_codes_for_missing_paths_and_empty_dirs(tmp_path):
+    proc = run_cli("validate", str(tmp_path / "nope"), "manifests")
+    assert proc.returncode == 2 and "nope:0:0: error not-found" in proc.stdout
+    (tmp_path / "empty").mkdir()
+    proc = run_cli("validate", str(tmp_path / "empty"))
+    assert proc.returncode == 2 and "no-cards" in proc.stdout
+    assert run_cli("validate").returncode == 2  # usage: a PATH is required
+
+
+def test_json_and_github_formats(tmp_path):
+    path = write_card(tmp_path, card_text(update_time="2023-2-17"))
+    proc = run_cli("validate", "--format", "json", str(tmp_path))
+    data = json.loads(proc.stdout)
+    assert proc.returncode == 1 and data["exit_code"] == 1
+    assert data["problems"] == [{"path": str(path), "line": 13, "col": 14, "severity": "error",
+                                 "rule": "schema-pattern", "message": data["problems"][0]["message"]}]
+    assert data["summary"]["cards"] == 1 and data["summary"]["with_errors"] == 1
+    proc = run_cli("validate", "--format", "github", str(path))
+    first = proc.stdout.splitlines()[0]
+    assert first.startswith(f"::error file={str(path).replace(':', '%3A')},line=13,col=14,title=schema-pattern::")
+    assert "write `2023-02-17`" in first
+
+
+def test_help_and_validate_do_not_import_mindspore():
+    code = (
+        "import sys\n"
+        "from registry.cli import main\n"
+        "rc = main(['validate', 'manifests'])\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print(rc, [m for m in ('mindspore', 'numpy', 'markdown_it', 'requests') if m in sys.modules])\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == "0 []"
