@@ -7,7 +7,7 @@ import pytest
 
 from registry.card import MAX_CARD_BYTES, parse_bytes, parse_file, parse_text
 
-from conftest import SEED_CARD, require_shared
+from tests.conftest import SEED_CARD, require_shared
 
 
 def rules(card):

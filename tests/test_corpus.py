@@ -13,7 +13,7 @@ from registry import schema
 from registry.card import parse_file
 from registry.lint import validate_paths
 
-from conftest import CORPUS, require_shared
+from tests.conftest import CORPUS, require_shared
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from registry import schema
 from registry.card import parse_file, parse_text
 from registry.lint import check_card, validate_paths
 
-from conftest import MANIFESTS, ROOT, SEED_CARD, require_shared, run_cli
+from tests.conftest import MANIFESTS, ROOT, SEED_CARD, require_shared, run_cli
 
 SHA_A = "29f52e7f8e3033e15d4423e0e1410b157cc81ff9fd31c1eef30ae862766c3617"
 SHA_B = "a385d49b3471582fbfec4a762afec771fe36a9dec706a4614256126641c5e7cc"
