@@ -10,6 +10,7 @@ REGISTRY_TOKEN_HOST      ... sent only to this host (required for the token to b
 REGISTRY_CONNECT_TIMEOUT seconds (default 10)
 REGISTRY_READ_TIMEOUT    seconds without a byte before a read fails (default 60)
 REGISTRY_RETRIES         attempts after the first for retryable failures (default 5)
+REGISTRY_BACKOFF         first retry delay in seconds, doubled each retry, with jitter (default 0.5)
 REGISTRY_JOBS            assets pulled in parallel (default 4)
 REGISTRY_PROGRESS        1 force / 0 disable progress bars (default: only on a terminal)
 """
@@ -96,6 +97,7 @@ class Settings:
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
     retries: int = 5
+    backoff: float = 0.5
     jobs: int = 4
     progress: bool | None = None
 
@@ -113,6 +115,7 @@ class Settings:
             connect_timeout=_number(env, "REGISTRY_CONNECT_TIMEOUT", 10.0),
             read_timeout=_number(env, "REGISTRY_READ_TIMEOUT", 60.0),
             retries=int(_number(env, "REGISTRY_RETRIES", 5, int)),
+            backoff=_number(env, "REGISTRY_BACKOFF", 0.5),
             jobs=max(1, int(_number(env, "REGISTRY_JOBS", 4, int))),
             progress=_flag(env, "REGISTRY_PROGRESS", None),
         )

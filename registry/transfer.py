@@ -1,0 +1,621 @@
+"""The transfer engine and `pull`: every asset of a card, verified by sha256, into the cache.
+
+    pull("ssd_v1_coco2017") -> [Pulled(entry, asset, path, blob, downloaded), ...]
+
+`Pulled.path` is the file in the model's view of the cache, `HOME/models/<id>/<filename>` (a link to the
+blob); read the asset there. `Pulled.blob` is the content-addressed blob itself.
+
+How one asset gets into the cache (see cache.py for the layout):
+- warm path: a blob whose stat matches its verification stamp is used as is: no network, no hashing, and
+  `requests` is not even imported;
+- otherwise, under the blob's file lock (N processes pulling the same asset download it once), the link
+  (after mirror rewriting) is streamed into `partial/<digest>.part` in 1 MiB reads, each buffer hashed as it
+  arrives (in a helper thread, so hashing overlaps reading and writing; hashlib releases the GIL) and
+  written; the file is fsynced, its sha256 compared with the card's, and only then renamed into place;
+- an interrupted download keeps its partial file and the response's validator (ETag, else Last-Modified);
+  the next attempt, in this process or a later one, asks for the rest with `Range` + `If-Range` and only
+  hashes the bytes already on disk; a server that answers 200 instead of 206 restarts the file cleanly;
+- connection errors, timeouts, HTTP 5xx and 429 are retried with exponential backoff and jitter (honouring
+  Retry-After); other 4xx fail at once;
+- `file://` links are copied through the same streaming and verification code.
+"""
+from __future__ import annotations
+
+import email.utils
+import hashlib
+import json
+import os
+import queue
+import random
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+from urllib.parse import unquote, urlsplit
+from urllib.request import url2pathname
+
+from . import settings as _settings
+from .cache import Cache, hash_file
+from .catalog import Asset, Entry, Registry, resolve
+from .errors import IntegrityError, OfflineError, RegistryError, TransferError
+
+CHUNK = 1 << 20  # read size: large reads keep per-call overhead negligible next to the copy itself
+DEPTH = 4  # buffers in flight between the reading thread and the hashing thread
+MAX_DELAY = 30.0  # cap of the exponential backoff
+MAX_RETRY_AFTER = 300.0  # longest Retry-After we wait for
+
+
+@dataclass(frozen=True)
+class Pulled:
+    entry: Entry
+    asset: Asset
+    path: Path  # the asset in the model view: HOME/models/<id>/<filename>
+    blob: Path  # HOME/blobs/sha256/<aa>/<digest>
+    downloaded: bool  # False when it came from the cache
+
+
+def apply_mirrors(url: str, mirrors: Iterable[tuple[str, str]]) -> str:
+    """Rewrite the longest matching FROM prefix to its TO (later pairs win ties: --mirror over the env var)."""
+    best = None
+    for src, dst in mirrors:
+        if url.startswith(src) and (best is None or len(src) >= len(best[0])):
+            best = (src, dst)
+    return best[1] + url[len(best[0]):] if best else url
+
+
+def pull(name_or_entry: str | os.PathLike | Entry, *, registry: str | os.PathLike | Registry | None = None,
+         formats: Iterable[str] | None = None, force: bool = False, settings: _settings.Settings | None = None,
+         progress: bool | None = None) -> list[Pulled]:
+    """Download (or find in the cache) the assets of a card, verified, and return where they are.
+
+    formats: only assets of these file-formats; force: download again even if cached;
+    progress: show a progress bar (None: settings.progress, else only when stderr is a terminal).
+    """
+    settings = settings or _settings.current()
+    entry = name_or_entry if isinstance(name_or_entry, Entry) else resolve(name_or_entry, registry)
+    entry.require_sound()
+    assets = entry.select_assets(formats)
+    names = _view_names(assets)
+    engine = Engine(settings, progress=progress, label=entry.name)
+    try:
+        def one(asset: Asset) -> Pulled:
+            blob, downloaded = engine.fetch(asset, entry, force=force)
+            with engine.cache.lock(asset.sha256):  # prune/rm remove blobs under this lock: link while it holds
+                if not blob.exists():
+                    blob, downloaded = engine.fetch(asset, entry, force=False)
+                path = engine.cache.link(entry.id, names[asset.index], asset.sha256, size=blob.stat().st_size,
+                                         file_format=asset.file_format, url=asset.url)
+            return Pulled(entry, asset, path, blob, downloaded)
+
+        return _run_all(one, assets, settings.jobs)
+    finally:
+        engine.close()
+
+
+def _view_names(assets: list[Asset]) -> dict[int, str]:
+    """Each asset's file name in the view; a name two different blobs would share gets a digest prefix."""
+    names, used = {}, {}
+    for a in assets:
+        name = a.filename
+        if used.get(name, a.sha256) != a.sha256:
+            name = f"{a.sha256[:12]}-{name}"
+        used.setdefault(name, a.sha256)
+        names[a.index] = name
+    return names
+
+
+def _run_all(fn: Callable[[Asset], Pulled], assets: list[Asset], jobs: int) -> list[Pulled]:
+    if jobs <= 1 or len(assets) <= 1:
+        return [fn(a) for a in assets]
+    with ThreadPoolExecutor(max_workers=min(jobs, len(assets)), thread_name_prefix="pull") as pool:
+        futures = [pool.submit(fn, a) for a in assets]
+        errors = [f.exception() for f in futures]
+    failed = [e for e in errors if e is not None]
+    if failed:
+        first = failed[0]
+        if len(failed) > 1 and isinstance(first, RegistryError):
+            first.message += f" ({len(failed) - 1} more asset(s) failed too)"
+        raise first
+    return [f.result() for f in futures]
+
+
+# --------------------------------------------------------------------------- hashing beside the copy
+
+
+class _Hasher:
+    """sha256 of the bytes fed, computed in a helper thread (threaded=True) or inline.
+
+    Buffers come from `buffer()`, are filled by the reader and handed over with `feed()`; the helper hashes
+    them while the reader writes them to disk and reads the next one, then returns them to the pool.
+    """
+
+    def __init__(self, threaded: bool = True, size: int = CHUNK, depth: int = DEPTH):
+        self._h = hashlib.sha256()
+        self.size = 0  # bytes fed so far
+        self.threaded = threaded
+        self._error: BaseException | None = None
+        if threaded:
+            self._free: queue.Queue = queue.Queue()
+            for _ in range(depth):
+                self._free.put(bytearray(size))
+            self._work: queue.Queue = queue.Queue()
+            self._thread = threading.Thread(target=self._run, name="sha256", daemon=True)
+            self._thread.start()
+        else:
+            self._buf = bytearray(size)
+
+    def _run(self) -> None:
+        while True:
+            item = self._work.get()
+            try:
+                if item is None:
+                    return
+                if isinstance(item[0], Path):
+                    hash_file(item[0], item[1], self._h)
+                else:
+                    buf, n = item
+                    try:
+                        self._h.update(memoryview(buf)[:n])
+                    finally:
+                        self._free.put(buf)
+            except BaseException as exc:  # reported to the reader at the next sync
+                self._error = exc
+            finally:
+                self._work.task_done()
+
+    def buffer(self) -> bytearray:
+        return self._free.get() if self.threaded else self._buf
+
+    def unused(self, buf: bytearray) -> None:
+        if self.threaded:
+            self._free.put(buf)
+
+    def feed(self, buf: bytearray, n: int) -> None:
+        self.size += n
+        if self.threaded:
+            self._work.put((buf, n))
+        else:
+            self._h.update(memoryview(buf)[:n])
+
+    def prefix(self, path: Path, n: int) -> None:
+        """Hash the first n bytes of a file (a partial download resumed from disk)."""
+        self.size += n
+        if self.threaded:
+            self._work.put((path, n))
+        else:
+            hash_file(path, n, self._h)
+
+    def sync(self) -> None:
+        if self.threaded:
+            self._work.join()
+            if self._error is not None:
+                raise self._error
+
+    def reset(self) -> None:
+        self.sync()
+        self._h = hashlib.sha256()
+        self.size = 0
+
+    def hexdigest(self) -> str:
+        self.sync()
+        return self._h.hexdigest()
+
+    def close(self) -> None:
+        if self.threaded and self._thread.is_alive():
+            self._work.put(None)
+            self._thread.join()
+
+
+# --------------------------------------------------------------------------- the engine
+
+
+class _Retry(Exception):
+    """A failure worth another attempt; `cause` says what happened, `wait` is the server's Retry-After."""
+
+    def __init__(self, cause: str, wait: float | None = None):
+        super().__init__(cause)
+        self.cause = cause
+        self.wait = wait
+        self.counted = False  # set when the response's size had reached the progress bar
+
+
+class _DiskError(RegistryError):
+    exit_code = 2
+
+
+class _Progress:
+    def __init__(self, enabled: bool, label: str):
+        self._bar = None
+        self._lock = threading.Lock()
+        if enabled:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=0, unit="B", unit_scale=True, unit_divisor=1024, desc=label, file=sys.stderr,
+                             dynamic_ncols=True, leave=True)
+
+    def add_total(self, n: int) -> None:
+        if self._bar is not None:
+            with self._lock:
+                self._bar.total += n
+                self._bar.refresh()
+
+    def update(self, n: int) -> None:
+        if self._bar is not None:
+            with self._lock:
+                self._bar.update(n)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+class Engine:
+    """Downloads blobs into a cache: one per pull() call, shared by its worker threads."""
+
+    def __init__(self, settings: _settings.Settings, *, progress: bool | None = None, label: str = "pull",
+                 threaded_hash: bool = True):
+        self.settings = settings
+        self.cache = Cache(settings.home)
+        self.threaded_hash = threaded_hash
+        show = progress if progress is not None else settings.progress
+        if show is None:
+            show = sys.stderr.isatty()
+        self.progress = _Progress(bool(show), label)
+        self._local = threading.local()
+        self._sessions: list = []
+
+    def close(self) -> None:
+        self.progress.close()
+        for s in self._sessions:
+            s.close()
+
+    def _session(self):
+        session = getattr(self._local, "session", None)
+        if session is None:
+            import requests  # only when the network is actually used
+
+            session = self._local.session = requests.Session()
+            session.headers["User-Agent"] = "registry (MindSpore model registry)"
+            self._sessions.append(session)
+        return session
+
+    # ------------------------------------------------------------------ one blob
+
+    def fetch(self, asset: Asset, entry: Entry | None = None, *, force: bool = False) -> tuple[Path, bool]:
+        """The blob of `asset`, from the cache or downloaded and verified: (path, downloaded)."""
+        digest = asset.sha256
+        if not force:
+            blob = self.cache.trusted(digest)
+            if blob is not None:
+                return blob, False
+        what = f"asset {asset.index + 1} of {entry.id}" if entry is not None else "asset"
+        with self.cache.lock(digest):
+            if not force:
+                blob = self.cache.lookup(digest)  # another process may have just downloaded it
+                if blob is not None:
+                    return blob, False
+            if self.settings.offline:
+                raise OfflineError(f"offline mode: {what} ({asset.filename}, sha256 {digest[:12]}) is not in the cache "
+                                   f"{self.cache.home}; pull it once with the network on (unset REGISTRY_OFFLINE)")
+            url = apply_mirrors(asset.url, self.settings.mirrors)
+            return self._download(url, digest, what), True
+
+    def _download(self, url: str, digest: str, what: str) -> Path:
+        scheme = urlsplit(url).scheme.lower()
+        if scheme not in ("http", "https", "file"):
+            raise TransferError(f"{what} has link {url}, which is not an http(s) or file URL: fix its asset-link")
+        part = self.cache.partial_path(digest)
+        self.cache._mkdir(part.parent)
+        hasher = _Hasher(self.threaded_hash)
+        try:
+            for final in (False, True):
+                if scheme == "file":
+                    resumed = self._copy_file(url, part, hasher, what)
+                else:
+                    resumed = self._http(url, part, digest, hasher)
+                actual = hasher.hexdigest()
+                if actual == digest:
+                    blob = self.cache.commit(part, digest)
+                    self.cache.partial_meta_path(digest).unlink(missing_ok=True)
+                    return blob
+                size = hasher.size
+                self.cache.discard_partial(digest)
+                hasher.reset()
+                if not resumed or final:
+                    raise IntegrityError(f"sha256 mismatch for {url} ({what}): expected {digest}, got {actual}; "
+                                         f"the {size} bytes were discarded (the file differs from the one the card names)")
+                # Bytes resumed from an earlier response may not belong with the rest: one clean download.
+            raise AssertionError("unreachable")
+        finally:
+            hasher.close()
+
+    # ------------------------------------------------------------------ streaming
+
+    def _stream(self, read_into, out, hasher: _Hasher, limit: int | None = None) -> int:
+        """Copy from `read_into` (a readinto-like callable) to `out`, feeding the hasher; returns bytes copied."""
+        got = 0
+        progress = self.progress.update
+        while True:
+            buf = hasher.buffer()
+            try:
+                n = read_into(buf)
+            except BaseException:
+                hasher.unused(buf)
+                raise
+            if not n:
+                hasher.unused(buf)
+                return got
+            hasher.feed(buf, n)  # hashed by the helper while this thread writes the same bytes
+            view = memoryview(buf)[:n]
+            try:
+                while view:
+                    view = view[out.write(view):]
+            except OSError as exc:
+                raise _DiskError(f"cannot write to the cache ({out.name}): {exc.strerror or exc}; "
+                                 "free some space or set REGISTRY_HOME to another disk") from None
+            got += n
+            progress(n)
+
+    def _finish_file(self, out) -> None:
+        try:
+            out.flush()
+            os.fsync(out.fileno())
+        except OSError as exc:
+            raise _DiskError(f"cannot write to the cache ({out.name}): {exc.strerror or exc}") from None
+
+    def _copy_file(self, url: str, part: Path, hasher: _Hasher, what: str) -> bool:
+        parts = urlsplit(url)
+        if parts.netloc not in ("", "localhost"):
+            raise TransferError(f"{what} has link {url} on another host: file:// links must be local paths")
+        source = url2pathname(unquote(parts.path))
+        hasher.reset()
+        try:
+            src = open(source, "rb", buffering=0)
+        except OSError as exc:
+            raise TransferError(f"cannot read {source} ({what}): {exc.strerror or exc}; check its asset-link") from None
+        with src, open(part, "wb", buffering=0) as out:
+            self.progress.add_total(os.fstat(src.fileno()).st_size)
+            try:
+                self._stream(src.readinto, out, hasher)
+            except OSError as exc:
+                raise TransferError(f"cannot read {source} ({what}): {exc.strerror or exc}") from None
+            self._finish_file(out)
+        return False
+
+    # ------------------------------------------------------------------ HTTP
+
+    def _auth(self, request):
+        """Bearer token for the configured host only; requests does not re-apply it after a redirect, and strips
+        an Authorization header when a redirect leaves the host."""
+        s = self.settings
+        if s.token and s.token_host:
+            parts = urlsplit(request.url)
+            if s.token_host in ((parts.hostname or "").lower(), parts.netloc.lower()):
+                request.headers["Authorization"] = f"Bearer {s.token}"
+        return request
+
+    def _resume_point(self, part: Path, digest: str, url: str) -> tuple[int, str | None, int | None]:
+        """(bytes of the partial file that can be resumed, their validator, the full size if known)."""
+        try:
+            have = part.stat().st_size
+        except FileNotFoundError:
+            return 0, None, None
+        try:
+            meta = json.loads(self.cache.partial_meta_path(digest).read_text())
+        except (OSError, ValueError):
+            meta = None
+        if not isinstance(meta, dict) or meta.get("url") != url:
+            return 0, None, None
+        validator = meta.get("etag") or meta.get("last_modified")
+        total = meta.get("size")
+        if not validator or not have or (isinstance(total, int) and have > total):
+            return 0, None, None
+        return have, validator, total if isinstance(total, int) else None
+
+    def _http(self, url: str, part: Path, digest: str, hasher: _Hasher) -> bool:
+        """Download `url` into `part` with retries and resume; returns whether bytes from an earlier response
+        were kept (resumed)."""
+        s = self.settings
+        attempts = max(0, s.retries) + 1
+        counted = False  # whether this download's size is already in the progress bar
+        for attempt in range(1, attempts + 1):
+            offset, validator, total = self._resume_point(part, digest, url)
+            if hasher.size != offset:
+                hasher.reset()
+                if offset:
+                    hasher.prefix(part, offset)
+            if offset and total == offset:
+                return True  # complete on disk already (interrupted before the rename): just verify it
+            try:
+                return self._http_attempt(url, part, digest, hasher, offset, validator, counted)
+            except _Retry as retry:
+                counted = counted or retry.counted
+                if attempt == attempts:
+                    raise TransferError(f"could not download {url} after {attempts} attempt{'s' * (attempts > 1)}: "
+                                        f"{retry.cause}") from None
+                time.sleep(retry.wait if retry.wait is not None else self._backoff(attempt))
+        raise AssertionError("unreachable")
+
+    def _backoff(self, attempt: int) -> float:
+        delay = min(MAX_DELAY, self.settings.backoff * 2 ** (attempt - 1))
+        return delay / 2 + random.uniform(0, delay / 2)  # jitter: processes that failed together retry apart
+
+    def _http_attempt(self, url: str, part: Path, digest: str, hasher: _Hasher, offset: int,
+                      validator: str | None, counted: bool) -> bool:
+        import requests
+
+        s = self.settings
+        headers = {"Accept-Encoding": "identity"}
+        if offset:
+            headers["Range"] = f"bytes={offset}-"
+            headers["If-Range"] = validator
+        try:
+            resp = self._session().get(url, headers=headers, stream=True, auth=self._auth,
+                                       timeout=(s.connect_timeout, s.read_timeout))
+        except requests.exceptions.SSLError as exc:
+            raise TransferError(f"could not download {url}: TLS error ({_reason(exc)})") from None
+        except requests.exceptions.ConnectTimeout:
+            raise _Retry(f"no connection within {s.connect_timeout:g} s (connect timeout)") from None
+        except requests.exceptions.ReadTimeout:
+            raise _Retry(f"no response within {s.read_timeout:g} s (read timeout)") from None
+        except requests.exceptions.TooManyRedirects:
+            raise TransferError(f"could not download {url}: too many redirects") from None
+        except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+            raise _Retry(_reason(exc)) from None
+        except requests.exceptions.RequestException as exc:
+            raise TransferError(f"could not download {url}: {_reason(exc)}") from None
+        with resp:
+            status = resp.status_code
+            if status == 429 or status >= 500:
+                raise _Retry(f"HTTP {status} {resp.reason or ''}".strip(), _retry_after(resp.headers.get("Retry-After")))
+            if status == 416 and offset:
+                self.cache.discard_partial(digest)  # the partial is longer than the file now is
+                raise _Retry("the server refused to resume (HTTP 416); starting over", 0)
+            if status not in (200, 206):
+                raise TransferError(f"could not download {url}: the server answered HTTP {status} {resp.reason or ''}"
+                                    f"{_status_hint(status, url, s)}".rstrip())
+            encoded = resp.headers.get("Content-Encoding", "identity").lower() not in ("", "identity")
+            length = None if encoded else _int(resp.headers.get("Content-Length"))
+            if status == 206:
+                start, total = _content_range(resp.headers.get("Content-Range", ""))
+                if start != offset:
+                    self.cache.discard_partial(digest)
+                    raise _Retry(f"the server sent a range starting at {start}, not {offset}; starting over", 0)
+                kept = True
+            else:  # 200: the whole file (no Range support, or If-Range says it changed): start over
+                if offset:
+                    hasher.reset()
+                    if counted:
+                        self.progress.update(-offset)
+                offset, total, kept = 0, length, False
+                self._write_meta(digest, url, resp.headers, total, encoded)
+            if not counted:
+                self.progress.add_total(total or 0)
+                self.progress.update(offset)
+            try:
+                return self._receive(resp, part, hasher, offset, total, encoded, kept)
+            except _Retry as retry:
+                retry.counted = True
+                raise
+
+    def _receive(self, resp, part: Path, hasher: _Hasher, offset: int, total: int | None, encoded: bool,
+                 kept: bool) -> bool:
+        import requests
+
+        s = self.settings
+        with open(part, "r+b" if offset else "wb", buffering=0) as out:
+            out.seek(offset)
+            out.truncate()
+            reader = _body_reader(resp, encoded)
+            try:
+                got = self._stream(reader, out, hasher)
+            except (OSError, requests.exceptions.RequestException) as exc:
+                raise _Retry(_reason(exc, s.read_timeout)) from None
+            except Exception as exc:  # urllib3/http.client protocol errors while reading the body
+                if exc.__class__.__module__.split(".")[0] in ("urllib3", "http"):
+                    raise _Retry(_reason(exc, s.read_timeout)) from None
+                raise
+            if total is not None and offset + got < total:
+                raise _Retry(f"the connection closed after {offset + got} of {total} bytes")
+            self._finish_file(out)
+        return kept
+
+    def _write_meta(self, digest: str, url: str, headers, total: int | None, encoded: bool) -> None:
+        """Record what the partial bytes are (before writing them), so a later process can resume them."""
+        path = self.cache.partial_meta_path(digest)
+        etag = headers.get("ETag")
+        if etag and etag.startswith("W/"):
+            etag = None  # If-Range needs a strong validator
+        meta = {"url": url, "etag": etag, "last_modified": headers.get("Last-Modified"), "size": total}
+        if encoded or not (meta["etag"] or meta["last_modified"]):
+            path.unlink(missing_ok=True)  # nothing to validate a resume with: a later attempt starts over
+            return
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(meta))
+        os.replace(tmp, path)
+
+
+def _body_reader(resp, encoded: bool):
+    """readinto for the response body: straight from http.client's response (no extra copy) when the body is
+    not content-encoded, else through urllib3's decoder."""
+    fp = getattr(resp.raw, "_fp", None)
+    if not encoded and fp is not None and hasattr(fp, "readinto"):
+        return fp.readinto
+
+    def read_into(buf):
+        data = resp.raw.read(len(buf), decode_content=True)
+        buf[:len(data)] = data
+        return len(data)
+
+    return read_into
+
+
+def _int(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _content_range(value: str) -> tuple[int | None, int | None]:
+    # "bytes START-END/TOTAL" (TOTAL may be "*")
+    try:
+        unit, _, rest = value.strip().partition(" ")
+        span, _, total = rest.partition("/")
+        return int(span.split("-")[0]), (None if total.strip() == "*" else int(total))
+    except ValueError:
+        return None, None
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return min(float(value), MAX_RETRY_AFTER)
+    try:
+        when = email.utils.parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, min(when - time.time(), MAX_RETRY_AFTER))
+
+
+def _status_hint(status: int, url: str, settings) -> str:
+    if status in (401, 403):
+        host = urlsplit(url).hostname
+        if settings.token and settings.token_host == host:
+            return f"; the token in REGISTRY_TOKEN was refused by {host}"
+        return f"; if {host} needs a token, set REGISTRY_TOKEN and REGISTRY_TOKEN_HOST={host}"
+    if status in (404, 410):
+        return "; the asset-link is wrong or the file moved: fix the card or use a mirror (--mirror FROM=TO)"
+    return ""
+
+
+def _reason(exc: BaseException, read_timeout: float | None = None) -> str:
+    """A short cause for a network failure, from the innermost exception that says something."""
+    seen = []
+    while isinstance(exc, BaseException) and exc not in seen:
+        seen.append(exc)
+        inner = getattr(exc, "reason", None)  # urllib3's MaxRetryError keeps its cause here
+        if not isinstance(inner, BaseException):
+            inner = exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else None
+        exc = exc.__cause__ or exc.__context__ or inner
+    for e in reversed(seen):
+        if isinstance(e, TimeoutError) or type(e).__name__ in ("ReadTimeoutError", "timeout"):
+            return f"no data for {read_timeout:g} s (read timeout)" if read_timeout else "timed out"
+        if isinstance(e, ConnectionResetError):
+            return "the connection was reset by the server"
+        if isinstance(e, ConnectionRefusedError):
+            return "connection refused"
+        if type(e).__name__ == "IncompleteRead":
+            return "the connection closed before the end of the body"
+        reason = getattr(e, "reason", None)
+        if isinstance(e, OSError) and e.strerror:
+            return e.strerror[0].lower() + e.strerror[1:]
+        if isinstance(reason, str) and reason:
+            return reason
+    text = str(seen[-1]) if seen else "unknown error"
+    return text.split(": ", 1)[-1] if "Max retries" in text else text
