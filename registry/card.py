@@ -27,6 +27,7 @@ _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 MAX_CARD_BYTES = 1 << 20  # real cards are a few KiB; anything this big is not a card
 MAX_NODES = 10_000  # after alias expansion; real front matter has under 100
+MAX_DEPTH = 32  # nesting levels; real front matter has 3 (asset, item, key)
 # Read as the text written: versions and digests, and free-text fields, where YAML 1.1 would turn
 # `evaluation: no` (4 corpus cards) into False or `model-name: 1.0` into a float.
 TEXT_KEYS = frozenset({"mindspore-version", "model-version", "asset-sha256", "mindspore-lite",
@@ -211,7 +212,7 @@ def _parse_yaml(card: Card, source: str, line_offset: int) -> None:
     def add(line: int, col: int, rule: str, message: str, severity: str = "error") -> None:
         card.problems.append(Problem(card.path, line + line_offset, col, severity, rule, message))
 
-    for i, line in enumerate(source.split("\n")):
+    for i, line in enumerate(source.split("\n") if "\t" in source else ()):
         stripped = line.lstrip(" ")
         if stripped.startswith("\t"):
             add(i + 1, len(line) - len(stripped) + 1, "yaml-tab",
@@ -240,10 +241,9 @@ def _parse_yaml(card: Card, source: str, line_offset: int) -> None:
     walker = _Walker(card, line_offset)
     try:
         card.data = walker.value(root, ())
-    except _TooBig:
+    except _TooBig as exc:
         card.data = None
-        add(1, 1, "yaml-too-complex",
-            f"front matter expands to over {MAX_NODES:,} values (YAML aliases?); write the fields out plainly")
+        add(1, 1, "yaml-too-complex", str(exc))
 
 
 def _yaml_message(exc: yaml.MarkedYAMLError, line_text: str) -> str:
@@ -294,7 +294,11 @@ class _Walker:
     def value(self, node: yaml.Node, keypath: tuple, text: bool = False) -> Any:
         self.budget -= 1
         if self.budget < 0:
-            raise _TooBig
+            raise _TooBig(f"front matter expands to over {MAX_NODES:,} values (YAML aliases?); "
+                          "write the fields out plainly")
+        if len(keypath) > MAX_DEPTH:  # also what a self-referencing alias (`&a [*a]`) becomes
+            raise _TooBig(f"front matter nests deeper than {MAX_DEPTH} levels (or an alias refers to itself); "
+                          "a card needs at most three: asset, item, key")
         self.card.positions.setdefault(keypath, self._at(node))
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, keypath)

@@ -97,6 +97,16 @@ def test_alias_bomb_is_cut_off_quickly():
     assert rules(card) == ["yaml-too-complex"] and card.data is None
 
 
+@pytest.mark.parametrize("text", [
+    "---\na: " + "[" * 900 + "]" * 900 + "\n---\n",  # deeper than Python's recursion limit
+    "---\n" + "".join(" " * i + f"k{i}:\n" for i in range(600)) + "---\n",
+    "---\na: &x [*x]\n---\n",  # an alias inside its own anchor
+])
+def test_deep_or_self_referencing_front_matter(text):
+    card = parse_text(text)
+    assert rules(card) == ["yaml-too-complex"] and "deeper than 32 levels" in card.problems[0].message
+
+
 def test_large_file_refused_without_reading_it(tmp_path):
     path = tmp_path / "big.md"
     with open(path, "wb") as fh:

@@ -283,6 +283,7 @@ BAD_FILES = {
         f"{chr(98 + i)}: &{chr(98 + i)} [" + ", ".join([f"*{chr(97 + i)}"] * 9) + "]\n" for i in range(8))
         + "---\n").encode(), "yaml-too-complex"),
     "large.md": (b"---\nmodel-name: x\n---\n" + b"x" * (1 << 20), "too-large"),
+    "deep.md": (b"---\na: " + b"[" * 900 + b"]" * 900 + b"\n---\n", "yaml-too-complex"),
 }
 
 
