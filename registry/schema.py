@@ -40,8 +40,8 @@ _FORM_HINTS = {
 _EXAMPLES = {
     "repo-link": "https://gitee.com/mindspore/models",
     "train-dataset": "coco2017",
-    "asset": "a list of `- file-format: ckpt` / `asset-link: URL` / `asset-sha256: DIGEST` items",
 }
+_ASSET_ITEM = "each file as a `- file-format: ckpt` item with `asset-link: URL` and `asset-sha256: DIGEST` under it"
 _JSON_TYPES = {"string": "text", "number": "a number", "integer": "a whole number", "boolean": "true or false",
                "array": "a list", "object": "a mapping of keys", "null": "empty"}
 
@@ -134,11 +134,14 @@ def _problems(card: Card, error, path: tuple) -> list[Problem]:
         want = " or ".join(_JSON_TYPES.get(t, t) for t in expected)
         if value is None:
             example = _EXAMPLES.get(field)
-            fix = f"write e.g. `{field}: {example}`" if example else "fill it in"
+            if path == ("asset",):
+                fix = f"list {_ASSET_ITEM}, or remove the line"
+            else:
+                fix = f"write e.g. `{field}: {example}`" if example else "fill it in"
             return [card.problem(path, "error", "schema-type", f"{where} is empty but must be {want}: {fix}")]
         got = _JSON_TYPES.get(_json_type(value), type(value).__name__)
         hint = ""
-        if "true or false" in want and isinstance(value, str):
+        if "true or false" in want:
             hint = ": write true or false"
         elif expected == ["string"] and not isinstance(value, (list, dict)):
             hint = f": quote it, `{field}: \"{_show(value)}\"`"
@@ -166,7 +169,10 @@ def _problems(card: Card, error, path: tuple) -> list[Problem]:
                              f"input-shape {_show(value)} must be a list of positive whole numbers such as [300, 300, 3] "
                              "(or a list of such lists, one per input)")]
     if kind == "minItems":
-        return [card.problem(path, "error", "schema-value", f"{where} is an empty list: give at least one item or remove the line")]
+        required = len(path) == 1 and field in schema().get("required", ())
+        fix = f"list {_ASSET_ITEM}" if path == ("asset",) else "give at least one item"
+        return [card.problem(path, "error", "schema-value",
+                             f"{where} is an empty list: {fix}{'' if required else ', or remove the line'}")]
     if kind == "minLength":
         return [card.problem(path, "error", "schema-value", f"{where} is empty text: fill it in")]
     if kind == "minimum":
