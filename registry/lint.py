@@ -60,6 +60,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from datetime import date
+from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, TextIO
 
@@ -83,15 +84,11 @@ def _known_fields() -> tuple[str, ...]:
     return tuple(schema()["properties"])
 
 
-_FIELD_LINE = None  # compiled on first use, from the schema's field names
-
-
+@lru_cache(maxsize=1)
 def _field_line_re() -> re.Pattern:
-    global _FIELD_LINE
-    if _FIELD_LINE is None:
-        names = sorted(set(_known_fields()) | {"file-format", "asset-link", "asset-sha256"}, key=len, reverse=True)
-        _FIELD_LINE = re.compile(r"^(?:- )?(" + "|".join(map(re.escape, names)) + r")[ \t]*:(?:[ \t]|$)", re.M)
-    return _FIELD_LINE
+    """A line `field: value` of a card field, compiled from the schema's field names."""
+    names = sorted(set(_known_fields()) | {"file-format", "asset-link", "asset-sha256"}, key=len, reverse=True)
+    return re.compile(r"^[ \t]*(?:- )?(" + "|".join(map(re.escape, names)) + r")[ \t]*:(?:[ \t]|\r?$)")
 
 
 # --------------------------------------------------------------------------- one card
@@ -197,11 +194,17 @@ def _fields_after(card: Card) -> list[Problem]:
     """Card fields written below the closing `---`: a stray `---` ended the front matter early."""
     if not card.fm_close:
         return []
-    body = card.body
-    match = _field_line_re().search(body)
+    # Only the first non-blank line after the close: fields further down are the body's own
+    # business (a YAML example in a code block, say).
+    lines = card.text.split("\n", card.fm_close + 50)
+    line, match = card.fm_close, None
+    for text in lines[card.fm_close:card.fm_close + 50]:
+        line += 1
+        if text.strip():
+            match = _field_line_re().match(text)
+            break
     if not match:
         return []
-    line = card.fm_close + body.count("\n", 0, match.start()) + 1
     return [Problem(card.path, line, 1, "error", "fields-after-front-matter",
                     f"the card field `{match.group(1)}` stands below the `---` at line {card.fm_close} that closed "
                     f"the front matter, so it is not read: move it above that line (or remove a stray `---`)")]

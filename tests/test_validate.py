@@ -217,6 +217,13 @@ def test_stray_delimiter_leaves_fields_below(tmp_path):
     found = problems_of(tmp_path, text)
     stray = only(found, "fields-after-front-matter")[0]
     assert stray.line == 21 and "`license`" in stray.message and "line 20" in stray.message
+    # a stray `---` right after the opening one: an empty front matter, and the fields below it
+    text = card_text().replace("---\n", "---\n---\n", 1)
+    assert [p.rule for p in validate_paths([str(write_card(tmp_path, text))]).problems] == [
+        "empty-front-matter", "fields-after-front-matter"]
+    # field-like lines further down the body (a YAML example) are the body's own business
+    text = card_text().replace("## Usage\n", "## Usage\n\n```yaml\nmodel-name: lenet\n```\n")
+    assert problems_of(tmp_path, text) == []
 
 
 def test_sha256_reused_within_a_card(tmp_path):
