@@ -154,8 +154,9 @@ def nginx(root: str | os.PathLike, *, limit_rate: str | None = None, locations: 
 
 @dataclass
 class Faults:
-    """What the fault server does wrong. Every fault applies to the first `times` GET requests of a file
-    (None: all of them); later requests are served correctly, which is what retries need to meet."""
+    """What the fault server does wrong. The failures (status, reset, truncation, corruption, stall, redirect)
+    apply to the first `times` GET requests (None: all of them) and later requests are served correctly,
+    which is what retries need to meet; the server's manners (no_range, no_etag, etag_salt, rate) always apply."""
 
     status: int | None = None  # answer with this status (e.g. 500, 503, 429, 404) instead of the file
     retry_after: str | None = None  # Retry-After header sent with `status`
@@ -197,14 +198,14 @@ class _FaultHandler(BaseHTTPRequestHandler):
         owner = self.server.owner
         with owner.lock:
             f = owner.faults
+            manners = Faults(no_range=f.no_range, no_etag=f.no_etag, etag_salt=f.etag_salt, rate=f.rate)
             if self.command != "GET":
-                return Faults(no_range=f.no_range, no_etag=f.no_etag, etag_salt=f.etag_salt, redirect=f.redirect)
+                manners.redirect = f.redirect
+                return manners
             if f.times is None:
                 return f
             owner.faulted += 1
-            if owner.faulted <= f.times:
-                return f
-            return Faults()
+            return f if owner.faulted <= f.times else manners
 
     def _serve(self, head: bool) -> None:
         f = self._faults()
@@ -375,3 +376,46 @@ def fault_server(root: str | os.PathLike, host: str = "127.0.0.1", **faults):
         yield server
     finally:
         server.stop()
+
+
+# --------------------------------------------------------------------------- a registry to pull from
+
+CARD_TEMPLATE = """# {name}
+
+---
+model-name: {name}
+backbone-name: tinynet
+module-type: cv
+fine-tunable: True
+input-shape: [32, 32, 3]
+model-version: 1
+train-dataset: digits
+author: [tests]
+update-time: 2024-01-01
+repo-link: https://example.org/{name}
+user-id: {user}
+used-for: inference
+train-backend: {backend}
+infer-backend: {backend}
+mindspore-version: "{version}"
+asset:
+{assets}
+license: Apache2.0
+summary: {name} for tests
+---
+
+## Introduction
+
+A card written by the tests.
+"""
+
+
+def write_card(registry_root: str | os.PathLike, card_id: str, assets: list[tuple[str, str, str]]) -> Path:
+    """Write a valid card `registry_root/<card_id>.md` (card_id: USER/BACKEND/VERSION/NAME) whose assets are
+    (file-format, asset-link, asset-sha256) triples; returns its path."""
+    user, backend, version, name = card_id.split("/")
+    lines = "".join(f"  - file-format: {fmt}\n    asset-link: {link}\n    asset-sha256: {sha}\n" for fmt, link, sha in assets)
+    path = Path(registry_root, *card_id.split("/")).with_suffix(".md")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(CARD_TEMPLATE.format(name=name, user=user, backend=backend, version=version, assets=lines.rstrip("\n")))
+    return path
