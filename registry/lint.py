@@ -4,7 +4,7 @@ Every problem has a stable rule id. Parse rules come from card.py, schema rules 
 the rest from here:
 
     rule                       sev.     what
-    read-error                 error    the file cannot be read (an I/O error: exit code 2)
+    read-error                 error    the file cannot be read, or is not a regular file (exit code 2)
     not-found                  error    a path given on the command line does not exist (exit 2)
     no-cards                   error    a directory given holds no card (exit 2)
     too-large                  error    over 1 MiB: not a card
@@ -64,6 +64,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, TextIO
 
+from . import schema
 from .card import Card, Problem, parse_file
 from .catalog import is_localized
 
@@ -79,9 +80,7 @@ IO_RULES = frozenset({"read-error", "not-found", "no-cards"})
 
 
 def _known_fields() -> tuple[str, ...]:
-    from .schema import schema
-
-    return tuple(schema()["properties"])
+    return tuple(schema.schema()["properties"])
 
 
 @lru_cache(maxsize=1)
@@ -98,8 +97,6 @@ def check_card(card: Card) -> list[Problem]:
     """Schema and lint problems of one parsed card (its parse problems stay in `card.problems`).
 
     Side-effect free; the path rule uses `card.path` to see where the card lies."""
-    from . import schema
-
     if not isinstance(card.data, dict):
         return _fields_after(card) if card.fm_close else []
     fields = card.data
