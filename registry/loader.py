@@ -193,13 +193,12 @@ def choose_asset(entry, file_format: str | None = None, asset: int | str | None 
                     f"the loader reads {' and '.join(LOADABLE_FORMATS)} files")
 
 
-def _fetch(name, entry, asset, *, registry, force: bool) -> str:
-    """The cached, verified local path of one asset of the card."""
+def _fetch(entry, asset, *, force: bool) -> str:
+    """The cached, verified local path of one asset of the card (pulled if not cached)."""
     from . import transfer
 
-    pulled = transfer.pull(name, registry=registry, formats=[asset.file_format], force=force)
-    for item in pulled:
-        if item.asset.sha256 == asset.sha256:
+    for item in transfer.pull(entry, formats=[asset.file_format], force=force):
+        if item.asset.index == asset.index:
             return os.fspath(item.path)
     raise LoadError(f"card {entry.id}: pulling {asset.filename} returned no file for it")
 
@@ -229,7 +228,7 @@ def load(name: str, *args, pretrained: bool = True, force_reload: bool = False, 
                              f"({', '.join([*map(repr, args), *kwargs])}) do not apply to it")
         if not pretrained:
             raise UsageError(f"card {entry.id}: a mindir asset holds its weights; pretrained=False needs a ckpt asset")
-        return _load_graph(name, entry, chosen, registry=registry, force=force_reload)
+        return _load_graph(entry, chosen, force=force_reload)
 
     from .builders import find_builder
 
@@ -242,18 +241,18 @@ def load(name: str, *args, pretrained: bool = True, force_reload: bool = False, 
     net.set_train(False)
     net.load_report = None
     if pretrained:
-        path = _fetch(name, entry, chosen, registry=registry, force=force_reload)
+        path = _fetch(entry, chosen, force=force_reload)
         source = f"checkpoint {chosen.filename} of card {entry.id}"
         net.load_report = fit_parameters(net, read_checkpoint(path, source), strict=strict, source=source)
     return net
 
 
-def _load_graph(name, entry, asset, *, registry, force: bool):
+def _load_graph(entry, asset, *, force: bool):
     import mindspore
     from mindspore import nn
 
     _warn_version(entry)
-    path = _fetch(name, entry, asset, registry=registry, force=force)
+    path = _fetch(entry, asset, force=force)
     try:
         graph = mindspore.load(path)
     except (ValueError, RuntimeError, OSError) as exc:
@@ -285,7 +284,7 @@ def load_weights(network_or_name, name: str | None = None, *, force_reload: bool
     if chosen.file_format.lower() != "ckpt":
         raise LoadError(f"card {entry.id}: load_weights reads ckpt assets; {chosen.filename} is {chosen.file_format}")
     _warn_version(entry)
-    path = _fetch(name, entry, chosen, registry=registry, force=force_reload)
+    path = _fetch(entry, chosen, force=force_reload)
     source = f"checkpoint {chosen.filename} of card {entry.id}"
     params = read_checkpoint(path, source)
     if network is not None:
