@@ -415,7 +415,7 @@ def write_card(registry_root: str | os.PathLike, card_id: str, assets: list[tupl
     (file-format, asset-link, asset-sha256) triples; returns its path."""
     user, backend, version, name = card_id.split("/")
     lines = "".join(f"  - file-format: {fmt}\n    asset-link: {link}\n    asset-sha256: {sha}\n" for fmt, link, sha in assets)
-    path = Path(registry_root, *card_id.split("/")).with_suffix(".md")
+    path = Path(registry_root, *card_id.split("/")[:-1], name + ".md")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(CARD_TEMPLATE.format(name=name, user=user, backend=backend, version=version, assets=lines.rstrip("\n")))
     return path
