@@ -136,12 +136,17 @@ def parse_file(path: str | os.PathLike, display: str | None = None) -> Card:
         if not stat.S_ISREG(info.st_mode):  # a FIFO or device would block or never end
             return _fail(shown, "", 0, "read-error", "is not a regular file: give a card file or a directory")
         size = info.st_size
+        if size <= MAX_CARD_BYTES:
+            # Sized to the file: reading into a limit-sized buffer costs more than parsing a card.
+            with open(path, "rb", buffering=0) as fh:
+                raw = fh.read(size + 1)
+                if len(raw) > size:  # it grew since the stat: read on, up to the limit
+                    raw += fh.read(MAX_CARD_BYTES + 1 - len(raw))
+            size = len(raw)
         if size > MAX_CARD_BYTES:
             return _fail(shown, "", 0, "too-large",
                          f"file is {size:,} bytes, over the {MAX_CARD_BYTES:,}-byte limit for a card; "
                          "keep large content out of the card and link it as an asset")
-        with open(path, "rb") as fh:
-            raw = fh.read(MAX_CARD_BYTES + 1)
     except IsADirectoryError:
         return _fail(shown, "", 0, "read-error", "is a directory, not a card file")
     except OSError as exc:

@@ -61,7 +61,6 @@ import re
 from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
-from pathlib import Path
 from typing import Iterable, TextIO
 
 from . import schema
@@ -110,12 +109,16 @@ def check_card(card: Card) -> list[Problem]:
     return problems
 
 
+@lru_cache(maxsize=1)
+def _lowered_fields() -> dict[str, str]:
+    return {k.lower(): k for k in _known_fields()}
+
+
 def _unknown_keys(card: Card, fields: dict) -> list[Problem]:
-    known = _known_fields()
-    lowered = {k.lower(): k for k in known}
+    lowered = _lowered_fields()
     out = []
     for key in fields:
-        if key in known:
+        if key in lowered:
             continue
         close = difflib.get_close_matches(key.lower(), list(lowered), n=1, cutoff=0.8)
         if close:
@@ -129,7 +132,7 @@ def _norm_user(text: str) -> str:
 
 
 def _path_rule(card: Card, fields: dict) -> list[Problem]:
-    parts = Path(os.path.abspath(card.path)).parts
+    parts = os.path.abspath(card.path).split(os.sep)
     if len(parts) < 3 or not _VERSION_DIR.match(parts[-2]):
         return []
     version_dir = parts[-2]
