@@ -182,15 +182,22 @@ def choose_asset(entry, file_format: str | None = None, asset: int | str | None 
     if asset is not None:
         for i, a in enumerate(assets):
             if asset == i or asset == a.filename:
-                return a
+                return _loadable(entry, a)
         raise UsageError(f"card {entry.id} has no asset {asset!r}; its assets are {have}")
     wanted = [file_format.lower().lstrip(".")] if file_format else list(LOADABLE_FORMATS)
     for fmt in wanted:
         for a in assets:
             if a.file_format.lower() == fmt:
-                return a
+                return _loadable(entry, a)
     raise LoadError(f"card {entry.id} has no {' or '.join(wanted)} asset to load (assets: {have}); "
                     f"the loader reads {' and '.join(LOADABLE_FORMATS)} files")
+
+
+def _loadable(entry, asset):
+    if asset.file_format.lower() not in LOADABLE_FORMATS:
+        raise LoadError(f"asset {asset.filename} of card {entry.id} is in {asset.file_format} format, which "
+                        f"MindSpore cannot load into a network here; the loader reads {' and '.join(LOADABLE_FORMATS)} assets")
+    return asset
 
 
 def _fetch(entry, asset, *, force: bool) -> str:
@@ -234,10 +241,8 @@ def load(name: str, *args, pretrained: bool = True, force_reload: bool = False, 
 
     spec, builder = find_builder(entry.fields, f"card {entry.id}")
     _warn_version(entry)
-    try:
-        net = builder(*args, **kwargs)
-    except TypeError as exc:
-        raise UsageError(f"card {entry.id}: builder {spec.name} refused the arguments given: {exc}") from None
+    _check_arguments(entry, spec, builder, args, kwargs)
+    net = builder(*args, **kwargs)
     net.set_train(False)
     net.load_report = None
     if pretrained:
@@ -245,6 +250,20 @@ def load(name: str, *args, pretrained: bool = True, force_reload: bool = False, 
         source = f"checkpoint {chosen.filename} of card {entry.id}"
         net.load_report = fit_parameters(net, read_checkpoint(path, source), strict=strict, source=source)
     return net
+
+
+def _check_arguments(entry, spec, builder, args, kwargs) -> None:
+    import inspect
+
+    try:
+        signature = inspect.signature(builder)
+    except (TypeError, ValueError):  # no introspectable signature: let the call decide
+        return
+    try:
+        signature.bind(*args, **kwargs)
+    except TypeError as exc:
+        takes = ", ".join(str(p).split(":")[0].split("=")[0].strip() for p in signature.parameters.values())
+        raise UsageError(f"card {entry.id}: builder {spec.name} takes ({takes}): {exc}") from None
 
 
 def _load_graph(entry, asset, *, force: bool):

@@ -227,3 +227,14 @@ def test_unknown_entries_are_reported_not_dropped():
     report = loader.fit_parameters(lenet_digits(), params, strict=False, source="x.ckpt")
     assert report.unexpected == ["network.extra.weight"] and report.ignored == ["moments.network.conv1.weight"]
     assert len(report.loaded) == 8
+
+
+def test_embedded_card_chooses_ssd_and_refuses_air(home):
+    net = registry.load("ssd_v1_coco2017", pretrained=False)  # the card shipped in manifests/
+    assert isinstance(net, ssd.SSD300) and net.num_classes == 81
+    assert registry.get_desired_input_shape("mindspore/ascend/0.7/ssd_v1_coco2017") == [300, 300, 3]
+    with pytest.raises(LoadError, match=r"asset ssd\.geir of card mindspore/ascend/0\.7/ssd_v1_coco2017 is in air format"):
+        registry.load("ssd_v1_coco2017", file_format="air")
+    with pytest.raises(UsageError, match=r"builder ssd300-mobilenetv2 takes \(num_classes\): .*'depth'"):
+        registry.load("ssd_v1_coco2017", pretrained=False, depth=3)
+    assert not (home / "blobs").exists()  # nothing was downloaded
