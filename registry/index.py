@@ -231,8 +231,8 @@ def _session(settings: _settings.Settings):
 
 def _headers(url: str, settings: _settings.Settings) -> dict:
     headers = {"User-Agent": "registry"}
-    host = (urlsplit(url).hostname or "").lower()
-    if settings.token and settings.token_host and host == settings.token_host:
+    parts = urlsplit(url)
+    if settings.token and settings.token_host and settings.token_host in ((parts.hostname or "").lower(), parts.netloc.lower()):
         headers["Authorization"] = f"Bearer {settings.token}"
     return headers
 

@@ -273,3 +273,75 @@ def test_dev_server_stops_cleanly_on_ctrl_c(dev_server):
 def test_dev_server_refuses_a_missing_directory(tmp_path):
     proc = run_cli("serve", str(tmp_path / "nope"), "--port", "0")
     assert proc.returncode == 2 and "is not a directory" in proc.stderr
+
+
+# --------------------------------------------------------------------------- end to end
+
+
+LENET_CARD = """# LeNet digits
+
+---
+model-name: lenet
+backbone-name: lenet
+module-type: cv-classification
+fine-tunable: True
+input-shape: [1, 8, 8]
+model-version: 1
+train-dataset: digits
+author: tests
+update-time: 2026-01-01
+repo-link: https://example.org/lenet
+user-id: me
+used-for: inference
+train-backend: cpu
+infer-backend: cpu
+mindspore-version: "2.10"
+asset:
+  - file-format: ckpt
+    asset-link: weights/lenet_digits.ckpt
+    asset-sha256: {sha}
+license: Apache2.0
+summary: LeNet for 8x8 digits
+---
+"""
+
+
+def test_remote_registry_pulls_and_loads_like_a_local_one(tmp_path, home, monkeypatch):
+    import mindspore as ms
+    import numpy as np
+
+    from registry import loader, transfer
+    from registry.builders.lenet import lenet_digits
+
+    root = tmp_path / "site"
+    ckpt = root / "me/cpu/2.10/weights/lenet_digits.ckpt"
+    ckpt.parent.mkdir(parents=True)
+    trained = lenet_digits()
+    ms.save_checkpoint(trained, str(ckpt))
+    digest = hashlib.sha256(ckpt.read_bytes()).hexdigest()
+    (root / "me/cpu/2.10/lenet_digits.md").write_text(LENET_CARD.format(sha=digest))
+    reindex(root)
+    expected = {p.name: p.asnumpy() for p in trained.get_parameters()}
+    fresh = {p.name: p.asnumpy() for p in lenet_digits().get_parameters()}
+    assert not all(np.array_equal(fresh[k], expected[k]) for k in expected)  # so equality below means loaded
+
+    monkeypatch.setenv("REGISTRY_HOME", str(tmp_path / "local-home"))
+    local = loader.load("lenet_digits", registry=root)
+    monkeypatch.setenv("REGISTRY_HOME", str(home))
+    forget_remote_indexes()
+    with nginx(root, locations=documented_locations()) as url:
+        [pulled] = transfer.pull("lenet_digits", registry=url)
+        assert pulled.downloaded and hashlib.sha256(pulled.path.read_bytes()).hexdigest() == digest
+        remote = loader.load("lenet_digits", registry=url)
+        assert [p for p, status in gets(url)] == ["/index.json", "/me/cpu/2.10/lenet_digits.md",
+                                                  "/me/cpu/2.10/weights/lenet_digits.ckpt"]
+    for net in (local, remote):
+        loaded = {p.name: p.asnumpy() for p in net.get_parameters()}
+        assert loaded.keys() == expected.keys()
+        assert all(np.array_equal(loaded[k], expected[k]) for k in expected)
+    x = ms.Tensor(np.random.default_rng(0).random((2, 1, 8, 8), dtype=np.float32))
+    assert np.array_equal(local(x).asnumpy(), remote(x).asnumpy())
+    # Offline, from the cache, after the server is gone.
+    monkeypatch.setenv("REGISTRY_OFFLINE", "1")
+    forget_remote_indexes()
+    assert loader.load("lenet_digits", registry=url).load_report is not None
