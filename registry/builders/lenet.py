@@ -37,10 +37,10 @@ class LeNetDigits(nn.Cell):
         return self.fc2(x)
 
 
-def lenet_digits(num_classes: int = 10, in_channels: int = 1, **kw) -> nn.Cell:
-    """Builder for `model-name: lenet`: the untrained network; the loader puts the card's weights in."""
-    if kw:
-        from ..errors import LoadError
+def lenet_digits(num_classes: int = 10, in_channels: int = 1) -> nn.Cell:
+    """Builder for `model-name: lenet`: the untrained network; the loader puts the card's weights in.
 
-        raise LoadError(f"lenet-digits builder: unknown arguments {sorted(kw)}; it accepts num_classes and in_channels")
+    No **kwargs on purpose: the loader checks arguments against this signature, so a mistyped one is
+    a one-line usage error naming the accepted parameters.
+    """
     return LeNetDigits(num_classes=num_classes, in_channels=in_channels)
