@@ -184,10 +184,15 @@ class Index:
         if data.get("format") != FORMAT:
             raise UsageError(f"{source} has index format {data.get('format')!r}; this tool reads format {FORMAT}: "
                              "upgrade registry or regenerate the index with this version")
+        records = data["cards"]
+        if not all(isinstance(r, dict) and isinstance(r.get("id"), str) and isinstance(r.get("path"), str)
+                   for r in records):
+            raise UsageError(f"{source} is not a registry index (a card record lacks its id or path): "
+                             "regenerate it with `registry index DIR`")
         self.data = data
         self.source = source
-        self.records: list[dict] = data["cards"]
-        self.by_id = {r["id"]: r for r in self.records}
+        self.records: list[dict] = records
+        self.by_id = {r["id"]: r for r in records}
         self.by_name: dict[str, list[str]] = {}
         for r in self.records:
             self.by_name.setdefault(r["id"].rsplit("/", 1)[-1], []).append(r["id"])

@@ -345,3 +345,14 @@ def test_remote_registry_pulls_and_loads_like_a_local_one(tmp_path, home, monkey
     monkeypatch.setenv("REGISTRY_OFFLINE", "1")
     forget_remote_indexes()
     assert loader.load("lenet_digits", registry=url).load_report is not None
+
+
+def test_a_file_that_is_not_an_index_is_one_sentence(tmp_path, home):
+    forget_remote_indexes()
+    with nginx(tmp_path) as url:
+        for content, message in ((b"<html>", "is not valid JSON"), (b'{"format": 1, "cards": [{}]}', "lacks its id"),
+                                 (b'{"format": 9, "cards": []}', "index format 9")):
+            (tmp_path / "index.json").write_bytes(content)
+            forget_remote_indexes()
+            proc = run_cli("--registry", url, "list", env={"REGISTRY_HOME": str(home)})
+            assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
