@@ -28,7 +28,8 @@ the rest from here:
     unknown-key                error    a field name that is a near miss of a known one (a typo)
     path-mismatch              error    user-id, infer-backend or mindspore-version disagree with the
                                         card's place `USER[/BACKEND]/VERSION/NAME.md` in a registry
-    insecure-link              error    an http:// asset-link (warning for an http:// repo-link)
+    insecure-link              warning  an http:// asset-link (not loopback) or repo-link; the bytes are
+                                        verified by sha256 anyway, so it does not block a pull
     future-date                error    an update-time after today
     fields-after-front-matter  error    `key: value` lines of card fields below the closing `---`
                                         (a stray `---` closed the front matter early)
@@ -72,6 +73,7 @@ _VERSION_DIR = re.compile(r"^\d+\.\d+(\.\d+)?$")
 _NOT_ALNUM = re.compile(r"[^a-z0-9]")
 _VERSION_TOKEN = re.compile(r"[_-]v\d+(?:\.\d+)*(?=[_.-])")
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
+_LOOPBACK = re.compile(r"^http://(localhost|127\.\d+\.\d+\.\d+|\[::1\])(:\d+)?(/|$)", re.IGNORECASE)
 # Parse problems that still let a twin count as readable; every other one is reported for twins.
 _TWIN_RULES = frozenset({"read-error", "too-large", "binary-file", "encoding", "empty-file",
                          "no-front-matter", "unterminated-front-matter"})
@@ -159,6 +161,8 @@ def _path_rule(card: Card, fields: dict) -> list[Problem]:
 
 
 def _links(card: Card, fields: dict) -> list[Problem]:
+    # Asset bytes are verified by sha256 whatever the transport, so http:// is a warning (it exposes
+    # what is downloaded and lets a middlebox block or stall it), and none for a loopback host.
     out = []
     repo = fields.get("repo-link")
     if isinstance(repo, str) and repo.lower().startswith("http://"):
@@ -167,10 +171,10 @@ def _links(card: Card, fields: dict) -> list[Problem]:
     assets = fields.get("asset")
     for i, item in enumerate(assets if isinstance(assets, list) else []):
         link = item.get("asset-link") if isinstance(item, dict) else None
-        if isinstance(link, str) and link.lower().startswith("http://"):
-            out.append(card.problem(("asset", i, "asset-link"), "error", "insecure-link",
-                                    f"asset-link of asset {i + 1} uses http://, which anyone on the path can tamper "
-                                    f"with or block: publish the file over https and write `https://{link[7:]}`"))
+        if isinstance(link, str) and link.lower().startswith("http://") and not _LOOPBACK.match(link):
+            out.append(card.problem(("asset", i, "asset-link"), "warning", "insecure-link",
+                                    f"asset-link of asset {i + 1} uses http://, which exposes the download and lets "
+                                    f"the network block it: publish the file over https and write `https://{link[7:]}`"))
     return out
 
 

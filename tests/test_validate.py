@@ -199,7 +199,9 @@ def test_path_mismatch_user_backend_version(tmp_path):
 def test_insecure_links(tmp_path):
     assets = f"asset:\n  - file-format: ckpt\n    asset-link: http://x.org/a.ckpt\n    asset-sha256: {SHA_A}\n"
     (p,) = problems_of(tmp_path, card_text(assets=assets))
-    assert (p.rule, p.severity, p.line) == ("insecure-link", "error", 24) and "https://x.org/a.ckpt" in p.message
+    assert (p.rule, p.severity, p.line) == ("insecure-link", "warning", 24) and "https://x.org/a.ckpt" in p.message
+    loopback = assets.replace("http://x.org", "http://127.0.0.1:8080")
+    assert problems_of(tmp_path, card_text(assets=loopback)) == []
     (p,) = problems_of(tmp_path, card_text(repo_link="http://gitee.com/x"))
     assert (p.rule, p.severity) == ("insecure-link", "warning")
     proc = run_cli("validate", str(tmp_path))  # warnings alone pass
