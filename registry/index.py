@@ -47,7 +47,7 @@ from urllib.parse import quote, unquote, urljoin, urlsplit
 from . import settings as _settings
 from .card import MAX_CARD_BYTES, Card, parse_bytes, parse_file
 from .catalog import Entry, LocalRegistry, Registry, check_name, is_card_filename, is_localized, open_registry
-from .errors import CardError, IntegrityError, OfflineError, RegistryError, TransferError, UsageError
+from .errors import CardError, IntegrityError, OfflineError, TransferError, UsageError
 
 FORMAT = 1
 INDEX_NAME = "index.json"
