@@ -83,11 +83,7 @@ def sha256(path: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description="Train the LeNet digits model (card mindspore/cpu/2.10/lenet_digits) reproducibly on the CPU.",
-        epilog="The data file is sklearn/datasets/data/digits.csv.gz from the scikit-learn wheel; "
-        "get it with `pip download --no-deps scikit-learn` and unzip that one member.",
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, help="path to digits.csv.gz (default: the one in an installed scikit-learn)")
     parser.add_argument("--out", type=Path, default=ROOT / "manifests" / "mindspore" / "cpu" / "2.10",
                         help="directory for lenet_digits.ckpt and lenet_digits_heldout.npz (default: %(default)s)")
