@@ -46,7 +46,7 @@ from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from . import settings as _settings
 from .card import MAX_CARD_BYTES, Card, parse_bytes, parse_file
-from .catalog import Entry, LocalRegistry, Registry, check_name, is_card_filename, is_localized, open_registry
+from .catalog import SHA256_RE, Entry, LocalRegistry, Registry, check_name, is_card_filename, is_localized, open_registry
 from .errors import CardError, IntegrityError, OfflineError, TransferError, UsageError
 
 FORMAT = 1
@@ -175,6 +175,23 @@ def _write_atomic(path: Path, data: bytes) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def _record_flaw(r) -> str | None:
+    """What makes an index record unusable, if anything. The sha256 names a file in the card cache,
+    so it must be a digest; the other fields are what list, search and info read."""
+    if not (isinstance(r, dict) and isinstance(r.get("id"), str) and isinstance(r.get("path"), str)):
+        return "a card record lacks its id or path"
+    sha, fields, assets, problems = r.get("sha256"), r.get("fields"), r.get("assets"), r.get("problems")
+    if sha is not None and not (isinstance(sha, str) and SHA256_RE.match(sha)):
+        return f"card {r['id']} has sha256 {sha!r}, not 64 hex digits"
+    if not (isinstance(fields, dict) and all(isinstance(v, str) for v in fields.values())):
+        return f"the fields of card {r['id']} are not a mapping of texts"
+    if not (isinstance(assets, list) and all(isinstance(a, dict) and isinstance(a.get("file-format"), str) for a in assets)):
+        return f"the assets of card {r['id']} are not a list of records with a file-format"
+    if not (isinstance(problems, list) and all(isinstance(p, str) for p in problems)):
+        return f"the problems of card {r['id']} are not a list of texts"
+    return None
+
+
 class Index:
     """An index document with lookups by id and by short name."""
 
@@ -185,10 +202,10 @@ class Index:
             raise UsageError(f"{source} has index format {data.get('format')!r}; this tool reads format {FORMAT}: "
                              "upgrade registry or regenerate the index with this version")
         records = data["cards"]
-        if not all(isinstance(r, dict) and isinstance(r.get("id"), str) and isinstance(r.get("path"), str)
-                   for r in records):
-            raise UsageError(f"{source} is not a registry index (a card record lacks its id or path): "
-                             "regenerate it with `registry index DIR`")
+        for r in records:
+            flaw = _record_flaw(r)
+            if flaw:
+                raise UsageError(f"{source} is not a registry index ({flaw}): regenerate it with `registry index DIR`")
         self.data = data
         self.source = source
         self.records: list[dict] = records
@@ -359,7 +376,12 @@ class HttpRegistry(Registry):
         return super().resolve(name)  # full ids, and the messages for unknown or ambiguous names
 
     def card_url(self, record: dict) -> str:
-        return urljoin(self.base_url, quote(check_name(record["path"]) + ".md"))
+        try:
+            rel = check_name(record["path"])
+        except UsageError:  # the index, not the user, gave this path
+            raise UsageError(f"the index {self.index_url} gives card {record['id']} the path {record['path']!r}, "
+                             "which leaves the registry: regenerate the index with `registry index DIR`") from None
+        return urljoin(self.base_url, quote(rel + ".md"))
 
     def entry(self, card_id: str) -> Entry:
         record = self.index.by_id.get(card_id)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import json
 import os
 import signal
 import subprocess
@@ -356,3 +357,32 @@ def test_a_file_that_is_not_an_index_is_one_sentence(tmp_path, home):
             forget_remote_indexes()
             proc = run_cli("--registry", url, "list", env={"REGISTRY_HOME": str(home)})
             assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_index_records_are_checked_before_use(tmp_path, home):
+    """A broken or hostile index names no file outside the cache and crashes no command."""
+    victim = tmp_path / "victim.md"
+    victim.write_text("precious\n")
+    root = tmp_path / "site"
+    write_card(root, "me/1.0/tiny")
+    good = build_index(root)["cards"][0]
+    traversal = "../" * 12 + str(victim)[1:-3]  # the card cache names files by the index's sha256
+    cases = (
+        ({**good, "sha256": traversal}, "not 64 hex digits"),
+        ({**good, "fields": [1]}, "fields"),
+        ({**good, "assets": 5}, "assets"),
+        ({**good, "assets": [{"link": "x"}]}, "assets"),
+        ({**good, "problems": "zz"}, "problems"),
+    )
+    with nginx(root) as url:
+        (HttpRegistry(url).cache_dir / "cards").mkdir(parents=True)  # as after any earlier use
+        for record, words in cases:
+            (root / "index.json").write_text(json.dumps({"format": 1, "cards": [record]}))
+            for command in (["info", "tiny"], ["list"], ["search", "tiny"]):
+                proc = run_cli("--registry", url, *command, env={"REGISTRY_HOME": str(home)})
+                assert proc.returncode == 2 and words in proc.stderr and "me/1.0/tiny" in proc.stderr, proc.stderr
+                assert proc.stderr.count("\n") == 1 and "internal error" not in proc.stderr, proc.stderr
+        assert victim.read_text() == "precious\n"
+        (root / "index.json").write_text(json.dumps({"format": 1, "cards": [{**good, "path": "../../x.md"}]}))
+        proc = run_cli("--registry", url, "info", "tiny", env={"REGISTRY_HOME": str(home)})
+        assert proc.returncode == 2 and "index" in proc.stderr and "../../x.md" in proc.stderr, proc.stderr
