@@ -48,7 +48,15 @@ class Problem:
     message: str
 
     def format(self) -> str:
-        return f"{self.path}:{self.line}:{self.col}: {self.severity} {self.rule}: {self.message}"
+        """One line, whatever the path or the quoted values hold: control characters are escaped."""
+        return _CONTROL.sub(_escape, f"{self.path}:{self.line}:{self.col}: {self.severity} {self.rule}: {self.message}")
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _escape(match: re.Match) -> str:
+    return repr(match.group())[1:-1]  # "\n", "\r", "\t", "\x1b", ...
 
 
 @dataclass(frozen=True)

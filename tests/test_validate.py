@@ -341,3 +341,13 @@ def test_help_and_validate_do_not_import_mindspore():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[-1] == "0 []"
+
+
+def test_line_breaks_in_values_keys_and_names_keep_one_line_per_problem(tmp_path):
+    path = tmp_path / "two\nlines.md"
+    path.write_text('---\nmodel-version: "1.0\\nfoo"\nupdate-time: "2023-1-1\\r\\nx"\n"model-nam\\ne": x\n---\n')
+    proc = run_cli("validate", str(tmp_path))
+    lines = proc.stdout.splitlines()
+    assert proc.returncode == 1 and len(lines) > 3
+    assert all(line.startswith(str(tmp_path) + "/two\\nlines.md:") for line in lines[:-1]), lines
+    assert any("`1.0\\nfoo`" in line for line in lines) and any("`2023-1-1\\r\\nx`" in line for line in lines)
