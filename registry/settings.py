@@ -16,6 +16,7 @@ REGISTRY_PROGRESS        1 force / 0 disable progress bars (default: only on a t
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -57,16 +58,20 @@ def _flag(env: Mapping[str, str], name: str, default: bool | None) -> bool | Non
     raise UsageError(f"environment variable {name}={raw!r} is not a boolean: use 1 or 0", exit_code=2)
 
 
-def _number(env: Mapping[str, str], name: str, default: float, kind=float):
+def _number(env: Mapping[str, str], name: str, default: float, kind=float, positive: bool = False):
     raw = env.get(name)
     if raw is None or raw.strip() == "":
         return default
     try:
         value = kind(raw)
     except ValueError:
-        raise UsageError(f"environment variable {name}={raw!r} is not a number: set it to e.g. {default}") from None
+        value = math.nan
+    if not math.isfinite(value):  # nan or inf would reach requests and time.sleep as a crash or a hang
+        raise UsageError(f"environment variable {name}={raw!r} is not a number: set it to e.g. {default}")
     if value < 0:
         raise UsageError(f"environment variable {name}={raw!r} must not be negative")
+    if positive and value == 0:  # a zero timeout fails every request
+        raise UsageError(f"environment variable {name}={raw!r} must be more than 0: set it to e.g. {default}")
     return value
 
 
@@ -112,8 +117,8 @@ class Settings:
             mirrors=parse_mirrors(env.get("REGISTRY_MIRRORS", "")),
             token=env.get("REGISTRY_TOKEN") or None,
             token_host=(env.get("REGISTRY_TOKEN_HOST") or "").lower() or None,
-            connect_timeout=_number(env, "REGISTRY_CONNECT_TIMEOUT", 10.0),
-            read_timeout=_number(env, "REGISTRY_READ_TIMEOUT", 60.0),
+            connect_timeout=_number(env, "REGISTRY_CONNECT_TIMEOUT", 10.0, positive=True),
+            read_timeout=_number(env, "REGISTRY_READ_TIMEOUT", 60.0, positive=True),
             retries=int(_number(env, "REGISTRY_RETRIES", 5, int)),
             backoff=_number(env, "REGISTRY_BACKOFF", 0.5),
             jobs=max(1, int(_number(env, "REGISTRY_JOBS", 4, int))),

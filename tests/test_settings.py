@@ -31,6 +31,10 @@ def test_every_variable_is_read():
     ({"REGISTRY_OFFLINE": "maybe"}, "REGISTRY_OFFLINE"),
     ({"REGISTRY_RETRIES": "many"}, "REGISTRY_RETRIES"),
     ({"REGISTRY_READ_TIMEOUT": "-1"}, "must not be negative"),
+    ({"REGISTRY_CONNECT_TIMEOUT": "nan"}, "REGISTRY_CONNECT_TIMEOUT='nan' is not a number"),
+    ({"REGISTRY_READ_TIMEOUT": "inf"}, "REGISTRY_READ_TIMEOUT='inf' is not a number"),
+    ({"REGISTRY_BACKOFF": "inf"}, "REGISTRY_BACKOFF"),
+    ({"REGISTRY_CONNECT_TIMEOUT": "0"}, "REGISTRY_CONNECT_TIMEOUT='0' must be more than 0"),
     ({"REGISTRY_MIRRORS": "no-equals-sign"}, "FROM=TO"),
 ])
 def test_bad_values_are_usage_errors_naming_the_variable(env, fragment):
