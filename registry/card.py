@@ -204,15 +204,23 @@ def parse_text(text: str, path: str = "<string>") -> Card:
         return card
     lines = text.split("\n")
     first, second = find_front_matter(lines)
-    if first < 0:
-        card.problems.append(Problem(path, 1, 1, "error", "no-front-matter",
-                                     "no front matter: put the card's YAML fields between two lines that are exactly `---`"))
+    if first < 0 or second < 0:
+        rule = "no-front-matter" if first < 0 else "unterminated-front-matter"
+        # A `---` with spaces around it looks right but is not a delimiter: point at it.
+        stray = next((i for i, line in enumerate(lines) if line.strip() == "---" and line.rstrip("\r") != "---"), -1)
+        if stray >= 0:
+            message = (f"line {stray + 1} is `---` with spaces or tabs around it, so it does not open or close the "
+                       "front matter: make it exactly `---`")
+            card.problems.append(Problem(path, stray + 1, 1, "error", rule, message))
+        elif first < 0:
+            card.problems.append(Problem(path, 1, 1, "error", rule,
+                                         "no front matter: put the card's YAML fields between two lines that are exactly `---`"))
+        else:
+            card.problems.append(Problem(path, first + 1, 1, "error", rule,
+                                         "front matter opened here is never closed: add a line that is exactly `---` after the last field"))
+        card.fm_open = first + 1
         return card
     card.fm_open = first + 1
-    if second < 0:
-        card.problems.append(Problem(path, first + 1, 1, "error", "unterminated-front-matter",
-                                     "front matter opened here is never closed: add a line that is exactly `---` after the last field"))
-        return card
     card.fm_close = second + 1
     _parse_yaml(card, "\n".join(line.rstrip("\r") for line in lines[first + 1:second]), first + 1)
     return card

@@ -127,3 +127,15 @@ def test_unreadable_paths(tmp_path):
 def test_utf8_bom_is_accepted():
     card = parse_bytes("\ufeff---\nmodel-name: 模型\n---\n".encode("utf-8"))
     assert card.problems == [] and card.fields["model-name"] == "模型"
+
+
+@pytest.mark.parametrize("raw, rule, line", [
+    (b"# T\n---  \nmodel-name: x\n---\t\n", "no-front-matter", 2),
+    (b"# T\n---  \nmodel-name: x\n---\n", "unterminated-front-matter", 2),
+    (b"# T\n---\nmodel-name: x\n--- \t\n", "unterminated-front-matter", 4),
+    (b" ---\nmodel-name: x\n---\n", "unterminated-front-matter", 1),
+])
+def test_delimiter_with_stray_spaces_is_named_at_its_line(raw, rule, line):
+    card = parse_bytes(raw, "c.md")
+    assert rules(card) == [rule] and card.problems[0].line == line, card.problems
+    assert "exactly `---`" in card.problems[0].message and "spaces" in card.problems[0].message
