@@ -337,7 +337,7 @@ def validate_paths(paths: Iterable[str]) -> Report:
                 report.errors.append(Problem(given, 0, 0, "error", "no-cards",
                                              "directory holds no .md card: check the path"))
             files.extend(found)
-        elif os.path.exists(given):
+        elif os.path.lexists(given):  # a symlink loop exists but cannot be read: parse_file says why
             files.append(given)
         else:
             report.errors.append(Problem(given, 0, 0, "error", "not-found", "no such file or directory: check the path"))

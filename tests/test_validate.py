@@ -351,3 +351,10 @@ def test_line_breaks_in_values_keys_and_names_keep_one_line_per_problem(tmp_path
     assert proc.returncode == 1 and len(lines) > 3
     assert all(line.startswith(str(tmp_path) + "/two\\nlines.md:") for line in lines[:-1]), lines
     assert any("`1.0\\nfoo`" in line for line in lines) and any("`2023-1-1\\r\\nx`" in line for line in lines)
+
+
+def test_symlink_loop_is_a_read_error_not_a_missing_file(tmp_path):
+    (tmp_path / "a.md").symlink_to(tmp_path / "b.md")
+    (tmp_path / "b.md").symlink_to(tmp_path / "a.md")
+    proc = run_cli("validate", str(tmp_path / "a.md"))
+    assert proc.returncode == 2 and "a.md:0:0: error read-error: cannot read the file: Too many levels of symbolic links" in proc.stdout
