@@ -162,6 +162,9 @@ class Registry:
         short = name.rsplit("/", 1)[-1]
         pool = {i.rsplit("/", 1)[-1]: i for i in ids}
         close = difflib.get_close_matches(short, list(pool), n=3, cutoff=0.6)
+        if len(close) < 3 and len(short) >= 3:  # the start or a part of a longer name: `lenet` for lenet_digits
+            parts = sorted((p for p in pool if short in p and p not in close), key=lambda p: (not p.startswith(short), len(p), p))
+            close += parts[:3 - len(close)]
         if "/" in name:
             close = sorted({*close, *difflib.get_close_matches(name, ids, n=3, cutoff=0.6)})
         hint = f"; did you mean {', '.join(close)}?" if close else "; `registry list` shows the models it has"

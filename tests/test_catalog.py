@@ -53,7 +53,8 @@ def test_ambiguous_short_name_lists_the_candidates(reg):
 
 
 @pytest.mark.parametrize("name, suggestion", [("ssd_v1_coco", "ssd_v1_coco2017"), ("resnet50_imagnet", "resnet50_imagenet"),
-                                              ("mindspore/gpu/1.0/resnet_imagenet", "resnet50_imagenet")])
+                                              ("mindspore/gpu/1.0/resnet_imagenet", "resnet50_imagenet"),
+                                              ("resnet50", "resnet50_imagenet"), ("ssd", "ssd_v1_coco2017")])
 def test_unknown_name_says_did_you_mean(reg, name, suggestion):
     with pytest.raises(NotFoundError, match=f"no model '{name}' in registry .*; did you mean .*{suggestion}"):
         resolve(name, reg)
