@@ -75,13 +75,13 @@ def _local_size(link: str, card_dir: Path, root: Path) -> int | None:
         path = Path(unquote(parts.path))
     elif not parts.scheme and not parts.netloc and link and not link.startswith("/"):
         path = card_dir / unquote(parts.path)
-        if root not in path.resolve().parents:
-            return None
     else:
         return None
     try:
+        if root not in path.resolve().parents:  # a published index tells nothing about files beside the tree
+            return None
         return path.stat().st_size if path.is_file() else None
-    except OSError:
+    except (OSError, RuntimeError):  # RuntimeError: a symlink loop, before Python 3.13
         return None
 
 

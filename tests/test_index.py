@@ -138,3 +138,17 @@ def test_index_cli_writes_into_the_tree_by_default_and_to_stdout(tmp_path):
 def test_index_of_a_missing_directory_is_one_sentence(tmp_path):
     proc = run_cli("index", str(tmp_path / "nope"))
     assert proc.returncode == 2 and "is not a directory" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_asset_sizes_are_measured_only_inside_the_tree(tmp_path):
+    root = tmp_path / "tree"
+    outside = tmp_path / "secret.bin"
+    outside.write_bytes(b"x" * 77)
+    (root / "me/1.0").mkdir(parents=True)
+    (root / "me/1.0/w.ckpt").write_bytes(b"y" * 5)
+    (root / "me/1.0/loop.ckpt").symlink_to("loop.ckpt")
+    links = [outside.as_uri(), "../../../secret.bin", (root / "me/1.0/w.ckpt").as_uri(), "w.ckpt", "loop.ckpt"]
+    assets = "".join(f"  - file-format: ckpt\n    asset-link: {link}\n    asset-sha256: {'ab' * 32}\n" for link in links)
+    (root / "me/1.0/t.md").write_text(f"---\nmodel-name: t\nasset:\n{assets}---\n")
+    sizes = [a["size"] for a in build_index(root)["cards"][0]["assets"]]
+    assert sizes == [None, None, 5, 5, None]  # the index tells nothing about files beside the tree
