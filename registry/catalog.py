@@ -173,10 +173,10 @@ class Registry:
 
 class LocalRegistry(Registry):
     def __init__(self, root: str | os.PathLike):
+        if not Path(root).is_dir():  # checked first: resolve() raises on a symlink loop before Python 3.13
+            raise UsageError(f"registry {root} is not a directory: pass a directory of cards or an http(s) URL")
         self.root = Path(root).resolve()
         self.location = str(self.root)
-        if not self.root.is_dir():
-            raise UsageError(f"registry {root} is not a directory: pass a directory of cards or an http(s) URL")
         self._ids: list[str] | None = None
 
     def ids(self) -> list[str]:

@@ -138,9 +138,9 @@ def walk_tree(root: Path) -> tuple[list[str], dict[str, list[str]]]:
 
 
 def build_index(root: str | os.PathLike) -> dict:
-    root = Path(root).resolve()
-    if not root.is_dir():
+    if not Path(root).is_dir():  # checked first: resolve() raises on a symlink loop before Python 3.13
         raise UsageError(f"{root} is not a directory: give the root of a registry tree (USER/[BACKEND/]VERSION/NAME.md)")
+    root = Path(root).resolve()
     paths, twins = walk_tree(root)
     cards = []
     for rel in paths:

@@ -64,7 +64,10 @@ class _GeneratedIndex:
                 dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
                 for fn in sorted(filenames):
                     if fn.endswith(".md"):
-                        st = os.stat(os.path.join(dirpath, fn))
+                        try:
+                            st = os.stat(os.path.join(dirpath, fn))
+                        except OSError:  # a dangling or looping link: build_index reports it as a card problem
+                            continue
                         stamp.update(f"{dirpath}/{fn}\0{st.st_mtime_ns}\0{st.st_size}\n".encode())
                         newest = max(newest, st.st_mtime)
             key = stamp.hexdigest()
@@ -94,7 +97,10 @@ class Handler(BaseHTTPRequestHandler):
         if any(p in (".", "..") or p.startswith(".") or "\\" in p or "\x00" in p for p in parts):
             return None
         root = self.server.root
-        path = root.joinpath(*parts).resolve() if parts else root
+        try:
+            path = root.joinpath(*parts).resolve() if parts else root
+        except (OSError, RuntimeError):  # RuntimeError: a symlink loop, before Python 3.13
+            return None
         if path != root and root not in path.parents:  # a symlink pointing out of the tree
             return None
         return path
@@ -185,9 +191,9 @@ class RegistryServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, root: str | os.PathLike, host: str = "127.0.0.1", port: int = 8000, quiet: bool = False):
-        root_path = Path(root).resolve()
-        if not root_path.is_dir():
+        if not Path(root).is_dir():  # checked first: resolve() raises on a symlink loop before Python 3.13
             raise UsageError(f"{root} is not a directory: give the root of a registry tree to serve")
+        root_path = Path(root).resolve()
         self.root = root_path
         self.quiet = quiet
         self.generated = _GeneratedIndex(root_path)

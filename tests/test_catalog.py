@@ -90,6 +90,9 @@ def test_registry_location_from_argument_env_var_or_the_embedded_default(reg, mo
     assert open_registry(reg.as_uri()).root == reg.resolve()  # file:// URLs are directories too
     with pytest.raises(UsageError, match="is not a directory"):
         open_registry(reg / "nothing")
+    (reg / "loop").symlink_to("loop")
+    with pytest.raises(UsageError, match="is not a directory"):
+        open_registry(reg / "loop")
 
 
 def test_relative_links_resolve_against_the_card_location(reg):

@@ -136,8 +136,10 @@ def test_index_cli_writes_into_the_tree_by_default_and_to_stdout(tmp_path):
 
 
 def test_index_of_a_missing_directory_is_one_sentence(tmp_path):
-    proc = run_cli("index", str(tmp_path / "nope"))
-    assert proc.returncode == 2 and "is not a directory" in proc.stderr and "Traceback" not in proc.stderr
+    (tmp_path / "loop").symlink_to("loop")
+    for name in ("nope", "loop"):
+        proc = run_cli("index", str(tmp_path / name))
+        assert proc.returncode == 2 and "is not a directory" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
 
 
 def test_asset_sizes_are_measured_only_inside_the_tree(tmp_path):

@@ -257,6 +257,10 @@ def test_dev_server_serves_a_registry_with_ranges(tree, dev_server):
         assert raw_get(url, path)[0] == 404, path
     (tree / "escape").symlink_to("/etc")
     assert raw_get(url, "/escape/passwd")[0] == 404
+    (tree / "loop").symlink_to("loop")
+    (tree / "me" / "loop.md").symlink_to("loop.md")
+    for path in ("/loop", "/loop/x.md", "/me/loop.md"):
+        assert raw_get(url, path)[0] == 404, path
     # The generated index follows the tree.
     write_card(tree, "me/cpu/2.10/later")
     forget_remote_indexes()
@@ -272,8 +276,10 @@ def test_dev_server_stops_cleanly_on_ctrl_c(dev_server):
 
 
 def test_dev_server_refuses_a_missing_directory(tmp_path):
-    proc = run_cli("serve", str(tmp_path / "nope"), "--port", "0")
-    assert proc.returncode == 2 and "is not a directory" in proc.stderr
+    (tmp_path / "loop").symlink_to("loop")
+    for name in ("nope", "loop"):
+        proc = run_cli("serve", str(tmp_path / name), "--port", "0")
+        assert proc.returncode == 2 and "is not a directory" in proc.stderr, proc.stderr
 
 
 # --------------------------------------------------------------------------- end to end
