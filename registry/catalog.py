@@ -237,4 +237,9 @@ def resolve(name: str, registry: str | os.PathLike | Registry | None = None) -> 
             except ValueError:
                 card_id = None
         return entry_from_file(path, card_id, reg)
+    if isinstance(name, str) and name.endswith(".md"):
+        try:
+            check_name(name)
+        except UsageError:  # not an id (`../x.md`, `/abs/x.md`): a path to a card file that is not there
+            raise UsageError(f"no card file {name}: check the path") from None
     return open_registry(registry).resolve(name)

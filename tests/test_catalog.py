@@ -44,6 +44,12 @@ def test_card_path_outside_a_registry_is_named_by_its_file(tmp_path):
     assert entry.id == "my_net" and entry.base_url == card.parent.as_uri() + "/"
 
 
+def test_missing_card_path_is_named_as_a_file(reg, tmp_path):
+    for name in ("../nope.md", str(tmp_path / "nope.md")):
+        with pytest.raises(UsageError, match=f"no card file {name}: check the path"):
+            resolve(name, reg)
+
+
 def test_ambiguous_short_name_lists_the_candidates(reg):
     with pytest.raises(NotFoundError) as err:
         resolve("lenet_mnist", reg)
