@@ -539,7 +539,16 @@ def _width(stdout: TextIO) -> int:
     return shutil.get_terminal_size((100, 24)).columns if _tty(stdout) else 100
 
 
+# Control characters but tab and newline: card text must not drive the terminal (clear it, set its title).
+_TERMINAL_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def _plain(text: str) -> str:
+    return _TERMINAL_CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+
+
 def _table(rows: list[list[str]], header: list[str], stdout: TextIO) -> None:
+    rows = [[_plain(cell) for cell in row] for row in rows]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     bold = _tty(stdout)
     for n, row in enumerate([header, *rows]):
@@ -592,20 +601,20 @@ def cli_info(args, stdout: TextIO) -> int:
         return 0
     tty = _tty(stdout)
     write = stdout.write
-    head = card.title or entry.name
+    head = _plain(card.title or entry.name)
     write(f"\x1b[1m{head}\x1b[0m\n" if tty else f"{head}\n{'=' * len(head)}\n")
     rows = [("id", entry.id), ("source", entry.source)]
     rows += [(k, _text(v) or "") for k, v in card.fields.items() if k != "asset"]
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
-        write(f"{key.rjust(width)}: {value}\n")
+        write(f"{_plain(key).rjust(width)}: {_plain(value)}\n")
     for p in problems:
-        write(f"{'problem'.rjust(width)}: {p}\n")
+        write(f"{'problem'.rjust(width)}: {_plain(p)}\n")
     if assets:
         write("\n")
         _table([[str(i + 1), a["file-format"], a["sha256"], a["url"]] for i, a in enumerate(assets)],
                ["#", "FORMAT", "SHA256", "URL"], stdout)
-    body = render_markdown(card.body, width=_width(stdout), tty=tty)
+    body = render_markdown(_plain(card.body), width=_width(stdout), tty=tty)
     if body.strip():
         write("\n" + body)
     return 0

@@ -121,3 +121,15 @@ def test_markdown_rendering_for_a_terminal():
         "Results\n=======\n\nSee the paper (https://arxiv.org/abs/1) and https://x.org.\n\n"
         "- one\n- two\n  1. nested\n\n    code line\n\na | bb\n--+---\n1 | 2\n\n")
     assert "\x1b[1;4mResults\x1b[0m" in render_markdown(text, tty=True)
+
+
+def test_list_and_info_never_pass_terminal_escapes_from_a_card(tmp_path):
+    card = tmp_path / "me/1.0/evil.md"
+    card.parent.mkdir(parents=True)
+    card.write_text('# Evil\x1b[2J\n\n---\nmodel-name: "evil\\e]0;owned\\a"\nmodule-type: "cv\\e[31m"\n'
+                    'summary: "two\\nlines"\n---\n\nbody \x1b[2J text\n')
+    for command in (["list"], ["info", "evil"]):
+        proc = run_cli("--registry", str(tmp_path), *command)
+        assert proc.returncode == 0 and "evil" in proc.stdout, proc.stderr
+        assert "\x1b" not in proc.stdout and "\x07" not in proc.stdout, proc.stdout
+    assert "\\x1b[2J" in proc.stdout and "two\nlines" in proc.stdout
