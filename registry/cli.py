@@ -172,6 +172,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.set_defaults(func=cmd_serve)
+    # The global option is also accepted after the command (`registry pull --registry DIR NAME`);
+    # SUPPRESS keeps a value given before the command when it is not repeated after it.
+    for command in sub.choices.values():
+        command.add_argument("--registry", metavar="LOCATION", default=argparse.SUPPRESS,
+                             help="registry directory or http(s) base URL (as the global option)")
     return parser
 
 

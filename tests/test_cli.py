@@ -33,5 +33,15 @@ def test_hash_of_a_missing_file_is_one_sentence():
     assert "Traceback" not in proc.stderr
 
 
-def test_python_m_registry_matches_console_script_module():
-    assert (ROOT / "registry" / "__main__.py").is_file()
+def test_registry_option_is_accepted_before_and_after_the_command(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    manifests = str(ROOT / "manifests")
+    for args in (["--registry", manifests, "info", "lenet_digits"], ["info", "lenet_digits", "--registry", manifests],
+                 ["--registry", str(empty), "info", "lenet_digits", "--registry", manifests]):
+        proc = run_cli(*args, env={"REGISTRY_URL": str(empty)})
+        assert proc.returncode == 0, (args, proc.stderr)
+        assert "lenet_digits" in proc.stdout
+    # The option wins over the environment; without it the environment is used.
+    proc = run_cli("info", "lenet_digits", env={"REGISTRY_URL": str(empty)})
+    assert proc.returncode == 3 and "no model 'lenet_digits'" in proc.stderr
