@@ -15,7 +15,7 @@ import posixpath
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 from urllib.parse import unquote, urljoin, urlsplit
 
 from . import settings as _settings
@@ -32,6 +32,20 @@ def is_localized(filename: str) -> bool:
 
 def is_card_filename(filename: str) -> bool:
     return filename.endswith(".md") and not is_localized(filename) and filename.lower() != "readme.md"
+
+
+def walk_markdown(root: str | os.PathLike) -> Iterator[str]:
+    """Relative POSIX paths of the `.md` files of a registry tree, in sorted walk order.
+
+    Hidden directories and README.md files are skipped; localized twins are included (callers that
+    want models only filter with is_card_filename)."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        rel = os.path.relpath(dirpath, root)
+        prefix = "" if rel == "." else rel.replace(os.sep, "/") + "/"
+        for fn in sorted(filenames):
+            if fn.endswith(".md") and fn.lower() != "readme.md":
+                yield prefix + fn
 
 
 def check_name(name: str) -> str:
@@ -181,14 +195,7 @@ class LocalRegistry(Registry):
 
     def ids(self) -> list[str]:
         if self._ids is None:
-            found = []
-            for dirpath, dirnames, filenames in os.walk(self.root):
-                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-                rel = os.path.relpath(dirpath, self.root)
-                for fn in filenames:
-                    if is_card_filename(fn):
-                        found.append(fn[:-3] if rel == "." else f"{rel.replace(os.sep, '/')}/{fn[:-3]}")
-            self._ids = sorted(found)
+            self._ids = sorted(rel[:-3] for rel in walk_markdown(self.root) if is_card_filename(posixpath.basename(rel)))
         return self._ids
 
     def card_path(self, card_id: str) -> Path:

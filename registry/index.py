@@ -46,7 +46,7 @@ from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from . import settings as _settings
 from .card import MAX_CARD_BYTES, Card, parse_bytes, parse_file
-from .catalog import SHA256_RE, Entry, LocalRegistry, Registry, check_name, is_card_filename, is_localized, open_registry
+from .catalog import SHA256_RE, Entry, LocalRegistry, Registry, check_name, is_localized, open_registry, walk_markdown
 from .errors import CardError, IntegrityError, OfflineError, TransferError, UsageError
 
 FORMAT = 1
@@ -125,15 +125,11 @@ def card_record(root: Path, rel: str) -> dict:
 def walk_tree(root: Path) -> tuple[list[str], dict[str, list[str]]]:
     """Card paths and, per card path, its localized twins; the same rules as LocalRegistry.ids()."""
     cards, twins = [], {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        rel = os.path.relpath(dirpath, root)
-        prefix = "" if rel == "." else rel.replace(os.sep, "/") + "/"
-        for fn in sorted(filenames):
-            if is_card_filename(fn):
-                cards.append(prefix + fn)
-            elif is_localized(fn):
-                twins.setdefault(prefix + fn[: -len("_cn.md")] + ".md", []).append(prefix + fn)
+    for rel in walk_markdown(root):
+        if is_localized(rel):
+            twins.setdefault(rel[: -len("_cn.md")] + ".md", []).append(rel)
+        else:
+            cards.append(rel)
     return sorted(cards, key=lambda rel: rel[:-3]), twins  # ordered by id, as LocalRegistry.ids()
 
 

@@ -66,7 +66,7 @@ from typing import Iterable, TextIO
 
 from . import schema
 from .card import Card, Problem, parse_file
-from .catalog import is_localized
+from .catalog import is_localized, walk_markdown
 
 BACKENDS = frozenset({"ascend", "gpu", "cpu"})
 _VERSION_DIR = re.compile(r"^\d+\.\d+(\.\d+)?$")
@@ -316,13 +316,7 @@ class Report:
 
 
 def _walk(root: str) -> list[str]:
-    found = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            if name.endswith(".md") and name.lower() != "readme.md":
-                found.append(os.path.join(dirpath, name))
-    return found
+    return [os.path.join(root, rel) for rel in walk_markdown(root)]
 
 
 def validate_paths(paths: Iterable[str]) -> Report:

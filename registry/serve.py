@@ -55,21 +55,19 @@ class _GeneratedIndex:
         self.mtime = 0.0
 
     def get(self) -> tuple[bytes, float]:
+        from .catalog import walk_markdown
         from .index import build_index, dumps_index
 
         with self.lock:
             stamp = hashlib.sha256()
             newest = 0.0
-            for dirpath, dirnames, filenames in os.walk(self.root):
-                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-                for fn in sorted(filenames):
-                    if fn.endswith(".md"):
-                        try:
-                            st = os.stat(os.path.join(dirpath, fn))
-                        except OSError:  # a dangling or looping link: build_index reports it as a card problem
-                            continue
-                        stamp.update(f"{dirpath}/{fn}\0{st.st_mtime_ns}\0{st.st_size}\n".encode())
-                        newest = max(newest, st.st_mtime)
+            for rel in walk_markdown(self.root):
+                try:
+                    st = os.stat(self.root / rel)
+                except OSError:  # a dangling or looping link: build_index reports it as a card problem
+                    continue
+                stamp.update(f"{rel}\0{st.st_mtime_ns}\0{st.st_size}\n".encode())
+                newest = max(newest, st.st_mtime)
             key = stamp.hexdigest()
             if key != self.key:
                 self.blob, self.key, self.mtime = dumps_index(build_index(self.root)), key, newest
