@@ -83,13 +83,15 @@ def pull(name_or_entry: str | os.PathLike | Entry, *, registry: str | os.PathLik
     engine = Engine(settings, progress=progress, label=entry.name)
     try:
         def one(asset: Asset) -> Pulled:
-            blob, downloaded = engine.fetch(asset, entry, force=force)
-            with engine.cache.lock(asset.sha256):  # prune/rm remove blobs under this lock: link while it holds
-                if not blob.exists():
-                    blob, downloaded = engine.fetch(asset, entry, force=False)
-                path = engine.cache.link(entry.id, names[asset.index], asset.sha256, size=blob.stat().st_size,
-                                         file_format=asset.file_format, url=asset.url)
-            return Pulled(entry, asset, path, blob, downloaded)
+            again = force
+            while True:
+                blob, downloaded = engine.fetch(asset, entry, force=again)
+                with engine.cache.lock(asset.sha256):  # prune and rm remove blobs under this lock
+                    if blob.exists():  # else a prune removed it since fetch returned: fetch it again
+                        path = engine.cache.link(entry.id, names[asset.index], asset.sha256, size=blob.stat().st_size,
+                                                 file_format=asset.file_format, url=asset.url)
+                        return Pulled(entry, asset, path, blob, downloaded)
+                again = False
 
         return _run_all(one, assets, settings.jobs)
     finally:
