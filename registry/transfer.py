@@ -79,7 +79,7 @@ def pull(name_or_entry: str | os.PathLike | Entry, *, registry: str | os.PathLik
     entry = name_or_entry if isinstance(name_or_entry, Entry) else resolve(name_or_entry, registry)
     entry.require_sound()
     assets = entry.select_assets(formats)
-    names = _view_names(assets)
+    names = _view_names(entry.assets)  # from all assets, so a file keeps its name whatever --format selects
     engine = Engine(settings, progress=progress, label=entry.name)
     try:
         def one(asset: Asset) -> Pulled:

@@ -390,6 +390,20 @@ def test_offline_serves_the_cache_and_names_what_is_missing(reg, site, home):
         pull("tiny", registry=reg, settings=settings_for(home, None, offline=True))
 
 
+def test_two_assets_with_one_file_name_get_distinct_view_names(tmp_path, site, home):
+    (site / "v2").mkdir()
+    (site / "v2" / "tiny.ckpt").write_bytes(b"another checkpoint")
+    root = tmp_path / "reg"
+    write_card(root, CARD_ID, [("ckpt", BASE + "tiny.ckpt", sha(site / "tiny.ckpt")),
+                               ("mindir", BASE + "v2/tiny.ckpt", sha(site / "v2" / "tiny.ckpt"))])
+    with nginx(site) as url:
+        only_second = pull("tiny", registry=root, settings=settings_for(home, url), formats=["mindir"])
+        both = pull("tiny", registry=root, settings=settings_for(home, url))
+    second = sha(site / "v2" / "tiny.ckpt")
+    assert only_second[0].path.name == both[1].path.name == f"{second[:12]}-tiny.ckpt"
+    assert [p.path.read_bytes() for p in both] == [(site / "tiny.ckpt").read_bytes(), b"another checkpoint"]
+
+
 def test_force_downloads_again(reg, site, home):
     with nginx(site) as url:
         s = settings_for(home, url)
@@ -464,3 +478,13 @@ def test_progress_bar_only_when_asked(reg, site, home, capsys):
         pull("tiny", registry=reg, settings=settings_for(home, url), formats=["air"], progress=True)
         err = capsys.readouterr().err
     assert "tiny" in err and "100%" in err
+
+
+def test_backoff_doubles_with_jitter_and_a_cap(home):
+    engine = Engine(settings_for(home, None, backoff=1.0))
+    try:
+        for attempt, (low, high) in {1: (0.5, 1), 2: (1, 2), 3: (2, 4), 10: (15, 30)}.items():
+            delays = {engine._backoff(attempt) for _ in range(50)}
+            assert all(low <= d <= high for d in delays) and len(delays) > 1
+    finally:
+        engine.close()
