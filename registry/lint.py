@@ -28,6 +28,7 @@ the rest from here:
     unknown-key                error    a field name that is a near miss of a known one (a typo)
     path-mismatch              error    user-id, infer-backend or mindspore-version disagree with the
                                         card's place `USER[/BACKEND]/VERSION/NAME.md` in a registry
+    local-link                 warning  a file:// asset-link: works on one machine only (relative links travel)
     insecure-link              warning  an http:// asset-link (not loopback) or repo-link; the bytes are
                                         verified by sha256 anyway, so it does not block a pull
     future-date                error    an update-time after today
@@ -175,6 +176,10 @@ def _links(card: Card, fields: dict) -> list[Problem]:
             out.append(card.problem(("asset", i, "asset-link"), "warning", "insecure-link",
                                     f"asset-link of asset {i + 1} uses http://, which exposes the download and lets "
                                     f"the network block it: publish the file over https and write `https://{link[7:]}`"))
+        elif isinstance(link, str) and link.lower().startswith("file:"):
+            out.append(card.problem(("asset", i, "asset-link"), "warning", "local-link",
+                                    f"asset-link of asset {i + 1} is a file:// URL, which works only on this machine: "
+                                    "put the file beside the card and link it by a relative path"))
     return out
 
 

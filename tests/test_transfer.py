@@ -353,6 +353,15 @@ def test_relative_links_resolve_against_the_card_and_file_links_copy(tmp_path, s
         assert [r["path"] for r in url.access_log()] == ["/mindspore/cpu/2.0/weights/tiny.ckpt"]
 
 
+def test_file_url_link_in_a_card_is_copied_and_verified(tmp_path, site, home):
+    root = tmp_path / "cards"
+    write_card(root, CARD_ID, [("ckpt", (site / "tiny.ckpt").as_uri(), sha(site / "tiny.ckpt"))])
+    (item,) = pull("tiny", registry=root, settings=settings_for(home, None))
+    assert urlsplit(item.asset.url).scheme == "file"
+    assert item.path.read_bytes() == (site / "tiny.ckpt").read_bytes()
+    assert_cache_clean(home)
+
+
 def test_missing_file_link_is_one_clear_sentence(tmp_path, site, home):
     root = tmp_path / "static"
     write_card(root, CARD_ID, [("ckpt", "weights/none.ckpt", "0" * 64)])

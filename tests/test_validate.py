@@ -202,6 +202,8 @@ def test_insecure_links(tmp_path):
     assert (p.rule, p.severity, p.line) == ("insecure-link", "warning", 24) and "https://x.org/a.ckpt" in p.message
     loopback = assets.replace("http://x.org", "http://127.0.0.1:8080")
     assert problems_of(tmp_path, card_text(assets=loopback)) == []
+    (p,) = problems_of(tmp_path, card_text(assets=assets.replace("http://x.org", "file:///srv")))
+    assert (p.rule, p.severity, p.line) == ("local-link", "warning", 24) and "relative path" in p.message
     (p,) = problems_of(tmp_path, card_text(repo_link="http://gitee.com/x"))
     assert (p.rule, p.severity) == ("insecure-link", "warning")
     proc = run_cli("validate", str(tmp_path))  # warnings alone pass
