@@ -48,6 +48,7 @@ from . import settings as _settings
 from .card import MAX_CARD_BYTES, Card, parse_bytes, parse_file
 from .catalog import SHA256_RE, Entry, LocalRegistry, Registry, check_name, is_localized, open_registry, walk_markdown
 from .errors import CardError, IntegrityError, OfflineError, TransferError, UsageError
+from .transfer import http_session, network_reason
 
 FORMAT = 1
 INDEX_NAME = "index.json"
@@ -233,26 +234,17 @@ def registry_index(registry: Registry) -> Index:
 
 
 def _session(settings: _settings.Settings):
-    """A requests session with our retries; the token goes only to REGISTRY_TOKEN_HOST (see _headers)."""
-    import requests
+    """The transfer engine's session (token rule, User-Agent) with urllib3 retries for these small GETs."""
     from requests.adapters import HTTPAdapter
     from urllib3.util.retry import Retry
 
-    session = requests.Session()
+    session = http_session(settings)
     retry = Retry(total=settings.retries, connect=settings.retries, read=settings.retries, backoff_factor=0.1,
                   status_forcelist=(429, 500, 502, 503, 504), allowed_methods=frozenset({"GET"}),
                   raise_on_status=False, respect_retry_after_header=True)
     session.mount("http://", HTTPAdapter(max_retries=retry))
     session.mount("https://", HTTPAdapter(max_retries=retry))
     return session
-
-
-def _headers(url: str, settings: _settings.Settings) -> dict:
-    headers = {"User-Agent": "registry"}
-    parts = urlsplit(url)
-    if settings.token and settings.token_host and settings.token_host in ((parts.hostname or "").lower(), parts.netloc.lower()):
-        headers["Authorization"] = f"Bearer {settings.token}"
-    return headers
 
 
 # One index per URL and cache directory per process: resolve() and pull() may each open the registry.
@@ -286,10 +278,10 @@ class HttpRegistry(Registry):
         if self._session is None:
             self._session = _session(self.settings)
         try:
-            return self._session.get(url, headers={**_headers(url, self.settings), **(headers or {})},
+            return self._session.get(url, headers=headers,
                                      timeout=(self.settings.connect_timeout, self.settings.read_timeout))
         except requests.RequestException as exc:
-            raise TransferError(f"cannot fetch {url}: {_reason(exc)}; check the registry URL and your network") from None
+            raise TransferError(f"cannot fetch {url}: {network_reason(exc)}; check the registry URL and your network") from None
 
     # -- index
     @property
@@ -411,20 +403,6 @@ class HttpRegistry(Registry):
                                  "the card was changed after indexing; refusing it (regenerate the index if the change is yours)")
         _write_atomic(cached, raw)
         return raw
-
-
-_REASONS = ("Connection refused", "Name or service not known", "Temporary failure in name resolution",
-            "No route to host", "Network is unreachable", "Connection reset", "certificate verify failed",
-            "Remote end closed connection")
-
-
-def _reason(exc: Exception) -> str:
-    import requests
-
-    if isinstance(exc, requests.Timeout):
-        return "timed out"
-    text = str(exc)
-    return next((r for r in _REASONS if r in text), type(exc).__name__)
 
 
 # --------------------------------------------------------------------------- search

@@ -22,6 +22,7 @@ How one asset gets into the cache (see cache.py for the layout):
 from __future__ import annotations
 
 import email.utils
+import functools
 import hashlib
 import json
 import os
@@ -37,6 +38,7 @@ from typing import Callable, Iterable
 from urllib.parse import unquote, urlsplit
 from urllib.request import url2pathname
 
+from . import __version__
 from . import settings as _settings
 from .cache import Cache, hash_file
 from .catalog import Asset, Entry, Registry, resolve
@@ -277,11 +279,8 @@ class Engine:
 
     def _session(self):
         session = getattr(self._local, "session", None)
-        if session is None:
-            import requests  # only when the network is actually used
-
-            session = self._local.session = requests.Session()
-            session.headers["User-Agent"] = "registry (MindSpore model registry)"
+        if session is None:  # one per worker thread: requests sessions are not thread-safe
+            session = self._local.session = http_session(self.settings)
             self._sessions.append(session)
         return session
 
@@ -406,16 +405,6 @@ class Engine:
 
     # ------------------------------------------------------------------ HTTP
 
-    def _auth(self, request):
-        """Bearer token for the configured host only; requests does not re-apply it after a redirect, and strips
-        an Authorization header when a redirect leaves the host."""
-        s = self.settings
-        if s.token and s.token_host:
-            parts = urlsplit(request.url)
-            if s.token_host in ((parts.hostname or "").lower(), parts.netloc.lower()):
-                request.headers["Authorization"] = f"Bearer {s.token}"
-        return request
-
     def _resume_point(self, part: Path, digest: str, url: str) -> tuple[int, str | None, int | None]:
         """(bytes of the partial file that can be resumed, their validator, the full size if known)."""
         try:
@@ -472,10 +461,10 @@ class Engine:
             headers["Range"] = f"bytes={offset}-"
             headers["If-Range"] = validator
         try:
-            resp = self._session().get(url, headers=headers, stream=True, auth=self._auth,
+            resp = self._session().get(url, headers=headers, stream=True,
                                        timeout=(s.connect_timeout, s.read_timeout))
         except requests.exceptions.SSLError as exc:
-            raise TransferError(f"could not download {url}: TLS error ({_reason(exc)})") from None
+            raise TransferError(f"could not download {url}: TLS error ({network_reason(exc)})") from None
         except requests.exceptions.ConnectTimeout:
             raise _Retry(f"no connection within {s.connect_timeout:g} s (connect timeout)") from None
         except requests.exceptions.ReadTimeout:
@@ -483,9 +472,9 @@ class Engine:
         except requests.exceptions.TooManyRedirects:
             raise TransferError(f"could not download {url}: too many redirects") from None
         except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
-            raise _Retry(_reason(exc)) from None
+            raise _Retry(network_reason(exc)) from None
         except requests.exceptions.RequestException as exc:
-            raise TransferError(f"could not download {url}: {_reason(exc)}") from None
+            raise TransferError(f"could not download {url}: {network_reason(exc)}") from None
         with resp:
             status = resp.status_code
             if status == 429 or status >= 500:
@@ -532,10 +521,10 @@ class Engine:
             try:
                 got = self._stream(reader, out, hasher)
             except (OSError, requests.exceptions.RequestException) as exc:
-                raise _Retry(_reason(exc, s.read_timeout)) from None
+                raise _Retry(network_reason(exc, s.read_timeout)) from None
             except Exception as exc:  # urllib3/http.client protocol errors while reading the body
                 if exc.__class__.__module__.split(".")[0] in ("urllib3", "http"):
-                    raise _Retry(_reason(exc, s.read_timeout)) from None
+                    raise _Retry(network_reason(exc, s.read_timeout)) from None
                 raise
             if total is not None and offset + got < total:
                 raise _Retry(f"the connection closed after {offset + got} of {total} bytes")
@@ -656,7 +645,27 @@ def _status_hint(status: int, url: str, settings) -> str:
     return ""
 
 
-def _reason(exc: BaseException, read_timeout: float | None = None) -> str:
+def http_session(settings: _settings.Settings):
+    """A requests session for all registry traffic (assets, indexes, cards): our User-Agent, and the bearer
+    token only on requests to REGISTRY_TOKEN_HOST. On a redirect requests drops the Authorization header
+    when the host changes and does not run this hook again, so the token never follows to another host."""
+    import requests  # only when the network is actually used
+
+    session = requests.Session()
+    session.headers["User-Agent"] = f"registry/{__version__}"
+    session.auth = functools.partial(_token_auth, settings)
+    return session
+
+
+def _token_auth(settings: _settings.Settings, request):
+    if settings.token and settings.token_host:
+        parts = urlsplit(request.url)
+        if settings.token_host in ((parts.hostname or "").lower(), parts.netloc.lower()):
+            request.headers["Authorization"] = f"Bearer {settings.token}"
+    return request
+
+
+def network_reason(exc: BaseException, read_timeout: float | None = None) -> str:
     """A short cause for a network failure, from the innermost exception that says something."""
     seen = []
     while isinstance(exc, BaseException) and exc not in seen:

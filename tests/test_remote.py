@@ -392,3 +392,18 @@ def test_index_records_are_checked_before_use(tmp_path, home):
         (root / "index.json").write_text(json.dumps({"format": 1, "cards": [{**good, "path": "../../x.md"}]}))
         proc = run_cli("--registry", url, "info", "tiny", env={"REGISTRY_HOME": str(home)})
         assert proc.returncode == 2 and "index" in proc.stderr and "../../x.md" in proc.stderr, proc.stderr
+
+
+def test_index_and_card_requests_carry_the_token_only_to_its_host(tree, home, monkeypatch):
+    from tests.servers import fault_server
+
+    monkeypatch.setenv("REGISTRY_TOKEN", "s3cret")
+    for token_host, expected in (("127.0.0.1", "Bearer s3cret"), ("models.example.org", "")):
+        monkeypatch.setenv("REGISTRY_TOKEN_HOST", token_host)
+        monkeypatch.setenv("REGISTRY_HOME", str(home / token_host))
+        forget_remote_indexes()
+        with fault_server(tree) as srv:
+            assert catalog.resolve("tiny", registry=srv.url).id == "me/cpu/2.10/tiny"
+            assert [(r["path"], r["authorization"]) for r in srv.gets()] == [
+                ("/index.json", expected), ("/me/cpu/2.10/tiny.md", expected)]
+    forget_remote_indexes()
