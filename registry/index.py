@@ -52,6 +52,7 @@ from .transfer import http_session, network_reason
 
 FORMAT = 1
 INDEX_NAME = "index.json"
+MAX_INDEX_BYTES = 256 << 20  # the 2,905-card corpus indexes to 2.4 MB; this is room for ~100x that
 SEARCH_FIELDS = ("model-name", "backbone-name", "module-type", "train-dataset", "mindspore-version", "user-id",
                  "train-backend", "infer-backend", "summary", "update-time")
 
@@ -272,14 +273,23 @@ class HttpRegistry(Registry):
         self._session = None
 
     # -- HTTP
-    def _get(self, url: str, headers: dict | None = None):
+    def _get(self, url: str, limit: int, headers: dict | None = None) -> tuple[object, bytes]:
+        """(response, body) of a GET; a body over `limit` bytes is refused, so a wrong URL or a hostile server
+        cannot fill the memory."""
         import requests
 
         if self._session is None:
             self._session = _session(self.settings)
         try:
-            return self._session.get(url, headers=headers,
-                                     timeout=(self.settings.connect_timeout, self.settings.read_timeout))
+            with self._session.get(url, headers=headers, stream=True,
+                                   timeout=(self.settings.connect_timeout, self.settings.read_timeout)) as resp:
+                body = bytearray()
+                for chunk in resp.iter_content(1 << 16):
+                    body += chunk
+                    if len(body) > limit:
+                        raise TransferError(f"{url} is over {limit:,} bytes, too large for what it should be: "
+                                            "check the registry URL")
+                return resp, bytes(body)
         except requests.RequestException as exc:
             raise TransferError(f"cannot fetch {url}: {network_reason(exc)}; check the registry URL and your network") from None
 
@@ -302,7 +312,7 @@ class HttpRegistry(Registry):
             return self._read_cached(cached)
         etag = self._cached_etag(cached, meta) if have else ""
         try:
-            resp = self._get(self.index_url, {"If-None-Match": etag} if etag else None)
+            resp, body = self._get(self.index_url, MAX_INDEX_BYTES, {"If-None-Match": etag} if etag else None)
         except TransferError as exc:
             if not have:
                 raise
@@ -319,11 +329,11 @@ class HttpRegistry(Registry):
                       file=sys.stderr)
                 return self._read_cached(cached)
             raise TransferError(f"cannot fetch {self.index_url}: HTTP {resp.status_code} {resp.reason}")
-        index = self._parse_index(resp.content, self.index_url)
-        _write_atomic(cached, resp.content)
+        index = self._parse_index(body, self.index_url)
+        _write_atomic(cached, body)
         new_etag = resp.headers.get("ETag", "")
         if new_etag:
-            _write_atomic(meta, json.dumps({"etag": new_etag, "sha256": hashlib.sha256(resp.content).hexdigest()}).encode())
+            _write_atomic(meta, json.dumps({"etag": new_etag, "sha256": hashlib.sha256(body).hexdigest()}).encode())
         else:
             meta.unlink(missing_ok=True)
         return index
@@ -392,11 +402,10 @@ class HttpRegistry(Registry):
             cached.unlink(missing_ok=True)  # damaged cache entry: fetch it again
         if self.settings.offline:
             raise OfflineError(f"offline and card {url} is not cached: use it once online, or unset REGISTRY_OFFLINE")
-        resp = self._get(url)
+        resp, raw = self._get(url, MAX_CARD_BYTES)
         if resp.status_code != 200:
             raise TransferError(f"cannot fetch card {url}: HTTP {resp.status_code} {resp.reason}; "
                                 f"the index {self.index_url} lists it, so the server tree and its index differ")
-        raw = resp.content
         actual = hashlib.sha256(raw).hexdigest()
         if actual != expected:
             raise IntegrityError(f"card {url} has sha256 {actual} but the index {self.index_url} says {expected}: "

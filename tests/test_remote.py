@@ -407,3 +407,17 @@ def test_index_and_card_requests_carry_the_token_only_to_its_host(tree, home, mo
             assert [(r["path"], r["authorization"]) for r in srv.gets()] == [
                 ("/index.json", expected), ("/me/cpu/2.10/tiny.md", expected)]
     forget_remote_indexes()
+
+
+def test_an_oversized_index_is_refused_without_reading_it_all(tmp_path, home, monkeypatch):
+    from registry import index as index_module
+    from tests.servers import fault_server
+
+    (tmp_path / "index.json").write_bytes(b" " * 5000)
+    monkeypatch.setattr(index_module, "MAX_INDEX_BYTES", 4096)
+    forget_remote_indexes()
+    with fault_server(tmp_path) as srv:
+        with pytest.raises(TransferError, match=r"index\.json is over 4,096 bytes"):
+            open_registry(srv.url).ids()
+    assert not (home / "registries").exists() or not list((home / "registries").rglob("index.json"))
+    forget_remote_indexes()
