@@ -79,11 +79,15 @@ def fsync_dir(path: Path) -> None:
 
 def _write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _read_json(path: Path) -> dict | None:
@@ -199,9 +203,12 @@ class Cache:
 
     def _stamp(self, digest: str) -> None:
         st = os.stat(self.blob_path(digest))
-        _write_atomic(self.stamp_path(digest), json.dumps(
-            {"sha256": digest, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "ino": st.st_ino,
-             "verified": time.time()}))
+        try:
+            _write_atomic(self.stamp_path(digest), json.dumps(
+                {"sha256": digest, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "ino": st.st_ino,
+                 "verified": time.time()}))
+        except OSError:  # e.g. a full disk: the blob is verified; without a stamp it is only re-hashed next time
+            pass
 
     def commit(self, source: Path, digest: str) -> Path:
         """Move a verified, fsynced file into the cache as blob `digest` (atomic rename), then stamp it."""
@@ -242,27 +249,32 @@ class Cache:
     def link(self, model_id: str, filename: str, digest: str, *, size: int, file_format: str, url: str) -> Path:
         """Put blob `digest` in model `model_id`'s view as `filename` and record it. Call with the blob's lock held."""
         directory = self.model_dir(model_id)
-        self._mkdir(directory)
         view = directory / filename
         blob = self.blob_path(digest)
         target = os.path.relpath(blob, directory)
-        if not self._links_to(view, blob, target):
-            tmp = directory / f".{filename}.{os.getpid()}.{threading.get_ident()}.tmp"
-            try:
-                os.symlink(target, tmp)
-            except (OSError, NotImplementedError):
-                try:
-                    os.link(blob, tmp)
-                except OSError:
-                    shutil.copyfile(blob, tmp)
-            os.replace(tmp, view)
         record = {"sha256": digest, "size": size, "format": file_format, "url": url}
-        with self.model_lock(model_id):
-            data = _read_json(directory / VIEW_FILE) or {}
-            files = data.get("files") if isinstance(data.get("files"), dict) else {}
-            if files.get(filename) != record or data.get("id") != model_id:
-                files[filename] = record
-                _write_atomic(directory / VIEW_FILE, json.dumps({"id": model_id, "files": files}, indent=1, sort_keys=True))
+        with self.model_lock(model_id):  # `rm` empties and removes the directory under this lock
+            self._mkdir(directory)
+            try:
+                if not self._links_to(view, blob, target):
+                    tmp = directory / f".{filename}.{os.getpid()}.{threading.get_ident()}.tmp"
+                    try:
+                        os.symlink(target, tmp)
+                    except (OSError, NotImplementedError):
+                        try:
+                            os.link(blob, tmp)
+                        except OSError:
+                            shutil.copyfile(blob, tmp)
+                    os.replace(tmp, view)
+                data = _read_json(directory / VIEW_FILE) or {}
+                files = data.get("files") if isinstance(data.get("files"), dict) else {}
+                if files.get(filename) != record or data.get("id") != model_id:
+                    files[filename] = record
+                    _write_atomic(directory / VIEW_FILE, json.dumps({"id": model_id, "files": files}, indent=1,
+                                                                    sort_keys=True))
+            except OSError as exc:
+                raise RegistryError(f"cannot write to the cache directory {directory}: {exc.strerror or exc}; "
+                                    "free some space or set REGISTRY_HOME to another disk", exit_code=2) from None
         return view
 
     @staticmethod
@@ -470,7 +482,7 @@ class Cache:
                 emit(data, [f"removed {data['id']}: {len(data['removed_blobs'])} blobs, freed {human_size(data['freed'])}"])
                 return 0
         except OSError as exc:
-            raise RegistryError(f"cache {self.home}: {exc.strerror or exc} ({getattr(exc, 'filename', '') or ''})",
-                                exit_code=2) from None
+            where = f" ({exc.filename})" if exc.filename else ""
+            raise RegistryError(f"cache {self.home}: {exc.strerror or exc}{where}", exit_code=2) from None
         raise UsageError(f"unknown cache action {action!r}: use ls, verify, prune or rm")
 

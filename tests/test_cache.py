@@ -186,3 +186,48 @@ def test_rm_names_unknown_and_ambiguous_models(tmp_path):
     out = cli(home, "rm", "nothing")
     assert out.returncode == 3 and out.stderr.startswith("registry: error: no model 'nothing' in the cache")
     assert cli(home, "rm", "../x").returncode == 2
+
+
+def test_a_stamp_that_cannot_be_written_leaves_a_verified_blob_that_is_rehashed_later(tmp_path):
+    # The stamp only spares a re-hash: failing to write it (a full disk) must not fail the pull that verified the blob.
+    cache = Cache(tmp_path / "home")
+    data = b"weights"
+    digest = hashlib.sha256(data).hexdigest()
+    cache.stamp_path(digest).mkdir(parents=True)  # the stamp cannot be written there
+    put(cache, data, "m/cpu/1/a", "a.ckpt")
+    assert cache.trusted(digest) is None
+    with cache.lock(digest):
+        assert cache.lookup(digest) == cache.blob_path(digest)  # re-hashed, still usable
+    assert [p.name for p in cache.blob_path(digest).parent.iterdir() if p.name.endswith(".tmp")] == []
+    assert cache.verify()["bad"] == []
+
+
+def test_a_view_record_that_cannot_be_written_is_one_sentence_naming_the_cache(tmp_path):
+    from registry.errors import RegistryError
+
+    cache = Cache(tmp_path / "home")
+    (cache.model_dir("m/cpu/1/a") / ".view.json").mkdir(parents=True)  # as a full disk or an I/O error would refuse it
+    with pytest.raises(RegistryError, match=r"^cannot write to the cache directory .*/models/m/cpu/1/a: .*; free some space"):
+        put(cache, b"weights", "m/cpu/1/a", "a.ckpt")
+
+
+def test_link_waits_for_the_model_lock_so_rm_cannot_remove_the_directory_under_it(tmp_path):
+    import threading
+
+    cache = Cache(tmp_path / "home")
+    data = b"weights"
+    digest = put(cache, data, "m/cpu/1/b", "b.ckpt")
+    done = threading.Event()
+
+    def link():
+        cache.link("m/cpu/1/a", "a.ckpt", digest, size=len(data), file_format="ckpt", url="https://example.org/a.ckpt")
+        done.set()
+
+    with cache.model_lock("m/cpu/1/a"):  # what `cache rm` holds while it empties and removes the directory
+        worker = threading.Thread(target=link)
+        worker.start()
+        assert not done.wait(0.5)
+        assert not cache.home.joinpath("models", "m", "cpu", "1", "a").exists()
+    worker.join(10)
+    assert done.is_set() and (cache.model_dir("m/cpu/1/a") / "a.ckpt").read_bytes() == data
+
