@@ -16,8 +16,10 @@ How one asset gets into the cache (see cache.py for the layout):
   the next attempt, in this process or a later one, asks for the rest with `Range` + `If-Range` and only
   hashes the bytes already on disk; a server that answers 200 instead of 206 restarts the file cleanly;
 - connection errors, timeouts, HTTP 5xx and 429 are retried with exponential backoff and jitter (honouring
-  Retry-After); other 4xx fail at once;
-- `file://` links are copied through the same streaming and verification code.
+  Retry-After up to MAX_RETRY_AFTER, 300 s; a server asking for a longer wait fails the pull at once, saying
+  so, rather than leaving it silent for minutes); other 4xx fail at once;
+- `file://` links are copied through the same streaming and verification code; they must name regular files
+  (a FIFO or a device would block or never end).
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ import json
 import os
 import queue
 import random
+import stat
 import sys
 import threading
 import time
@@ -40,14 +43,14 @@ from urllib.request import url2pathname
 
 from . import __version__
 from . import settings as _settings
-from .cache import Cache, hash_file
+from .cache import VIEW_FILE, Cache, hash_file
 from .catalog import Asset, Entry, Registry, resolve
 from .errors import IntegrityError, OfflineError, RegistryError, TransferError
 
 CHUNK = 1 << 20  # read size: large reads keep per-call overhead negligible next to the copy itself
 DEPTH = 4  # buffers in flight between the reading thread and the hashing thread
 MAX_DELAY = 30.0  # cap of the exponential backoff
-MAX_RETRY_AFTER = 300.0  # longest Retry-After we wait for
+MAX_RETRY_AFTER = 300.0  # longest Retry-After we wait for; longer ones fail at once (module doc)
 WRITEBACK = 32 << 20  # start writing received bytes to disk every 32 MiB, so the final fsync is short
 
 
@@ -102,7 +105,7 @@ def pull(name_or_entry: str | os.PathLike | Entry, *, registry: str | os.PathLik
 
 def _view_names(assets: list[Asset]) -> dict[int, str]:
     """Each asset's file name in the view; a name two different blobs would share gets a digest prefix."""
-    names, used = {}, {}
+    names, used = {}, {VIEW_FILE: None}  # the view's own record is not a name an asset may take
     for a in assets:
         name = a.filename
         if used.get(name, a.sha256) != a.sha256:
@@ -391,6 +394,8 @@ class Engine:
         source = url2pathname(unquote(parts.path))
         hasher.reset()
         try:
+            if not stat.S_ISREG(os.stat(source).st_mode):  # a FIFO blocks forever, /dev/zero fills the disk
+                raise TransferError(f"cannot read {source} ({what}): not a regular file; check its asset-link")
             src = open(source, "rb", buffering=0)
         except OSError as exc:
             raise TransferError(f"cannot read {source} ({what}): {exc.strerror or exc}; check its asset-link") from None
@@ -478,7 +483,12 @@ class Engine:
         with resp:
             status = resp.status_code
             if status == 429 or status >= 500:
-                raise _Retry(f"HTTP {status} {resp.reason or ''}".strip(), _retry_after(resp.headers.get("Retry-After")))
+                cause = f"HTTP {status} {resp.reason or ''}".strip()
+                wait = _retry_after(resp.headers.get("Retry-After"))
+                if wait is not None and wait > MAX_RETRY_AFTER:
+                    raise TransferError(f"could not download {url}: {cause}, and the server asks to wait {wait:.0f} s "
+                                        f"before retrying (more than the {MAX_RETRY_AFTER:g} s we wait): try again later")
+                raise _Retry(cause, wait)
             if status == 416 and offset:
                 self.cache.discard_partial(digest)  # the partial is longer than the file now is
                 raise _Retry("the server refused to resume (HTTP 416); starting over", 0)
@@ -622,16 +632,17 @@ def _content_range(value: str) -> tuple[int | None, int | None]:
 
 
 def _retry_after(value: str | None) -> float | None:
+    """Retry-After in seconds from now (delay-seconds or an HTTP date); None when absent or unreadable."""
     if not value:
         return None
     value = value.strip()
     if value.isdigit():
-        return min(float(value), MAX_RETRY_AFTER)
+        return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value).timestamp()
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
-    return max(0.0, min(when - time.time(), MAX_RETRY_AFTER))
+    return max(0.0, when - time.time())
 
 
 def _status_hint(status: int, url: str, settings) -> str:

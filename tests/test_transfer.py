@@ -219,6 +219,19 @@ def test_retry_after_is_honoured(reg, site, home):
         assert len(srv.gets("tiny.ckpt")) == 2
 
 
+@pytest.mark.parametrize("retry_after", ["86400", "Wed, 21 Oct 2099 07:28:00 GMT"])
+def test_retry_after_beyond_the_cap_fails_at_once_instead_of_sleeping(reg, site, home, retry_after):
+    with fault_server(site, status=503, retry_after=retry_after) as srv:
+        began = time.monotonic()
+        with pytest.raises(TransferError) as err:
+            pull("tiny", registry=reg, settings=settings_for(home, srv.url), formats=["ckpt"])
+        assert time.monotonic() - began < 5 and len(srv.gets("tiny.ckpt")) == 1
+    assert str(err.value).startswith(f"could not download {srv.url}tiny.ckpt: HTTP 503 Service Unavailable, and the "
+                                     "server asks to wait ")
+    assert str(err.value).endswith(f" s before retrying (more than the {transfer.MAX_RETRY_AFTER:g} s we wait): "
+                                   "try again later")
+
+
 def test_retries_exhausted_names_the_url_the_attempts_and_the_cause(reg, site, home):
     with fault_server(site, status=503) as srv:
         with pytest.raises(TransferError) as err:
@@ -370,6 +383,22 @@ def test_missing_file_link_is_one_clear_sentence(tmp_path, site, home):
     assert_cache_clean(home)
 
 
+def test_file_link_to_something_not_a_regular_file_is_refused_at_once(tmp_path, site, home):
+    # A FIFO would block the copy forever, /dev/zero would fill the disk: only regular files are copied.
+    root = tmp_path / "static"
+    os.mkfifo(tmp_path / "fifo")
+    write_card(root, CARD_ID, [("ckpt", (tmp_path / "fifo").as_uri(), "0" * 64),
+                               ("air", "file:///dev/zero", "1" * 64)])
+    env = {"REGISTRY_HOME": str(home), "REGISTRY_PROGRESS": "0", "REGISTRY_JOBS": "1"}
+    for fmt, name in (("ckpt", "fifo"), ("air", "/dev/zero")):
+        out = subprocess.run([sys.executable, "-m", "registry", "--registry", str(root), "pull", "tiny", "--format", fmt],
+                             capture_output=True, text=True, env={**os.environ, **env}, cwd=ROOT, timeout=60)
+        assert out.returncode == 5, out.stderr
+        assert out.stderr.startswith(f"registry: error: cannot read {tmp_path / name if fmt == 'ckpt' else name} "
+                                     f"(asset {1 if fmt == 'ckpt' else 2} of {CARD_ID}): not a regular file"), out.stderr
+    assert_cache_clean(home)
+
+
 def test_apply_mirrors_longest_prefix_wins():
     mirrors = (("https://a.org/", "http://m1/"), ("https://a.org/models/", "http://m2/x/"), ("https://b.org/", "file:///srv/"))
     assert apply_mirrors("https://a.org/models/n.ckpt", mirrors) == "http://m2/x/n.ckpt"
@@ -411,6 +440,16 @@ def test_two_assets_with_one_file_name_get_distinct_view_names(tmp_path, site, h
     second = sha(site / "v2" / "tiny.ckpt")
     assert only_second[0].path.name == both[1].path.name == f"{second[:12]}-tiny.ckpt"
     assert [p.path.read_bytes() for p in both] == [(site / "tiny.ckpt").read_bytes(), b"another checkpoint"]
+
+
+def test_an_asset_named_like_the_view_record_does_not_replace_it(tmp_path, site, home):
+    (site / ".view.json").write_bytes(b"checkpoint bytes")
+    root = tmp_path / "reg"
+    write_card(root, CARD_ID, [("ckpt", BASE + ".view.json", sha(site / ".view.json"))])
+    (item,) = pull("tiny", registry=root, settings=settings_for(home, site.as_uri() + "/"))
+    assert item.path.name != ".view.json" and item.path.read_bytes() == b"checkpoint bytes"
+    assert Cache(home).ls()["models"][0]["files"][0]["path"] == str(item.path)
+    assert_cache_clean(home)
 
 
 def test_force_downloads_again(reg, site, home):
