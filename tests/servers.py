@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import gzip
 import os
 import shutil
 import socket
@@ -170,6 +171,8 @@ class Faults:
     stall: float = 0.0
     rate: float | None = None  # bytes per second, to make a download slow (e.g. to kill it halfway)
     redirect: str | None = None  # answer 302 to this base URL + the request's path
+    chunked: bool = False  # send the body with Transfer-Encoding: chunked and no Content-Length
+    gzip: bool = False  # send the body gzip-compressed with Content-Encoding: gzip (even if not asked for)
     times: int | None = None
 
 
@@ -198,7 +201,8 @@ class _FaultHandler(BaseHTTPRequestHandler):
         owner = self.server.owner
         with owner.lock:
             f = owner.faults
-            manners = Faults(no_range=f.no_range, no_etag=f.no_etag, etag_salt=f.etag_salt, rate=f.rate)
+            manners = Faults(no_range=f.no_range, no_etag=f.no_etag, etag_salt=f.etag_salt, rate=f.rate,
+                             chunked=f.chunked, gzip=f.gzip)
             if self.command != "GET":
                 manners.redirect = f.redirect
                 return manners
@@ -240,12 +244,33 @@ class _FaultHandler(BaseHTTPRequestHandler):
             headers.pop("Accept-Ranges")
         length = end - start + 1
         headers["Content-Length"] = str(length)
+        body = None
+        if f.gzip:
+            with open(path, "rb") as fh:
+                fh.seek(start)
+                body = gzip.compress(fh.read(length))
+            headers["Content-Encoding"] = "gzip"
+            headers["Content-Length"] = str(len(body))
+        if f.chunked:
+            del headers["Content-Length"]
+            headers["Transfer-Encoding"] = "chunked"
         self._record(status)
         self.send_response(status)
         for k, v in headers.items():
             self.send_header(k, v)
         self.end_headers()
         if head:
+            return
+        if body is not None or f.chunked:
+            if body is None:
+                with open(path, "rb") as fh:
+                    fh.seek(start)
+                    body = fh.read(length)
+            if f.chunked:
+                step = 100_000
+                body = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + step]), body[i:i + step])
+                                for i in range(0, len(body), step)) + b"0\r\n\r\n"
+            self.wfile.write(body)
             return
         self._send_body(path, start, length, f)
 

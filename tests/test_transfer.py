@@ -284,6 +284,17 @@ def test_mismatch_after_resume_retries_once_from_scratch(reg, site, home):
     assert sha(item.path) == digest
 
 
+@pytest.mark.parametrize("manner", ["chunked", "gzip"])
+def test_chunked_and_compressed_bodies_go_through_the_general_reader(reg, site, home, manner):
+    # Not the plain known-length body of the fast reader: http.client's chunked reader, or urllib3 decoding
+    # a Content-Encoding the server sent although we asked for identity. The decoded bytes are what is verified.
+    with fault_server(site, **{manner: True}) as srv:
+        item = pull("tiny", registry=reg, settings=settings_for(home, srv.url), formats=["ckpt"])[0]
+        assert [r["status"] for r in srv.gets("tiny.ckpt")] == [200]
+    assert item.downloaded and sha(item.path) == item.asset.sha256
+    assert_cache_clean(home)
+
+
 def test_server_without_range_support_restarts_cleanly(reg, site, home):
     with fault_server(site, truncate_after=300_000, times=1, no_range=True) as srv:
         item = pull("tiny", registry=reg, settings=settings_for(home, srv.url), formats=["ckpt"])[0]
