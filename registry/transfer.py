@@ -316,26 +316,34 @@ class Engine:
         self.cache._mkdir(part.parent)
         hasher = _Hasher(self.threaded_hash)
         try:
-            for final in (False, True):
-                if scheme == "file":
-                    resumed = self._copy_file(url, part, hasher, what)
-                else:
-                    resumed = self._http(url, part, digest, hasher)
-                actual = hasher.hexdigest()
-                if actual == digest:
-                    blob = self.cache.commit(part, digest)
-                    self.cache.partial_meta_path(digest).unlink(missing_ok=True)
-                    return blob
-                size = hasher.size
-                self.cache.discard_partial(digest)
-                hasher.reset()
-                if not resumed or final:
-                    raise IntegrityError(f"sha256 mismatch for {url} ({what}): expected {digest}, got {actual}; "
-                                         f"the {size} bytes were discarded (the file differs from the one the card names)")
-                # Bytes resumed from an earlier response may not belong with the rest: one clean download.
-            raise AssertionError("unreachable")
+            return self._download_into(url, scheme, part, digest, what, hasher)
+        except RegistryError as exc:
+            shown = _without_password(url)
+            if shown != url:  # a password in a link or mirror (user:pass@host) stays out of messages and logs
+                exc.message = exc.message.replace(url, shown)
+            raise
         finally:
             hasher.close()
+
+    def _download_into(self, url: str, scheme: str, part: Path, digest: str, what: str, hasher: _Hasher) -> Path:
+        for final in (False, True):
+            if scheme == "file":
+                resumed = self._copy_file(url, part, hasher, what)
+            else:
+                resumed = self._http(url, part, digest, hasher)
+            actual = hasher.hexdigest()
+            if actual == digest:
+                blob = self.cache.commit(part, digest)
+                self.cache.partial_meta_path(digest).unlink(missing_ok=True)
+                return blob
+            size = hasher.size
+            self.cache.discard_partial(digest)
+            hasher.reset()
+            if not resumed or final:
+                raise IntegrityError(f"sha256 mismatch for {url} ({what}): expected {digest}, got {actual}; "
+                                     f"the {size} bytes were discarded (the file differs from the one the card names)")
+            # Bytes resumed from an earlier response may not belong with the rest: one clean download.
+        raise AssertionError("unreachable")
 
     # ------------------------------------------------------------------ streaming
 
@@ -612,6 +620,13 @@ def _body_reader(resp, encoded: bool):
         return len(data)
 
     return read_decoded
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)).geturl()
 
 
 def _int(value) -> int | None:

@@ -345,6 +345,15 @@ def test_token_goes_only_to_its_host_and_not_after_a_redirect(reg, site, home):
     assert sha(item.path) == item.asset.sha256
 
 
+def test_a_password_in_a_link_is_not_shown_in_error_messages(reg, site, home):
+    with fault_server(site, status=404) as srv:
+        mirror = srv.url.replace("http://", "http://user:s3cret@")
+        with pytest.raises(TransferError) as err:
+            pull("tiny", registry=reg, settings=settings_for(home, mirror), formats=["ckpt"])
+    assert "s3cret" not in str(err.value)
+    assert str(err.value).startswith(f"could not download {srv.url.replace('http://', 'http://user:***@')}tiny.ckpt: ")
+
+
 def test_token_is_not_sent_to_another_host(reg, site, home):
     with fault_server(site) as srv:
         pull("tiny", registry=reg, settings=settings_for(home, srv.url, token="s3cret", token_host="models.example.org"),
