@@ -204,10 +204,8 @@ def _fetch(entry, asset, *, force: bool) -> str:
     """The cached, verified local path of one asset of the card (pulled if not cached)."""
     from . import transfer
 
-    for item in transfer.pull(entry, formats=[asset.file_format], force=force):
-        if item.asset.index == asset.index:
-            return os.fspath(item.path)
-    raise LoadError(f"card {entry.id}: pulling {asset.filename} returned no file for it")
+    (item,) = transfer.pull(entry, assets=[asset], force=force)  # only the chosen asset is downloaded
+    return os.fspath(item.path)
 
 
 def _resolve(name, registry):

@@ -73,17 +73,22 @@ def apply_mirrors(url: str, mirrors: Iterable[tuple[str, str]]) -> str:
 
 
 def pull(name_or_entry: str | os.PathLike | Entry, *, registry: str | os.PathLike | Registry | None = None,
-         formats: Iterable[str] | None = None, force: bool = False, settings: _settings.Settings | None = None,
-         progress: bool | None = None) -> list[Pulled]:
+         formats: Iterable[str] | None = None, assets: Iterable[Asset] | None = None, force: bool = False,
+         settings: _settings.Settings | None = None, progress: bool | None = None) -> list[Pulled]:
     """Download (or find in the cache) the assets of a card, verified, and return where they are.
 
-    formats: only assets of these file-formats; force: download again even if cached;
+    formats: only assets of these file-formats; assets: only these assets of the card (from
+    `entry.assets`, e.g. the one a loader chose); force: download again even if cached;
     progress: show a progress bar (None: settings.progress, else only when stderr is a terminal).
     """
     settings = settings or _settings.current()
     entry = name_or_entry if isinstance(name_or_entry, Entry) else resolve(name_or_entry, registry)
     entry.require_sound()
-    assets = entry.select_assets(formats)
+    if assets is None:
+        assets = entry.select_assets(formats)
+    else:
+        wanted = {a.index for a in assets}
+        assets = [a for a in entry.assets if a.index in wanted]
     names = _view_names(entry.assets)  # from all assets, so a file keeps its name whatever --format selects
     engine = Engine(settings, progress=progress, label=entry.name)
     try:

@@ -426,6 +426,16 @@ def test_apply_mirrors_longest_prefix_wins():
     assert apply_mirrors("https://c.org/n.ckpt", mirrors) == "https://c.org/n.ckpt"
 
 
+def test_pull_of_chosen_assets_downloads_only_those(reg, site, home):
+    from registry.catalog import resolve
+
+    entry = resolve("tiny", reg)
+    with fault_server(site) as srv:
+        (item,) = pull(entry, assets=[entry.assets[1]], settings=settings_for(home, srv.url))
+        assert item.asset.filename == "tiny.air" and item.path.read_bytes() == (site / "tiny.air").read_bytes()
+        assert [r["path"] for r in srv.gets()] == ["/tiny.air"]
+
+
 def test_format_selection(reg, site, home):
     with nginx(site) as url:
         items = pull("tiny", registry=reg, settings=settings_for(home, url), formats=[".AIR"])
