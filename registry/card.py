@@ -18,7 +18,6 @@ import re
 import stat
 from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path
 from typing import Any
 
 import yaml

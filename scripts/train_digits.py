@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("digits.csv.gz not found: pass --data PATH (see --help for how to get the file)")
 
     import mindspore as ms
-    from mindspore import nn, ops
+    from mindspore import nn
 
     from registry.builders.lenet import lenet_digits, preprocess
 
