@@ -77,6 +77,16 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _sweep_tmp(directory: Path) -> None:
+    """Remove temporary files a killed process left in a view directory. Call with the model's lock held:
+    temporary files are only written under it, so any found then belongs to no running process."""
+    for p in directory.glob(".*.tmp"):
+        try:
+            p.unlink()
+        except OSError:
+            pass
+
+
 def _write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
@@ -255,6 +265,7 @@ class Cache:
         record = {"sha256": digest, "size": size, "format": file_format, "url": url}
         with self.model_lock(model_id):  # `rm` empties and removes the directory under this lock
             self._mkdir(directory)
+            _sweep_tmp(directory)
             try:
                 if not self._links_to(view, blob, target):
                     tmp = directory / f".{filename}.{os.getpid()}.{threading.get_ident()}.tmp"
@@ -427,6 +438,8 @@ class Cache:
             digests = sorted({rec.get("sha256", "") for rec in files.values() if isinstance(rec, dict)})
             for fn in list(files) + [VIEW_FILE]:
                 (directory / fn).unlink(missing_ok=True)
+            if directory.is_dir():
+                _sweep_tmp(directory)
             root = self.home / "models"
             d = directory
             while d != root and d.is_dir() and not any(d.iterdir()):

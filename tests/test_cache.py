@@ -174,6 +174,20 @@ def test_rm_removes_the_view_and_only_blobs_no_other_view_uses(tmp_path):
     assert (home / "models" / "n/gpu/2/beta" / "beta.ckpt").read_bytes() == b"shared"
 
 
+def test_temporary_links_left_by_a_killed_pull_are_swept_by_the_next_link_and_by_rm(tmp_path):
+    home = tmp_path / "home"
+    cache = Cache(home)
+    put(cache, b"one", "m/cpu/1/alpha", "alpha.ckpt")
+    view = home / "models" / "m/cpu/1/alpha"
+    os.symlink("nowhere", view / ".alpha.ckpt.4242.77.tmp")  # as a pull killed between symlink and rename leaves it
+    put(cache, b"two", "m/cpu/1/alpha", "alpha.air")
+    assert not list(view.glob(".*.tmp"))
+    os.symlink("nowhere", view / ".alpha.air.4242.78.tmp")
+    out = cli(home, "rm", "alpha")
+    assert out.returncode == 0, out.stderr
+    assert not (home / "models" / "m").exists()
+
+
 def test_rm_names_unknown_and_ambiguous_models(tmp_path):
     home = tmp_path / "home"
     cache = Cache(home)
