@@ -87,11 +87,13 @@ def _sweep_tmp(directory: Path) -> None:
             pass
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, data: bytes) -> None:
+    """Replace `path` with `data` so that a reader sees the old file or the new one, never a part."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        with open(tmp, "wb") as fh:
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -214,9 +216,9 @@ class Cache:
     def _stamp(self, digest: str) -> None:
         st = os.stat(self.blob_path(digest))
         try:
-            _write_atomic(self.stamp_path(digest), json.dumps(
+            write_atomic(self.stamp_path(digest), json.dumps(
                 {"sha256": digest, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "ino": st.st_ino,
-                 "verified": time.time()}))
+                 "verified": time.time()}).encode())
         except OSError:  # e.g. a full disk: the blob is verified; without a stamp it is only re-hashed next time
             pass
 
@@ -281,8 +283,8 @@ class Cache:
                 files = data.get("files") if isinstance(data.get("files"), dict) else {}
                 if files.get(filename) != record or data.get("id") != model_id:
                     files[filename] = record
-                    _write_atomic(directory / VIEW_FILE, json.dumps({"id": model_id, "files": files}, indent=1,
-                                                                    sort_keys=True))
+                    write_atomic(directory / VIEW_FILE, json.dumps({"id": model_id, "files": files}, indent=1,
+                                                                   sort_keys=True).encode())
             except OSError as exc:
                 raise RegistryError(f"cannot write to the cache directory {directory}: {exc.strerror or exc}; "
                                     "free some space or set REGISTRY_HOME to another disk", exit_code=2) from None

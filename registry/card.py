@@ -48,13 +48,13 @@ class Problem:
 
     def format(self) -> str:
         """One line, whatever the path or the quoted values hold: control characters are escaped."""
-        return _CONTROL.sub(_escape, f"{self.path}:{self.line}:{self.col}: {self.severity} {self.rule}: {self.message}")
+        return _CONTROL.sub(escape_control, f"{self.path}:{self.line}:{self.col}: {self.severity} {self.rule}: {self.message}")
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-def _escape(match: re.Match) -> str:
+def escape_control(match: re.Match) -> str:
     return repr(match.group())[1:-1]  # "\n", "\r", "\t", "\x1b", ...
 
 

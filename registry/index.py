@@ -45,9 +45,10 @@ from typing import Iterable, TextIO
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from . import settings as _settings
-from .card import MAX_CARD_BYTES, Card, parse_bytes, parse_file
+from .card import MAX_CARD_BYTES, Card, escape_control, parse_bytes, parse_file
 from .catalog import SHA256_RE, Entry, LocalRegistry, Registry, check_name, is_localized, open_registry, walk_markdown
 from .errors import CardError, IntegrityError, OfflineError, TransferError, UsageError
+from .cache import write_atomic
 from .transfer import http_session, network_reason
 
 FORMAT = 1
@@ -161,16 +162,6 @@ def build_index(root: str | os.PathLike) -> dict:
 
 def dumps_index(data: dict) -> bytes:
     return (json.dumps(data, sort_keys=True, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _record_flaw(r) -> str | None:
@@ -330,10 +321,10 @@ class HttpRegistry(Registry):
                 return self._read_cached(cached)
             raise TransferError(f"cannot fetch {self.index_url}: HTTP {resp.status_code} {resp.reason}")
         index = self._parse_index(body, self.index_url)
-        _write_atomic(cached, body)
+        write_atomic(cached, body)
         new_etag = resp.headers.get("ETag", "")
         if new_etag:
-            _write_atomic(meta, json.dumps({"etag": new_etag, "sha256": hashlib.sha256(body).hexdigest()}).encode())
+            write_atomic(meta, json.dumps({"etag": new_etag, "sha256": hashlib.sha256(body).hexdigest()}).encode())
         else:
             meta.unlink(missing_ok=True)
         return index
@@ -410,7 +401,7 @@ class HttpRegistry(Registry):
         if actual != expected:
             raise IntegrityError(f"card {url} has sha256 {actual} but the index {self.index_url} says {expected}: "
                                  "the card was changed after indexing; refusing it (regenerate the index if the change is yours)")
-        _write_atomic(cached, raw)
+        write_atomic(cached, raw)
         return raw
 
 
@@ -493,7 +484,7 @@ def cli_index(args, stdout: TextIO) -> int:
         stdout.flush()
         report = sys.stderr
     else:
-        _write_atomic(Path(output), blob)
+        write_atomic(Path(output), blob)
     n = data["counts"]
     where = "stdout" if output == "-" else output
     print(f"indexed {n['cards']} cards of {root} into {where}: {n['invalid']} with errors "
@@ -527,7 +518,7 @@ _TERMINAL_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
 def _plain(text: str) -> str:
-    return _TERMINAL_CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+    return _TERMINAL_CONTROL.sub(escape_control, text)
 
 
 def _table(rows: list[list[str]], header: list[str], stdout: TextIO) -> None:
