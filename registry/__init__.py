@@ -9,7 +9,8 @@ The public functions are imported on first use so that `import registry` stays l
 from __future__ import annotations
 
 __version__ = "0.1.0"
-__all__ = ["resolve", "pull", "load", "load_weights", "get_desired_input_shape", "__version__"]
+__all__ = ["resolve", "pull", "load", "load_weights", "get_desired_input_shape", "hub_list", "get_hub_dir",
+           "set_hub_dir", "__version__"]
 
 _LAZY = {
     "resolve": ("catalog", "resolve"),
@@ -17,6 +18,10 @@ _LAZY = {
     "load": ("loader", "load"),
     "load_weights": ("loader", "load_weights"),
     "get_desired_input_shape": ("loader", "get_desired_input_shape"),
+    # the rest of mindspore_hub's API, so that `import registry as mshub` runs its snippets
+    "hub_list": ("index", "hub_list"),
+    "get_hub_dir": ("settings", "get_hub_dir"),
+    "set_hub_dir": ("settings", "set_hub_dir"),
 }
 
 

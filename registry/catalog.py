@@ -3,13 +3,17 @@
 A registry is a tree of cards, `USER[/BACKEND]/VERSION/NAME.md`; a card's id is its path without
 `.md`. Names given by users are one of:
 - a full id, `mindspore/ascend/0.7/ssd_v1_coco2017`;
-- a short name, `ssd_v1_coco2017` (the last part of exactly one id);
-- a path to a card file on disk (ends in `.md`).
+- a short name, `ssd_v1_coco2017` (the last part of one or more ids: among cards of several MindSpore
+  versions, versions.py says which one it means, and `Entry.choice` records it);
+- a path to a card file on disk (ends in `.md`), or the http(s) URL of a card (`.../NAME.md`).
+`source` (the MindSpore Hub argument): "gitee" or "github" reads the name as above; "local" only as a
+path to a card file.
 Localized twins (`*_cn.md`) are translations of an English card and are not separate models.
 """
 from __future__ import annotations
 
 import difflib
+import logging
 import os
 import posixpath
 import re
@@ -19,10 +23,13 @@ from typing import Iterable, Iterator
 from urllib.parse import unquote, urljoin, urlsplit
 
 from . import settings as _settings
+from . import versions as _versions
 from .card import Card, parse_file
 from .errors import CardError, NotFoundError, UsageError
 
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+SOURCES = ("gitee", "github", "local")  # mindspore_hub's `source` values (see the module doc)
+_log = logging.getLogger("registry")
 _ID_PART = re.compile(r"^[^\x00-\x1f\\/:*?\"<>|]+$")
 
 
@@ -88,6 +95,7 @@ class Entry:
     source: str  # where the card was read: a file path or a URL
     base_url: str  # the URL its relative links are resolved against (ends with '/')
     registry: "Registry | None" = field(default=None, repr=False)
+    choice: "_versions.Choice | None" = None  # set when a short name had several cards to choose from
 
     @property
     def fields(self) -> dict:
@@ -158,18 +166,30 @@ class Registry:
     def entry(self, card_id: str) -> Entry:
         raise NotImplementedError
 
-    def resolve(self, name: str) -> Entry:
+    def matches(self, name: str) -> list[str]:
+        """The ids whose last part is `name`."""
+        return [i for i in self.ids() if i.rsplit("/", 1)[-1] == name]
+
+    def declared_versions(self, ids: list[str]) -> dict[str, str | None]:
+        """The mindspore-version each of these cards declares (None if it has none)."""
+        return {i: _declared(self.entry(i).fields) for i in ids}
+
+    def resolve(self, name: str, mindspore_version: str | None = None) -> Entry:
+        """The card `name` means; `mindspore_version` (a version or specifier) picks among a short name's cards."""
         name = check_name(name)
         if "/" in name:
-            return self.entry(name)
-        ids = self.ids()
-        matches = [i for i in ids if i.rsplit("/", 1)[-1] == name]
-        if len(matches) == 1:
-            return self.entry(matches[0])
-        if len(matches) > 1:
-            raise NotFoundError(f"model name {name!r} is ambiguous in {self.location}: use one of the full ids "
-                                + ", ".join(sorted(matches)))
-        raise self._unknown(name, ids)
+            return _check_wanted(self.entry(name), mindspore_version)
+        ids = self.matches(name)
+        if not ids:
+            raise self._unknown(name)
+        if len(ids) == 1 and mindspore_version is None:
+            return self.entry(ids[0])
+        choice = _versions.choose(name, self.declared_versions(ids), wanted=mindspore_version, location=self.location)
+        entry = self.entry(choice.id)
+        if len(ids) > 1:
+            entry.choice = choice
+            _log.info("%s", choice)
+        return entry
 
     def _unknown(self, name: str, ids: list[str] | None = None) -> NotFoundError:
         ids = self.ids() if ids is None else ids
@@ -210,6 +230,21 @@ class LocalRegistry(Registry):
         return entry_from_file(path, card_id, registry=self)
 
 
+def _check_wanted(entry: Entry, mindspore_version: str | None) -> Entry:
+    """A card named exactly (id, path or URL) is used as it is, but not against an explicit version."""
+    if mindspore_version is not None:
+        version = _versions.card_version(_declared(entry.fields), entry.id)
+        if not _versions.satisfies(_versions.spec(mindspore_version), version):
+            raise NotFoundError(f"card {entry.id} is for MindSpore {version or '(no version)'}, not {mindspore_version}: "
+                                "give its short name to choose by version, or drop the version")
+    return entry
+
+
+def _declared(fields: dict) -> str | None:
+    value = fields.get("mindspore-version")
+    return None if value is None else str(value)
+
+
 def entry_from_file(path: Path, card_id: str | None = None, registry: Registry | None = None) -> Entry:
     card = parse_file(path)
     if card.problems and card.problems[0].rule in ("read-error", "binary-file", "encoding", "too-large"):
@@ -232,8 +267,24 @@ def open_registry(location: str | os.PathLike | Registry | None = None) -> Regis
     return LocalRegistry(text)
 
 
-def resolve(name: str, registry: str | os.PathLike | Registry | None = None) -> Entry:
-    """The card a user means by `name` (a full id, a short name or a path to a `.md` file)."""
+def resolve(name: str, registry: str | os.PathLike | Registry | None = None, *, mindspore_version: str | None = None,
+            source: str = "gitee") -> Entry:
+    """The card a user means by `name`: a full id, a short name, a path to a `.md` file or a card URL.
+
+    `mindspore_version` (a version or specifier) picks among the cards of a short name; `source` is
+    mindspore_hub's: "gitee"/"github" (the default reading) or "local" (`name` is a card file path)."""
+    if source not in SOURCES:
+        raise UsageError(f"source={source!r} is not one of {', '.join(map(repr, SOURCES))}: 'local' reads a card file, "
+                         "'gitee' or 'github' the configured registry (REGISTRY_URL or registry=)")
+    if source == "local":
+        path = Path(os.path.expanduser(os.fspath(name)))
+        if not path.is_file():
+            raise UsageError(f"no card file {name}: with source='local' the name is the path of a card (.md) file")
+        name = path
+    if isinstance(name, str) and name.startswith(("http://", "https://")):
+        from .index import entry_from_url  # fetched like a remote registry's cards
+
+        return _check_wanted(entry_from_url(name), mindspore_version)
     if isinstance(name, os.PathLike) or (isinstance(name, str) and name.endswith(".md") and os.path.isfile(name)):
         path = Path(name)
         reg = open_registry(registry) if registry is not None else None
@@ -243,10 +294,10 @@ def resolve(name: str, registry: str | os.PathLike | Registry | None = None) -> 
                 card_id = path.resolve().relative_to(reg.root).with_suffix("").as_posix()
             except ValueError:
                 card_id = None
-        return entry_from_file(path, card_id, reg)
+        return _check_wanted(entry_from_file(path, card_id, reg), mindspore_version)
     if isinstance(name, str) and name.endswith(".md"):
         try:
             check_name(name)
         except UsageError:  # not an id (`../x.md`, `/abs/x.md`): a path to a card file that is not there
             raise UsageError(f"no card file {name}: check the path") from None
-    return open_registry(registry).resolve(name)
+    return open_registry(registry).resolve(name, mindspore_version)

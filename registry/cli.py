@@ -58,12 +58,22 @@ def _settings_from(args):
                    jobs=getattr(args, "jobs", None))
 
 
+def _resolve(name: str, args):
+    """The card a NAME argument means; which of several versions was chosen is said on stderr."""
+    from .catalog import resolve
+
+    entry = resolve(name, registry=args.registry, mindspore_version=args.mindspore_version)
+    if entry.choice is not None:
+        print(f"registry: {entry.choice}", file=sys.stderr)
+    return entry
+
+
 def cmd_pull(args) -> int:
     from .transfer import pull
 
     settings = _settings_from(args)
     for name in args.names:
-        for item in pull(name, registry=args.registry, formats=args.format, force=args.force, settings=settings):
+        for item in pull(_resolve(name, args), formats=args.format, force=args.force, settings=settings):
             print(f"{item.asset.sha256[:12]}  {item.path}")
     return 0
 
@@ -90,7 +100,7 @@ def cmd_list(args) -> int:
 def cmd_info(args) -> int:
     from .index import cli_info
 
-    return cli_info(args, sys.stdout)
+    return cli_info(args, sys.stdout, _resolve(args.name, args))
 
 
 def cmd_serve(args) -> int:
@@ -125,11 +135,17 @@ def build_parser() -> argparse.ArgumentParser:
                        help="rewrite links starting with FROM to start with TO (repeatable; also $REGISTRY_MIRRORS)")
         p.add_argument("--offline", action="store_true", help="use the cache only (also $REGISTRY_OFFLINE=1)")
 
+    def version_option(p):
+        p.add_argument("--mindspore-version", metavar="SPEC",
+                       help="among the cards of a short name, the newest for this MindSpore version or specifier "
+                            "(e.g. 1.8 or '>=1.8,<2'; default: the newest for the installed MindSpore)")
+
     p = sub.add_parser("pull", help="download a model's assets into the cache, verified by sha256")
     p.add_argument("names", nargs="+", metavar="NAME", help="full id, short name or card path")
     p.add_argument("--format", action="append", metavar="FMT", help="only assets of this file-format (repeatable)")
     p.add_argument("--force", action="store_true", help="download again even if cached")
     p.add_argument("--jobs", type=int, metavar="N", help="assets downloaded in parallel (default: $REGISTRY_JOBS or 4)")
+    version_option(p)
     transfer_options(p)
     p.set_defaults(func=cmd_pull)
 
@@ -165,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="show a model's card: fields, assets and sections")
     p.add_argument("name", metavar="NAME")
     p.add_argument("--json", action="store_true")
+    version_option(p)
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("serve", help="serve a registry tree over HTTP for local trials (with Range support)")

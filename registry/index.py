@@ -35,6 +35,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import posixpath
 import re
 import shutil
 import sys
@@ -45,9 +46,10 @@ from typing import Iterable, TextIO
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from . import settings as _settings
+from . import versions
 from .card import MAX_CARD_BYTES, Card, escape_control, parse_bytes, parse_file
 from .catalog import SHA256_RE, Entry, LocalRegistry, Registry, check_name, is_localized, open_registry, walk_markdown
-from .errors import CardError, IntegrityError, OfflineError, TransferError, UsageError
+from .errors import CardError, IntegrityError, NotFoundError, OfflineError, TransferError, UsageError
 from .cache import write_atomic
 from .transfer import http_session, network_reason
 
@@ -356,13 +358,12 @@ class HttpRegistry(Registry):
     def ids(self) -> list[str]:
         return self.index.ids
 
-    def resolve(self, name: str) -> Entry:
-        name = check_name(name)
-        if "/" not in name:
-            matches = self.index.by_name.get(name, [])
-            if len(matches) == 1:
-                return self.entry(matches[0])
-        return super().resolve(name)  # full ids, and the messages for unknown or ambiguous names
+    def matches(self, name: str) -> list[str]:
+        return list(self.index.by_name.get(name, ()))
+
+    def declared_versions(self, ids: list[str]) -> dict[str, str | None]:
+        # The index records the fields: choosing among versions fetches no card.
+        return {i: self.index.by_id[i]["fields"].get("mindspore-version") for i in ids}
 
     def card_url(self, record: dict) -> str:
         try:
@@ -405,30 +406,59 @@ class HttpRegistry(Registry):
         return raw
 
 
+def entry_from_url(url: str, settings: _settings.Settings | None = None) -> Entry:
+    """The card at an http(s) URL (`.../NAME.md`), fetched as a remote registry's cards are (same session,
+    same size limit); its id is NAME and its relative links resolve against the URL. There is no index to
+    check it against and it is not cached: it is fetched each time, and not at all offline."""
+    settings = settings or _settings.current()
+    filename = posixpath.basename(unquote(urlsplit(url).path))
+    try:
+        card_id = check_name(filename) if filename.endswith(".md") else ""
+    except UsageError:
+        card_id = ""
+    if not card_id:
+        raise UsageError(f"{url} is not the URL of a card: it must name the card file, e.g. https://host/path/NAME.md")
+    if settings.offline:
+        raise OfflineError(f"offline and {url} is a card URL, which is fetched each time: unset REGISTRY_OFFLINE, "
+                           "or use the card from a registry (REGISTRY_URL) that was used once online")
+    base = url.rsplit("/", 1)[0] + "/"
+    resp, raw = HttpRegistry(base, settings)._get(url, MAX_CARD_BYTES)
+    if resp.status_code in (404, 410):
+        raise NotFoundError(f"there is no card at {url} (HTTP {resp.status_code}): check the URL")
+    if resp.status_code != 200:
+        raise TransferError(f"cannot fetch card {url}: HTTP {resp.status_code} {resp.reason}")
+    return Entry(card_id, parse_bytes(raw, url), url, base, None)
+
+
+def forget_index(registry: Registry) -> None:
+    """Drop the index this process holds for `registry`, so the next use reads it again."""
+    if isinstance(registry, HttpRegistry):
+        forget_remote_indexes()
+    elif isinstance(registry, LocalRegistry):
+        _LOCAL_INDEXES.pop(registry.root, None)
+
+
+def by_version(records: Iterable[dict]) -> list[dict]:
+    """Index records oldest MindSpore version first (as versions: 1.9 before 1.10), then by id."""
+    return sorted(records, key=lambda r: versions.sort_key(r["fields"].get("mindspore-version"), r["id"]))
+
+
+def hub_list(version: str | None = None, force_reload: bool = False, *, registry=None) -> list[str]:
+    """mindspore_hub's `hub_list`: the ids of the registry's cards, in `registry list` order.
+
+    `version` keeps the cards for a MindSpore version or specifier ("1.8", ">=2"); the hub's branch
+    names are understood ("master": all, "r1.8": 1.8). `force_reload` reads the index again.
+    `registry` is a registry location (default: REGISTRY_URL, else the embedded one)."""
+    if version is not None and not isinstance(version, str):
+        raise UsageError(f"hub_list(version={version!r}): give a MindSpore version such as '1.8', or None for all")
+    reg = open_registry(registry)
+    if force_reload:
+        forget_index(reg)
+    wanted = None if version in (None, "", "master") else re.sub(r"^r(?=\d)", "", version.strip())
+    return [r["id"] for r in by_version(select(registry_index(reg).records, mindspore_version=wanted))]
+
+
 # --------------------------------------------------------------------------- search
-
-
-def _version_spec(text: str):
-    from packaging.specifiers import InvalidSpecifier, SpecifierSet
-
-    text = text.strip()
-    if text and text[0].isdigit():
-        text = "==" + text
-    try:
-        return SpecifierSet(text)
-    except InvalidSpecifier:
-        raise UsageError(f"--mindspore-version {text!r} is not a version or specifier: write e.g. 1.8, '>=1.8' or '>=1.5,<2'") from None
-
-
-def _version_ok(spec, value: str | None) -> bool:
-    from packaging.version import InvalidVersion, Version
-
-    if not value:
-        return False
-    try:
-        return Version(value) in spec
-    except InvalidVersion:  # e.g. "r1.8-beta" written by hand: it cannot satisfy a specifier
-        return False
 
 
 def _task_ok(task: str, module_type: str) -> bool:
@@ -441,7 +471,7 @@ def select(records: Iterable[dict], text: str | None = None, *, dataset: str | N
            mindspore_version: str | None = None) -> list[dict]:
     """Index records matching every given criterion (text: all words, case-insensitive)."""
     words = (text or "").lower().split()
-    spec = _version_spec(mindspore_version) if mindspore_version else None
+    spec = versions.spec(mindspore_version) if mindspore_version else None
     out = []
     for r in records:
         f = r.get("fields", {})
@@ -464,7 +494,7 @@ def select(records: Iterable[dict], text: str | None = None, *, dataset: str | N
             have.discard("")
             if backend.lower() not in have:
                 continue
-        if spec is not None and not _version_ok(spec, f.get("mindspore-version")):
+        if spec is not None and not versions.satisfies(spec, versions.parse(f.get("mindspore-version") or None)):
             continue
         out.append(r)
     return out
@@ -532,9 +562,9 @@ def _table(rows: list[list[str]], header: list[str], stdout: TextIO) -> None:
 
 def cli_list(args, stdout: TextIO) -> int:
     registry = open_registry(args.registry)
-    found = select(registry_index(registry).records, getattr(args, "text", None), dataset=args.dataset,
-                   backbone=args.backbone, task=args.task, file_format=args.file_format, backend=args.backend,
-                   mindspore_version=args.mindspore_version)
+    found = by_version(select(registry_index(registry).records, getattr(args, "text", None), dataset=args.dataset,
+                              backbone=args.backbone, task=args.task, file_format=args.file_format, backend=args.backend,
+                              mindspore_version=args.mindspore_version))
     if args.json:
         _json_out(stdout, found)
         return 0
@@ -559,10 +589,10 @@ def _asset_rows(entry: Entry) -> tuple[list[dict], str | None]:
         return [], exc.message
 
 
-def cli_info(args, stdout: TextIO) -> int:
+def cli_info(args, stdout: TextIO, entry: Entry | None = None) -> int:
     from .catalog import resolve
 
-    entry = resolve(args.name, registry=args.registry)
+    entry = entry or resolve(args.name, registry=args.registry)
     card = entry.card
     assets, asset_error = _asset_rows(entry)
     problems = [p.format() for p in card.problems if p.severity == "error"]

@@ -19,9 +19,13 @@ How checkpoint entries meet the network's parameters:
 Strict loading (the default) raises `LoadError` listing them all. `strict=False` loads what fits.
 Either way the returned network carries the outcome as `net.load_report` (a `LoadReport`).
 
-The predecessor's API is kept: `load(name, *args, pretrained=True, force_reload=False, **kwargs)`,
-`load_weights(network, name)` (loads into a network you built), `load_weights(name)` (the weights
-as a name -> Parameter dict) and `get_desired_input_shape(name)`.
+The predecessor's API (mindspore_hub 2.0) is kept, so `import registry as mshub` runs its snippets:
+`load(name, *args, source="gitee", pretrained=True, force_reload=False, **kwargs)`,
+`load_weights(name, source="gitee", force_reload=False)` (the weights as a name -> Parameter dict),
+`load_weights(network, name)` and the 2020 `load_weights(network, handle=name)` (loads into a network
+you built), `get_desired_input_shape(name)`; `hub_list`, `get_hub_dir` and `set_hub_dir` live in
+index.py and settings.py. `source` says how to read the name (catalog.resolve) and never reaches the
+builder. `mindspore_version=` picks among the cards of a short name (versions.py).
 """
 from __future__ import annotations
 
@@ -156,9 +160,11 @@ def check_version(card_version: Any, label: str, installed: str | None = None) -
     if card_version in (None, ""):
         return None
     if installed is None:
-        import mindspore
+        from .versions import installed_mindspore
 
-        installed = mindspore.__version__
+        installed = installed_mindspore()
+        if installed is None:
+            return None
     try:
         card, have = Version(str(card_version)), Version(installed)
     except InvalidVersion:
@@ -208,24 +214,28 @@ def _fetch(entry, asset, *, force: bool) -> str:
     return os.fspath(item.path)
 
 
-def _resolve(name, registry):
+def _resolve(name, registry, source: str = "gitee", mindspore_version: str | None = None):
     from . import catalog
 
-    entry = catalog.resolve(name, registry=registry)
+    entry = catalog.resolve(name, registry=registry, source=source, mindspore_version=mindspore_version)
     entry.require_sound()
     return entry
 
 
-def load(name: str, *args, pretrained: bool = True, force_reload: bool = False, strict: bool = True,
-         file_format: str | None = None, asset: int | str | None = None, registry=None, **kwargs):
+def load(name: str, *args, source: str = "gitee", pretrained: bool = True, force_reload: bool = False,
+         strict: bool = True, file_format: str | None = None, asset: int | str | None = None, registry=None,
+         mindspore_version: str | None = None, **kwargs):
     """The network a card describes, built here and loaded with the card's weights, in eval mode.
 
-    `args` and `kwargs` pass to the builder (e.g. `num_classes=21`). `pretrained=False` builds
-    without weights; `force_reload=True` downloads the asset again. `strict=False` loads what fits;
-    `net.load_report` tells what was loaded, missing, unexpected, mismatched and ignored.
-    `registry` is a registry location (default: REGISTRY_URL, else the embedded one).
+    `name` is a full id, a short name, a card file path or a card URL. `args` and `kwargs` pass to
+    the builder (e.g. `num_classes=21`). `source`: "gitee"/"github" (the configured registry) or
+    "local" (`name` is a card file path). `pretrained=False` builds without weights;
+    `force_reload=True` downloads the asset again. `strict=False` loads what fits; `net.load_report`
+    tells what was loaded, missing, unexpected, mismatched and ignored. `registry` is a registry
+    location (default: REGISTRY_URL, else the embedded one); `mindspore_version` picks among the
+    cards of a short name ("1.8", ">=2"; default: the newest for the installed MindSpore).
     """
-    entry = _resolve(name, registry)
+    entry = _resolve(name, registry, source, mindspore_version)
     chosen = choose_asset(entry, file_format, asset) if pretrained or file_format or asset is not None else None
     if chosen is not None and chosen.file_format.lower() == "mindir":
         if args or kwargs:
@@ -280,23 +290,35 @@ def _load_graph(entry, asset, *, force: bool):
     return net
 
 
-def load_weights(network_or_name, name: str | None = None, *, force_reload: bool = False, strict: bool = True,
-                 file_format: str | None = None, asset: int | str | None = None, registry=None):
+def load_weights(network_or_name, name: str | None = None, *, source: str = "gitee", force_reload: bool = False,
+                 strict: bool = True, file_format: str | None = None, asset: int | str | None = None, registry=None,
+                 mindspore_version: str | None = None, handle: str | None = None):
     """The card's checkpoint weights.
 
-    `load_weights(network, name)`: load them into a network you built (as mindspore_hub did);
-    returns the LoadReport. `load_weights(name)`: the weights as a dict of name -> Parameter, with
-    optimizer state dropped and a training wrapper's `network.` prefix removed when every entry has it.
+    `load_weights(name, source="gitee")`: the weights as a dict of name -> Parameter, with optimizer
+    state dropped and a training wrapper's `network.` prefix removed when every entry has it
+    (mindspore_hub 2.0's form; its positional `load_weights(name, "local")` works too).
+    `load_weights(network, name)` or `load_weights(network, handle=name)`: load them into a network
+    you built (mindspore_hub's 2020 form); returns the LoadReport. Other arguments as for `load`.
     """
-    if isinstance(network_or_name, (str, os.PathLike)):
+    if handle is not None:
         if name is not None:
+            raise UsageError("load_weights(network, name, handle=...): give the model name once, as name or as handle")
+        name = handle
+    from .catalog import SOURCES
+
+    if isinstance(network_or_name, (str, os.PathLike)):
+        if name in SOURCES:  # mindspore_hub 2.0: load_weights(name, source)
+            network, name, source = None, network_or_name, name
+        elif name is not None:
             raise UsageError("load_weights(name) takes one model name; to load into a network call load_weights(network, name)")
-        network, name = None, network_or_name
+        else:
+            network, name = None, network_or_name
     else:
         network = network_or_name
         if name is None:
             raise UsageError("load_weights(network, name): give the model name whose weights to load")
-    entry = _resolve(name, registry)
+    entry = _resolve(name, registry, source, mindspore_version)
     chosen = choose_asset(entry, file_format or "ckpt", asset)
     if chosen.file_format.lower() != "ckpt":
         raise LoadError(f"card {entry.id}: load_weights reads ckpt assets; {chosen.filename} is {chosen.file_format}")
@@ -315,11 +337,12 @@ def load_weights(network_or_name, name: str | None = None, *, force_reload: bool
 _SHAPE_TEXT = re.compile(r"^\s*\[?\s*\d+(\s*,\s*\d+)*\s*\]?\s*$")
 
 
-def get_desired_input_shape(name: str, registry=None) -> list[int]:
+def get_desired_input_shape(name: str, registry=None, *, source: str = "gitee",
+                            mindspore_version: str | None = None) -> list[int]:
     """The card's input-shape, e.g. [300, 300, 3] (the layout the card documents)."""
     from . import catalog
 
-    entry = catalog.resolve(name, registry=registry)
+    entry = catalog.resolve(name, registry=registry, source=source, mindspore_version=mindspore_version)
     shape = entry.fields.get("input-shape")
     if isinstance(shape, str) and _SHAPE_TEXT.match(shape):
         shape = [int(x) for x in shape.strip(" []").split(",")]

@@ -1,6 +1,7 @@
 """Every environment variable the tool reads, in one place.
 
-REGISTRY_HOME            cache root (default: the platform's user cache dir + /registry)
+REGISTRY_HOME            cache root (default: the platform's user cache dir + /registry); `set_hub_dir(path)`
+                         (mindspore_hub's name) replaces it for the rest of the process, `get_hub_dir()` tells it
 REGISTRY_URL             registry location: a directory or an http(s) base URL
                          (default: the registry embedded in the package)
 REGISTRY_OFFLINE         1/true/yes: never touch the network, serve from the cache only
@@ -85,6 +86,26 @@ def parse_mirrors(text: str, source: str = "REGISTRY_MIRRORS") -> tuple[tuple[st
     return tuple(pairs)
 
 
+_HOME_OVERRIDE: Path | None = None  # set_hub_dir's: the only setting not read from the environment
+
+
+def set_hub_dir(dir_path: str | os.PathLike | None) -> None:
+    """mindspore_hub's `set_hub_dir`: use `dir_path` as the cache root (REGISTRY_HOME) for every later
+    call in this process, whatever the environment says; None goes back to REGISTRY_HOME."""
+    global _HOME_OVERRIDE
+    if dir_path is None:
+        _HOME_OVERRIDE = None
+        return
+    if not isinstance(dir_path, (str, os.PathLike)) or not os.fspath(dir_path).strip():
+        raise UsageError(f"set_hub_dir({dir_path!r}): give the directory to keep the cache in, e.g. '~/.mscache'")
+    _HOME_OVERRIDE = Path(os.fspath(dir_path)).expanduser().absolute()
+
+
+def get_hub_dir() -> str:
+    """mindspore_hub's `get_hub_dir`: the absolute path of the cache root in use."""
+    return str(current().home.absolute())
+
+
 def default_home() -> Path:
     from platformdirs import user_cache_dir
 
@@ -111,7 +132,7 @@ class Settings:
         env = os.environ if env is None else env
         home = env.get("REGISTRY_HOME")
         return cls(
-            home=Path(home).expanduser() if home else default_home(),
+            home=_HOME_OVERRIDE or (Path(home).expanduser() if home else default_home()),
             registry_url=env.get("REGISTRY_URL") or None,
             offline=bool(_flag(env, "REGISTRY_OFFLINE", False)),
             mirrors=parse_mirrors(env.get("REGISTRY_MIRRORS", "")),

@@ -74,15 +74,18 @@ def apply_mirrors(url: str, mirrors: Iterable[tuple[str, str]]) -> str:
 
 def pull(name_or_entry: str | os.PathLike | Entry, *, registry: str | os.PathLike | Registry | None = None,
          formats: Iterable[str] | None = None, assets: Iterable[Asset] | None = None, force: bool = False,
-         settings: _settings.Settings | None = None, progress: bool | None = None) -> list[Pulled]:
+         settings: _settings.Settings | None = None, progress: bool | None = None,
+         mindspore_version: str | None = None) -> list[Pulled]:
     """Download (or find in the cache) the assets of a card, verified, and return where they are.
 
     formats: only assets of these file-formats; assets: only these assets of the card (from
     `entry.assets`, e.g. the one a loader chose); force: download again even if cached;
-    progress: show a progress bar (None: settings.progress, else only when stderr is a terminal).
+    progress: show a progress bar (None: settings.progress, else only when stderr is a terminal);
+    mindspore_version: picks among the cards of a short name (catalog.resolve).
     """
     settings = settings or _settings.current()
-    entry = name_or_entry if isinstance(name_or_entry, Entry) else resolve(name_or_entry, registry)
+    entry = (name_or_entry if isinstance(name_or_entry, Entry)
+             else resolve(name_or_entry, registry, mindspore_version=mindspore_version))
     entry.require_sound()
     if assets is None:
         assets = entry.select_assets(formats)

@@ -53,8 +53,8 @@ def test_missing_card_path_is_named_as_a_file(reg, tmp_path):
 def test_ambiguous_short_name_lists_the_candidates(reg):
     with pytest.raises(NotFoundError) as err:
         resolve("lenet_mnist", reg)
-    assert str(err.value).endswith("is ambiguous in " + str(reg) + ": use one of the full ids "
-                                   "alice/cpu/1.0/lenet_mnist, mindspore/gpu/1.0/lenet_mnist")
+    assert str(err.value).endswith("is ambiguous in " + str(reg) + ": use one of the full ids alice/cpu/1.0/lenet_mnist, "
+                                   "mindspore/gpu/1.0/lenet_mnist (by MindSpore version; 2 are for 1.0)")
     assert err.value.exit_code == 3
 
 
