@@ -171,8 +171,8 @@ class Registry:
         return [i for i in self.ids() if i.rsplit("/", 1)[-1] == name]
 
     def declared_versions(self, ids: list[str]) -> dict[str, str | None]:
-        """The mindspore-version each of these cards declares (None if it has none)."""
-        return {i: _declared(self.entry(i).fields) for i in ids}
+        """The mindspore-version each of these cards declares (None if it has none or cannot be read)."""
+        raise NotImplementedError
 
     def resolve(self, name: str, mindspore_version: str | None = None) -> Entry:
         """The card `name` means; `mindspore_version` (a version or specifier) picks among a short name's cards."""
@@ -222,6 +222,10 @@ class LocalRegistry(Registry):
         # Not with_suffix: ids such as albert_squadv1.1 contain dots.
         *parents, stem = check_name(card_id).split("/")
         return self.root.joinpath(*parents, stem + ".md")
+
+    def declared_versions(self, ids: list[str]) -> dict[str, str | None]:
+        # Read leniently: one unreadable card must not make its name unresolvable (it has no version).
+        return {i: _declared(parse_file(self.card_path(i)).fields) for i in ids}
 
     def entry(self, card_id: str) -> Entry:
         path = self.card_path(card_id)
