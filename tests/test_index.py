@@ -69,8 +69,13 @@ def test_every_corpus_id_resolves_to_the_indexed_card(corpus_index):
     assert len(unique) == len(index.by_name) - 535
     for name in unique:
         assert registry.resolve(name).id == index.by_name[name][0]
-    with pytest.raises(NotFoundError, match="ambiguous.*mindspore/1.10/alexnet_cifar10"):
-        registry.resolve("alexnet_cifar10")
+    # A shared name means the newest card for the installed MindSpore (2.10): 1.10, not 1.9 as text would say.
+    chosen = registry.resolve("alexnet_cifar10")
+    assert chosen.id == "mindspore/1.10/alexnet_cifar10" and chosen.choice.others == ("1.3", "1.5", "1.6", "1.7", "1.8", "1.9")
+    # Two backends with the same version stay ambiguous.
+    with pytest.raises(NotFoundError, match=r"ambiguous.*noah-cvlab/ascend/1.1/ipt_v1.0_Set14_SR_x2, "
+                                            r"noah-cvlab/gpu/1.1/ipt_v1.0_Set14_SR_x2 \(by MindSpore version; 2 are for 1.1\)"):
+        registry.resolve("ipt_v1.0_Set14_SR_x2")
 
 
 def test_corpus_index_is_deterministic_and_matches_the_cli(corpus_index, tmp_path):
