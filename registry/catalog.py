@@ -281,8 +281,8 @@ def resolve(name: str, registry: str | os.PathLike | Registry | None = None, *, 
         raise UsageError(f"source={source!r} is not one of {', '.join(map(repr, SOURCES))}: 'local' reads a card file, "
                          "'gitee' or 'github' the configured registry (REGISTRY_URL or registry=)")
     if source == "local":
-        path = Path(os.path.expanduser(os.fspath(name)))
-        if not path.is_file():
+        path = Path(os.path.expanduser(name)) if isinstance(name, (str, os.PathLike)) else None
+        if path is None or not path.is_file():
             raise UsageError(f"no card file {name}: with source='local' the name is the path of a card (.md) file")
         name = path
     if isinstance(name, str) and name.startswith(("http://", "https://")):
