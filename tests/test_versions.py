@@ -9,7 +9,7 @@ import pytest
 
 from registry import catalog, versions
 from registry.errors import NotFoundError, UsageError
-from registry.index import HttpRegistry, build_index, dumps_index, forget_remote_indexes
+from registry.index import HttpRegistry, build_index, dumps_index, forget_remote_indexes, hub_list
 from tests.conftest import CORPUS, require_shared, run_cli
 from tests.servers import nginx, write_card
 
@@ -160,6 +160,8 @@ def test_http_registry_chooses_from_its_index_without_fetching_other_cards(tree,
             remote.resolve("twin")
         cards = [r["path"] for r in url.access_log() if r["path"].endswith(".md")]
         assert cards == ["/mindspore/cpu/2.3/net.md", "/mindspore/cpu/1.8/net.md"]
+        assert hub_list(">=1.9", registry=url) == ["mindspore/cpu/1.9/net", "mindspore/cpu/1.10/net",
+                                                    "mindspore/cpu/2.3/net", "mindspore/cpu/2.99/net"]
         proc = run_cli("--registry", url, "info", "net", env={"REGISTRY_HOME": str(home)})
         assert proc.returncode == 0 and "net -> mindspore/cpu/2.3/net" in proc.stderr
     forget_remote_indexes()
