@@ -123,7 +123,8 @@ def choose(name: str, candidates: Mapping[str, str | None], *, wanted: str | Non
         series = parse(have).release[:2] if parse(have) is not None else None
         fit = [i for i in ordered if series is None or (versions[i] is not None and versions[i].release[:2] <= series)]
         if series is None:
-            pool, reason = ordered, "newest; MindSpore is not installed"
+            pool, reason = ordered, (f"newest; the installed MindSpore {have!r} has no readable version" if have
+                                     else "newest; MindSpore is not installed")
         elif fit:
             pool, reason = fit, f"newest for the installed MindSpore {have}"
         else:
