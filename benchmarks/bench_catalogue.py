@@ -30,9 +30,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 DEFAULT_CORPUS = ROOT.parent / "shared" / "corpus" / "mindspore-hub"
 
-from registry.card import find_front_matter  # noqa: E402
-from registry.catalog import LocalRegistry  # noqa: E402
-from registry.errors import CardError  # noqa: E402
+from registry.card import find_front_matter
+from registry.catalog import LocalRegistry
+from registry.errors import CardError
 
 _HEX8 = re.compile(r"^<?[0-9a-fA-F]{8,64}>?$")
 

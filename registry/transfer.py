@@ -54,7 +54,14 @@ from . import __version__
 from . import settings as _settings
 from .cache import VIEW_FILE, Cache, hash_file
 from .catalog import Asset, Entry, Registry, resolve
-from .errors import CardError, IntegrityError, OfflineError, PrefixWarning, RegistryError, TransferError
+from .errors import (
+    CardError,
+    IntegrityError,
+    OfflineError,
+    PrefixWarning,
+    RegistryError,
+    TransferError,
+)
 
 CHUNK = 1 << 20  # read size: large reads keep per-call overhead negligible next to the copy itself
 DEPTH = 4  # buffers in flight between the reading thread and the hashing thread
