@@ -273,3 +273,14 @@ def test_load_checks_the_card_once_and_warns_once(tmp_path, home, monkeypatch):
     assert net.load_report.ok and len(calls) == 1
     card_warnings = [w for w in caught if "schema-pattern" in str(w.message)]
     assert len(card_warnings) == 1 and "update-time" in str(card_warnings[0].message)
+
+
+def test_info_shows_blocking_problems_and_warns_cosmetic_ones_once(tmp_path):
+    corpus = str(require_shared(CORPUS))
+    out = run_cli("info", ALEXNET, "--registry", corpus, "--json")
+    assert out.returncode == 0, out.stderr
+    info = json.loads(out.stdout)
+    assert info["problems"] == [] and len(info["warnings"]) == 1 and "update-time" in info["warnings"][0]
+    assert len(warnings_in(out.stderr)) == 1
+    out = run_cli("info", str(require_shared(SEED_CARD)), "--json")
+    assert out.returncode == 0 and any("duplicate-key" in p for p in json.loads(out.stdout)["problems"])
