@@ -1,10 +1,10 @@
 """What each card rule means for a consumer: the one table of which defects block use.
 
 `registry validate` (publishers) reports every problem with its severity, errors failing the run.
-`pull`, `load` and `info` (consumers) refuse a card only for a problem that *blocks use*: the card
-cannot be read as written, or the asset list a pull acts on (what to download, how to verify it) is
+`pull` and `load` (consumers) refuse a card only for a problem that *blocks use*: the card cannot
+be read as written, or the asset list a pull acts on (what to download, how to verify it) is
 missing or wrong. Every other problem is *cosmetic* for a consumer: it is passed on once as a
-warning and the bytes are still verified by sha256.
+warning and the bytes are still verified by sha256. `info` shows both kinds apart.
 
 Schema rules are split by the JSON path of the value they are about, not by kind: a schema problem
 blocks use when it is about the asset list (`asset`), an asset item (`asset/N`) or an item's

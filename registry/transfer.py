@@ -118,11 +118,9 @@ def pull(name_or_entry: str | os.PathLike | Entry, *, registry: str | os.PathLik
             again = force
             while True:
                 blob, downloaded = engine.fetch(asset, entry, force=again)
-                with engine.cache.lock(blob.name):  # prune and rm remove blobs under this lock
-                    if blob.exists():  # else a prune removed it since fetch returned: fetch it again
-                        path = engine.cache.link(entry.id, names[asset.index], blob.name, size=blob.stat().st_size,
-                                                 file_format=asset.file_format, url=asset.url)
-                        return Pulled(entry, asset, path, blob, downloaded)
+                path = engine.place(entry, asset, names[asset.index], blob)
+                if path is not None:  # else a prune removed the blob since fetch returned: fetch it again
+                    return Pulled(entry, asset, path, blob, downloaded)
                 again = False
 
         return _run_all(one, assets, settings.jobs)
@@ -363,7 +361,20 @@ class Engine:
                 raise OfflineError(f"offline mode: {what} ({asset.filename}, sha256 {digest[:12]}) is not in the cache "
                                    f"{self.cache.home}; pull it once with the network on (unset REGISTRY_OFFLINE)")
             url = apply_mirrors(asset.url, self.settings.mirrors)
-            return self._download(url, digest, what, key), True
+            blob = self._download(url, digest, what, key)
+            if asset.is_prefix and entry is not None:
+                # Recorded in the view before the download's lock is released, so that a process waiting
+                # on it finds the blob (known()) instead of downloading it again.
+                self.place(entry, asset, _view_names(entry.assets)[asset.index], blob)
+            return blob, True
+
+    def place(self, entry: Entry, asset: Asset, filename: str, blob: Path) -> Path | None:
+        """Put `blob` in the view of `entry`'s model as `filename`; None when it is gone (a prune removed it)."""
+        with self.cache.lock(blob.name):  # prune and rm remove blobs under this lock
+            if not blob.exists():
+                return None
+            return self.cache.link(entry.id, filename, blob.name, size=blob.stat().st_size,
+                                   file_format=asset.file_format, url=asset.url)
 
     def _download(self, url: str, digest: str, what: str, key: str | None = None) -> Path:
         """Download `url` into the cache as the blob of its sha256, which must be `digest` or, when `digest` is

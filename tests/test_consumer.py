@@ -11,6 +11,8 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -22,7 +24,7 @@ from registry.catalog import resolve
 from registry.errors import CardError, CardWarning, PrefixWarning, TransferError
 from registry.settings import Settings
 from registry.transfer import pull
-from tests.conftest import CORPUS, MANIFESTS, SEED_CARD, require_shared, run_cli
+from tests.conftest import CORPUS, MANIFESTS, ROOT, SEED_CARD, require_shared, run_cli
 from tests.servers import fault_server, nginx
 
 ALEXNET = "mindspore/1.10/alexnet_cifar10"
@@ -284,3 +286,18 @@ def test_info_shows_blocking_problems_and_warns_cosmetic_ones_once(tmp_path):
     assert len(warnings_in(out.stderr)) == 1
     out = run_cli("info", str(require_shared(SEED_CARD)), "--json")
     assert out.returncode == 0 and any("duplicate-key" in p for p in json.loads(out.stdout)["problems"])
+
+
+def test_processes_pulling_the_same_prefix_asset_download_it_once(tmp_path, site):
+    data = os.urandom(4 << 20)
+    (site / HRNET_FILE).write_bytes(data)
+    root, home = prefix_card(tmp_path, data), tmp_path / "home"
+    with nginx(site, limit_rate="4m") as url:  # about 1 s per download, so the processes overlap
+        cmd = [sys.executable, "-m", "registry", "pull", HRNET, "--registry", str(root), "--mirror", f"{HRNET_BASE}={url}"]
+        procs = [subprocess.Popen(cmd, env={**os.environ, **env(home)}, cwd=ROOT, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for _ in range(4)]
+        results = [p.communicate(timeout=120) + (p.returncode,) for p in procs]
+        gets = [r for r in url.access_log() if r["method"] == "GET"]
+    assert [rc for _, _, rc in results] == [0] * 4, [err for _, err, _ in results]
+    assert len(gets) == 1 and len({out for out, _, _ in results}) == 1
+    assert [d for d, _ in Cache(home).blobs()] == [digest(data)]
