@@ -41,7 +41,7 @@ the rest from here:
                       (cross-card) warning  -        one sha256 for differently named files in two cards
     orphan-translation         warning  -        a localized twin `NAME_cn.md` without its `NAME.md`
 
-`use` is what the rule means for consumers (`pull`, `load`, `info`), from the table in rules.py:
+`use` is what the rule means for consumers (`pull`, `load`; `info` shows both), from rules.py:
 `blocks` refuses the card, `-` is cosmetic (passed on once as a warning), `path` depends on the JSON
 path of the value: blocking for the asset list, an asset item and its asset-link and asset-sha256,
 cosmetic for every other field. Publishers (`validate`) get every error as an error.
