@@ -289,7 +289,7 @@ def _parse_yaml(card: Card, source: str, line_offset: int) -> None:
 _LONE_DASH = re.compile(r"^([\w().-]+):\s*-\s*$")
 _COLON_IN_VALUE = re.compile(r"^([\w().-]+):\s+([^\"'].*:\s.*?)\s*$")
 _NOT_PLAIN_TEXT = re.compile(r"^[\[{&*!|>%@`]| #")  # flow, anchor, tag, block scalar, comment: not one text
-MAX_QUIRKS = 100  # quirk lines read per card; each costs one more YAML pass
+MAX_QUIRKS = 16  # quirk lines read per card (the hub has 1 at most); each costs one more YAML pass
 
 
 def _quirk(exc: yaml.MarkedYAMLError, line_text: str) -> tuple[str, str, int] | None:
