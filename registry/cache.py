@@ -4,14 +4,20 @@ Layout under HOME ($REGISTRY_HOME, else the platform's user cache dir):
 
     blobs/sha256/<aa>/<digest>         a verified asset, read-only (0o444), named by its sha256
     blobs/sha256/<aa>/<digest>.stamp   JSON {sha256, size, mtime_ns, ino} written right after verification
-    partial/<digest>.part              bytes received so far for a download in progress or interrupted
-    partial/<digest>.json              {url, etag, last_modified, size}: what the partial bytes came from
+    partial/<key>.part                 bytes received so far for a download in progress or interrupted
+    partial/<key>.json                 {url, etag, last_modified, size}: what the partial bytes came from
                                        (If-Range validator for resuming them)
     locks/<digest>.lock                one file lock per blob: one process downloads, the others wait
+    locks/<key>.lock                   ... and per download (see download_key)
     locks/model-<sha256 of id>.lock    serializes updates of one model view
     models/<id>/<filename>             the human view: relative symlinks to blobs (hardlink, else copy, where
                                        symlinks are not possible), named by the asset's file name
     models/<id>/.view.json             {id, files: {filename: {sha256, size, format, url}}}: what the view holds
+
+A download's key is the digest the card gives; when the card gives only a sha256 prefix (8 to 63 hex
+digits), which cannot name a blob, it is `<prefix>-<sha256 of the asset's link, 16 hex>`: the blob is then
+committed under the full digest computed, and found again through the model view that records it
+(`view_digest`), never by matching the prefix against other models' blobs.
 
 Invariants: a blob path only ever holds bytes whose sha256 is its name (they are written to a partial file,
 fsynced, verified and renamed; a reader never sees half a file). A blob whose stat still matches its stamp
@@ -151,6 +157,28 @@ class Cache:
 
     def partial_meta_path(self, digest: str) -> Path:
         return self.home / "partial" / f"{digest}.json"
+
+    @staticmethod
+    def download_key(sha256: str, url: str) -> str:
+        """What names an asset's partial file and download lock: its digest, or for a prefix the prefix and
+        a hash of its link (no dots: `prune` reads the key back from the partial file's name)."""
+        if len(sha256) == 64:
+            return sha256
+        return f"{sha256}-{hashlib.sha256(url.encode()).hexdigest()[:16]}"
+
+    def view_digest(self, model_id: str, prefix: str, url: str) -> str | None:
+        """The full digest that model `model_id`'s view records for the asset at `url` whose card gives the
+        sha256 prefix `prefix`; None if the view has no such file."""
+        try:
+            data = _read_json(self.model_dir(model_id) / VIEW_FILE) or {}
+        except UsageError:  # not a model id the cache can hold
+            return None
+        files = data.get("files") if isinstance(data.get("files"), dict) else {}
+        for rec in files.values():
+            digest = rec.get("sha256") if isinstance(rec, dict) else None
+            if isinstance(digest, str) and len(digest) == 64 and digest.startswith(prefix) and rec.get("url") == url:
+                return digest
+        return None
 
     def model_dir(self, model_id: str) -> Path:
         from .catalog import check_name

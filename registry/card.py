@@ -22,6 +22,8 @@ from typing import Any
 
 import yaml
 
+from .rules import blocks_use
+
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 MAX_CARD_BYTES = 1 << 20  # real cards are a few KiB; anything this big is not a card
@@ -45,6 +47,12 @@ class Problem:
     severity: str  # "error" | "warning"
     rule: str
     message: str
+    keypath: tuple = field(default=(), compare=False, repr=False)  # the value it is about, e.g. ("asset", 0, "asset-link")
+
+    @property
+    def blocks_use(self) -> bool:
+        """Whether this problem makes the card unusable for pull/load (see rules.py); else it is cosmetic."""
+        return blocks_use(self.rule, self.keypath)
 
     def format(self) -> str:
         """One line, whatever the path or the quoted values hold: control characters are escaped."""
@@ -107,7 +115,7 @@ class Card:
 
     def problem(self, keypath: Path_, severity: str, rule: str, message: str, *, at_key: bool = False) -> Problem:
         line, col = self.key_pos(keypath) if at_key else self.pos(keypath)
-        return Problem(self.path, line, col, severity, rule, message)
+        return Problem(self.path, line, col, severity, rule, message, tuple(keypath))
 
     # The Markdown body is parsed only when a rule or command asks for it.
     @cached_property
@@ -238,17 +246,27 @@ def _parse_yaml(card: Card, source: str, line_offset: int) -> None:
             add(i + 1, len(line) - len(stripped) + 1, "yaml-tab",
                 "tab used for indentation; YAML allows only spaces: replace the tab with spaces")
             return
-    try:
-        root = yaml.compose(source, Loader=_Loader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        src_lines = source.split("\n")
-        add(line, col, "yaml-syntax", _yaml_message(exc, src_lines[line - 1] if 0 < line <= len(src_lines) else ""))
-        return
-    except yaml.YAMLError as exc:  # errors without a position (e.g. unusual reader errors)
-        add(1, 1, "yaml-syntax", f"YAML error: {exc}; fix the front matter")
-        return
+    for attempt in range(MAX_QUIRKS + 1):
+        try:
+            root = yaml.compose(source, Loader=_Loader)
+            break
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+            src_lines = source.split("\n")
+            text = src_lines[line - 1] if 0 < line <= len(src_lines) else ""
+            quirk = _quirk(exc, text) if exc.problem_mark and attempt < MAX_QUIRKS else None
+            if quirk is None:
+                add(line, col, "yaml-syntax", _yaml_message(exc, text))
+                return
+            # A known hub quirk: reported (validate fails on it), then read as the text written.
+            rule, fixed, value_col = quirk
+            add(line, value_col, rule, _yaml_message(exc, text) + "; until then it is read as the text written")
+            src_lines[line - 1] = fixed
+            source = "\n".join(src_lines)
+        except yaml.YAMLError as exc:  # errors without a position (e.g. unusual reader errors)
+            add(1, 1, "yaml-syntax", f"YAML error: {exc}; fix the front matter")
+            return
     if root is None:
         card.problems.append(Problem(card.path, card.fm_open, 1, "error", "empty-front-matter",
                                      "front matter is empty: write the card's fields between the `---` lines"))
@@ -266,14 +284,43 @@ def _parse_yaml(card: Card, source: str, line_offset: int) -> None:
         add(1, 1, "yaml-too-complex", str(exc))
 
 
+# Two MindSpore Hub quirks YAML cannot read, on a top-level line: `evaluation: -` (a placeholder
+# dash; the hub rewrote it and accepted the card) and `accuracy: vit-base: 83.78` (`: ` in a value).
+_LONE_DASH = re.compile(r"^([\w().-]+):\s*-\s*$")
+_COLON_IN_VALUE = re.compile(r"^([\w().-]+):\s+([^\"'].*:\s.*?)\s*$")
+_NOT_PLAIN_TEXT = re.compile(r"^[\[{&*!|>%@`]| #")  # flow, anchor, tag, block scalar, comment: not one text
+MAX_QUIRKS = 16  # quirk lines read per card (the hub has 1 at most); each costs one more YAML pass
+
+
+def _quirk(exc: yaml.MarkedYAMLError, line_text: str) -> tuple[str, str, int] | None:
+    """(rule, the line rewritten as a quoted scalar, 1-based column of the value) when the line YAML
+    stopped at is a hub quirk that reads one way only; None otherwise.
+
+    Read: a top-level `key: -` (a bare dash can only be a placeholder: a list cannot start there), as
+    the text "-"; a top-level `key: text` whose text holds `: `, as that text: the key ends at the first
+    `: ` (a key cannot hold one) and a block mapping cannot start on the same line, so the text is the
+    only reading. Not read: indented lines, and values that start like other YAML (quotes, flow
+    collections, anchors, tags, block scalars) or hold a comment, where more than one reading exists."""
+    problem = exc.problem or ""
+    dash = _LONE_DASH.match(line_text)
+    if dash and "block sequence entries are not allowed" in problem:
+        at = line_text.index("-", dash.end(1) + 1)
+        return "yaml-dash-placeholder", line_text[:at] + '"-"', at + 1
+    colon = _COLON_IN_VALUE.match(line_text)
+    if colon and "mapping values are not allowed" in problem and not _NOT_PLAIN_TEXT.search(colon.group(2)):
+        at = colon.start(2)
+        return "yaml-colon-in-value", line_text[:at] + "'" + colon.group(2).replace("'", "''") + "'", at + 1
+    return None
+
+
 def _yaml_message(exc: yaml.MarkedYAMLError, line_text: str) -> str:
     problem = (exc.problem or "").strip()
-    lone_dash = re.match(r"^([\w().-]+):\s*-\s*$", line_text)
+    lone_dash = _LONE_DASH.match(line_text)
     if lone_dash:
         return (f"`{lone_dash.group(1)}: -` : a lone `-` starts a YAML list, which cannot stand here; "
                 f"write the value, quote it (`{lone_dash.group(1)}: \"-\"`) or leave it empty")
     if "mapping values are not allowed" in problem:
-        colon_in_value = re.match(r"^([\w().-]+):\s+([^\"'].*:\s.*?)\s*$", line_text)
+        colon_in_value = _COLON_IN_VALUE.match(line_text)
         if colon_in_value:
             key, value = colon_in_value.groups()
             return (f"the value of `{key}` contains `: `, which YAML reads as a nested key; "

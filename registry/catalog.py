@@ -17,17 +17,21 @@ import logging
 import os
 import posixpath
 import re
-from dataclasses import dataclass, field
+import warnings
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterable, Iterator
 from urllib.parse import unquote, urljoin, urlsplit
 
 from . import settings as _settings
 from . import versions as _versions
-from .card import Card, parse_file
-from .errors import CardError, NotFoundError, UsageError
+from .card import Card, Problem, parse_file
+from .errors import CardError, CardWarning, NotFoundError, UsageError
 
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+# An asset-sha256 of 8 to 63 hex digits is a prefix of the file's sha256 (mindspore-lab cards give
+# the 8 that their file names carry): pull checks the file's digest starts with it.
+SHA256_PREFIX_RE = re.compile(r"^[0-9a-f]{8,63}$")
 SOURCES = ("gitee", "github", "local")  # mindspore_hub's `source` values (see the module doc)
 _log = logging.getLogger("registry")
 _ID_PART = re.compile(r"^[^\x00-\x1f\\/:*?\"<>|]+$")
@@ -78,6 +82,11 @@ class Asset:
     filename: str  # name of the file in a model's view of the cache
     index: int  # position in the card's asset list
 
+    @property
+    def is_prefix(self) -> bool:
+        """The card gives only a prefix of the sha256 (8 to 63 hex digits), not the whole digest."""
+        return len(self.sha256) < 64
+
 
 def _asset_filename(url: str, sha256: str, file_format: str) -> str:
     name = posixpath.basename(unquote(urlsplit(url).path))
@@ -96,6 +105,8 @@ class Entry:
     base_url: str  # the URL its relative links are resolved against (ends with '/')
     registry: "Registry | None" = field(default=None, repr=False)
     choice: "_versions.Choice | None" = None  # set when a short name had several cards to choose from
+    _problems: list | None = field(default=None, init=False, repr=False, compare=False)
+    _warned: bool = field(default=False, init=False, repr=False, compare=False)
 
     @property
     def fields(self) -> dict:
@@ -105,19 +116,42 @@ class Entry:
     def name(self) -> str:
         return self.id.rsplit("/", 1)[-1]
 
-    def require_sound(self) -> None:
-        """Raise CardError with the first error, if the card has any (parse, schema or lint)."""
-        problems = [p for p in self.card.problems if p.severity == "error"]
-        if not problems:
-            try:
-                from .lint import check_card
-            except ImportError:  # schema/lint not installed in this build: parse errors only
-                check_card = None
-            if check_card is not None:
-                problems = [p for p in check_card(self.card) if p.severity == "error"]
-        if problems:
-            more = f" (and {len(problems) - 1} more: run `registry validate {self.source}`)" if len(problems) > 1 else ""
-            raise CardError(f"card {self.id} is not valid: {problems[0].format()}{more}")
+    def problems(self) -> list[Problem]:
+        """Every problem of the card (parse, schema, lint; as `registry validate` finds them), found once
+        per entry. Schema and lint rules are skipped when a parse problem already blocks use."""
+        if self._problems is None:
+            found = list(self.card.problems)
+            if not any(p.blocks_use for p in found):
+                try:
+                    from .lint import check_card
+                except ImportError:  # schema/lint not installed in this build: parse problems only
+                    check_card = None
+                if check_card is not None:
+                    found += check_card(self.card)
+            self._problems = found
+        return self._problems
+
+    def require_sound(self) -> list[Problem]:
+        """The consumer's check (pull, load): raise CardError for the first problem that blocks use
+        (rules.py); else return the cosmetic ones (see `cosmetic`)."""
+        blocking = [p for p in self.problems() if p.blocks_use]
+        if blocking:
+            more = f" (and {len(blocking) - 1} more: run `registry validate {self.source}`)" if len(blocking) > 1 else ""
+            raise CardError(f"card {self.id} is not valid: {blocking[0].format()}{more}")
+        return self.cosmetic()
+
+    def cosmetic(self) -> list[Problem]:
+        """The errors (as validate sees them) that do not block use, emitted once per entry as CardWarning.
+        Validate's warnings are not repeated on every pull, and a sha256 prefix is left to pull, which says
+        what it is worth."""
+        found = [p for p in self.problems()
+                 if p.severity == "error" and not p.blocks_use and p.rule != "sha256-prefix"]
+        if not self._warned:
+            self._warned = True
+            for p in found:
+                warnings.warn(f"{replace(p, severity='warning').format()} (cosmetic: the card is still used)",
+                              CardWarning, stacklevel=3)
+        return found
 
     @property
     def assets(self) -> list[Asset]:
@@ -136,9 +170,9 @@ class Entry:
             fmt = str(item.get("file-format") or "").strip()
             if not link:
                 raise CardError(f"{where}: asset {i + 1} of card {self.id} has no asset-link: add the download URL")
-            if not SHA256_RE.match(sha):
-                raise CardError(f"{where}: asset {i + 1} of card {self.id} has asset-sha256 {sha!r}, not 64 hex digits: "
-                                "set it to the file's sha256 (`registry hash FILE`)")
+            if not (SHA256_RE.match(sha) or SHA256_PREFIX_RE.match(sha)):
+                raise CardError(f"{where}: asset {i + 1} of card {self.id} has asset-sha256 {sha!r}, not 64 hex digits "
+                                "(nor a prefix of 8 or more): set it to the file's sha256 (`registry hash FILE`)")
             url = urljoin(self.base_url, link)
             result.append(Asset(fmt, link, url, sha, _asset_filename(url, sha, fmt), i))
         return result

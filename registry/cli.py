@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from typing import Sequence
 
 from . import __version__
@@ -55,7 +56,8 @@ def _settings_from(args):
     if getattr(args, "mirror", None):
         mirrors = current().mirrors + parse_mirrors(" ".join(args.mirror), "--mirror")
     return current(offline=True if getattr(args, "offline", False) else None, mirrors=mirrors,
-                   jobs=getattr(args, "jobs", None))
+                   jobs=getattr(args, "jobs", None),
+                   require_full_sha256=True if getattr(args, "require_full_sha256", False) else None)
 
 
 def _resolve(name: str, args):
@@ -74,7 +76,7 @@ def cmd_pull(args) -> int:
     settings = _settings_from(args)
     for name in args.names:
         for item in pull(_resolve(name, args), formats=args.format, force=args.force, settings=settings):
-            print(f"{item.asset.sha256[:12]}  {item.path}")
+            print(f"{item.sha256[:12]}  {item.path}")
     return 0
 
 
@@ -146,6 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="download again even if cached")
     p.add_argument("--jobs", type=int, metavar="N", help="assets downloaded in parallel (default: $REGISTRY_JOBS or 4)")
     version_option(p)
+    p.add_argument("--require-full-sha256", action="store_true",
+                   help="refuse assets whose card gives only a sha256 prefix (also $REGISTRY_REQUIRE_FULL_SHA256=1)")
     transfer_options(p)
     p.set_defaults(func=cmd_pull)
 
@@ -198,6 +202,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from .errors import RegistryWarning
+
+    with warnings.catch_warnings():  # restores the caller's warning display when main() returns
+        python_show = warnings.showwarning
+
+        def show(message, category, *rest, **kw):  # the library's warnings: one line each on stderr
+            if issubclass(category, RegistryWarning):
+                print(f"registry: warning: {message}", file=sys.stderr)
+            else:
+                python_show(message, category, *rest, **kw)
+
+        warnings.showwarning = show
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     debug = "--debug" in (sys.argv[1:] if argv is None else argv)
     try:

@@ -62,3 +62,15 @@ class LoadError(RegistryError):
     """No builder for a card, or weights that do not fit the network."""
 
     exit_code = 7
+
+
+class RegistryWarning(UserWarning):
+    """Base class of the warnings the library emits (the CLI prints them as `registry: warning: ...`)."""
+
+
+class CardWarning(RegistryWarning):
+    """A card defect that does not block use (cosmetic for consumers; `registry validate` reports it)."""
+
+
+class PrefixWarning(RegistryWarning):
+    """An asset verified against a sha256 prefix: it guards against corruption, not against a hostile server."""

@@ -595,12 +595,13 @@ def cli_info(args, stdout: TextIO, entry: Entry | None = None) -> int:
     entry = entry or resolve(args.name, registry=args.registry)
     card = entry.card
     assets, asset_error = _asset_rows(entry)
-    problems = [p.format() for p in card.problems if p.severity == "error"]
+    problems = [p.format() for p in entry.problems() if p.blocks_use]  # cosmetic ones: warnings on stderr
+    cosmetic = [p.format() for p in entry.cosmetic()]
     if asset_error:
         problems.append(asset_error)
     if args.json:
         _json_out(stdout, {"id": entry.id, "source": entry.source, "title": card.title, "fields": card.fields,
-                           "assets": assets, "problems": problems,
+                           "assets": assets, "problems": problems, "warnings": cosmetic,
                            "sections": [{"title": s.title, "level": s.level, "text": s.text} for s in card.sections]})
         return 0
     tty = _tty(stdout)

@@ -3,40 +3,48 @@
 Every problem has a stable rule id. Parse rules come from card.py, schema rules from schema.py,
 the rest from here:
 
-    rule                       sev.     what
-    read-error                 error    the file cannot be read, or is not a regular file (exit code 2)
-    not-found                  error    a path given on the command line does not exist (exit 2)
-    no-cards                   error    a directory given holds no card (exit 2)
-    too-large                  error    over 1 MiB: not a card
-    binary-file                error    NUL bytes: not a Markdown file
-    encoding                   error    not UTF-8
-    empty-file                 error    nothing in the file
-    no-front-matter            error    no line that is exactly `---`
-    unterminated-front-matter  error    an opening `---` without its closing one
-    empty-front-matter         error    nothing between the two `---` lines
-    yaml-tab                   error    a tab used for indentation
-    yaml-syntax                error    YAML that does not parse (lone `-`, `: ` in a value, ...)
-    yaml-too-complex           error    alias expansion past the node budget (alias bomb)
-    front-matter-not-mapping   error    the front matter is a list or a single value
-    duplicate-key              error    a key written twice in one mapping (YAML keeps the last)
-    schema-required            error    a required field is missing
-    schema-type                error    a value of the wrong type, or empty
-    schema-enum                error    a value outside the allowed set
-    schema-pattern             error    text of the wrong form (sha256, date, version, link)
-    schema-unknown-key         error    a key an asset item cannot have
-    schema-value               error    other constraints (empty text or list, shape values)
-    unknown-key                error    a field name that is a near miss of a known one (a typo)
-    path-mismatch              error    user-id, infer-backend or mindspore-version disagree with the
-                                        card's place `USER[/BACKEND]/VERSION/NAME.md` in a registry
-    local-link                 warning  a file:// asset-link: works on one machine only (relative links travel)
-    insecure-link              warning  an http:// asset-link (not loopback) or repo-link; the bytes are
-                                        verified by sha256 anyway, so it does not block a pull
-    future-date                error    an update-time after today
-    fields-after-front-matter  error    `key: value` lines of card fields below the closing `---`
-                                        (a stray `---` closed the front matter early)
-    sha256-reused              error    two assets of one card with one sha256 but different links
-                      (cross-card) warning  one sha256 for differently named files in two cards
-    orphan-translation         warning  a localized twin `NAME_cn.md` without its `NAME.md`
+    rule                       sev.     use      what
+    read-error                 error    blocks   the file cannot be read, or is not a regular file (exit code 2)
+    not-found                  error    blocks   a path given on the command line does not exist (exit 2)
+    no-cards                   error    blocks   a directory given holds no card (exit 2)
+    too-large                  error    blocks   over 1 MiB: not a card
+    binary-file                error    blocks   NUL bytes: not a Markdown file
+    encoding                   error    blocks   not UTF-8
+    empty-file                 error    blocks   nothing in the file
+    no-front-matter            error    blocks   no line that is exactly `---`
+    unterminated-front-matter  error    blocks   an opening `---` without its closing one
+    empty-front-matter         error    blocks   nothing between the two `---` lines
+    yaml-tab                   error    blocks   a tab used for indentation
+    yaml-syntax                error    blocks   YAML that does not parse (a key without `: `, bad indentation, ...)
+    yaml-dash-placeholder      error    -        a top-level `key: -` (the hub's placeholder), read as the text "-"
+    yaml-colon-in-value        error    -        a top-level `key: a: b` (`: ` in a value), read as the text `a: b`
+    yaml-too-complex           error    blocks   alias expansion past the node budget (alias bomb)
+    front-matter-not-mapping   error    blocks   the front matter is a list or a single value
+    duplicate-key              error    blocks   a key written twice in one mapping (YAML keeps the last)
+    schema-required            error    path     a required field is missing
+    schema-type                error    path     a value of the wrong type, or empty
+    schema-enum                error    path     a value outside the allowed set
+    schema-pattern             error    path     text of the wrong form (sha256, date, version, link)
+    schema-unknown-key         error    path     a key an asset item cannot have
+    schema-value               error    path     other constraints (empty text or list, shape values)
+    sha256-prefix              error    -        an asset-sha256 of 8 to 63 hex digits: a prefix of the digest
+    unknown-key                error    -        a field name that is a near miss of a known one (a typo)
+    path-mismatch              error    -        user-id, infer-backend or mindspore-version disagree with the
+                                                 card's place `USER[/BACKEND]/VERSION/NAME.md` in a registry
+    local-link                 warning  -        a file:// asset-link: works on one machine only (relative links travel)
+    insecure-link              warning  -        an http:// asset-link (not loopback) or repo-link; the bytes are
+                                                 verified by sha256 anyway, so it does not block a pull
+    future-date                error    -        an update-time after today
+    fields-after-front-matter  error    blocks   `key: value` lines of card fields below the closing `---`
+                                                 (a stray `---` closed the front matter early)
+    sha256-reused              error    blocks   two assets of one card with one sha256 but different links
+                      (cross-card) warning  -        one sha256 for differently named files in two cards
+    orphan-translation         warning  -        a localized twin `NAME_cn.md` without its `NAME.md`
+
+`use` is what the rule means for consumers (`pull`, `load`; `info` shows both), from rules.py:
+`blocks` refuses the card, `-` is cosmetic (passed on once as a warning), `path` depends on the JSON
+path of the value: blocking for the asset list, an asset item and its asset-link and asset-sha256,
+cosmetic for every other field. Publishers (`validate`) get every error as an error.
 
 Choices, measured on the 2,905 English cards of the MindSpore Hub corpus:
 - Localized twins (`*_cn.md`) are translations whose front matter uses Chinese keys and full-width

@@ -10,6 +10,7 @@ naming the kind of failure and a message that says how to fix it:
     schema-pattern      text of the wrong form (sha256, dates, versions, links, module-type)
     schema-unknown-key  a key an asset item cannot have
     schema-value        any other constraint (empty text, empty list, non-positive shape, ...)
+    sha256-prefix       an asset-sha256 of 8 to 63 hex digits: a prefix of the digest, not all of it
 
 A value gets at most one problem: the first failure found for it.
 """
@@ -154,16 +155,20 @@ def _problems(card: Card, error, path: tuple) -> list[Problem]:
         return [card.problem(path, "error", "schema-enum", f"{where} is `{_show(value)}`, not an allowed value; {fix}")]
     if kind in ("pattern", "format"):
         hint = _FORM_HINTS.get(field, f"must match {error.validator_value}")
-        detail = ""
+        detail, rule = "", "schema-pattern"
         if field == "asset-sha256" and isinstance(value, str) and value and all(c in "0123456789abcdefABCDEF" for c in value):
-            detail = f" (it has {len(value)} hex digits: a file-name hash, not a SHA-256)" if len(value) < 64 else f" (it has {len(value)} hex digits)"
+            detail = f" (it has {len(value)} hex digits)"
+            if 8 <= len(value) < 64:  # pull accepts a prefix and checks it; the publisher should give it all
+                detail, rule = f" (it has {len(value)} hex digits: a prefix, which only guards against corruption)", "sha256-prefix"
+            elif len(value) < 8:
+                detail = f" (it has {len(value)} hex digits: a file-name hash, not a SHA-256)"
         elif field == "update-time" and isinstance(value, str):
             padded = _pad_date(value)
             if padded:
                 hint = f"must be a date written YYYY-MM-DD: write `{padded}`"
         elif field == "module-type" and isinstance(value, str) and value.lower() != value:
             hint = f"must be lowercase: write `{value.lower()}`"
-        return [card.problem(path, "error", "schema-pattern", f"{where} `{_show(value)}`{detail} {hint}")]
+        return [card.problem(path, "error", rule, f"{where} `{_show(value)}`{detail} {hint}")]
     if kind == "anyOf" and field == "input-shape":
         return [card.problem(path, "error", "schema-value",
                              f"input-shape {_show(value)} must be a list of positive whole numbers such as [300, 300, 3] "

@@ -14,6 +14,9 @@ REGISTRY_RETRIES         attempts after the first for retryable failures (defaul
 REGISTRY_BACKOFF         first retry delay in seconds, doubled each retry, with jitter (default 0.5)
 REGISTRY_JOBS            assets pulled in parallel (default 4)
 REGISTRY_PROGRESS        1 force / 0 disable progress bars (default: only on a terminal)
+REGISTRY_REQUIRE_FULL_SHA256  1: refuse assets whose card gives only a sha256 prefix (8 to 63 hex
+                         digits, as mindspore-lab cards do); default 0: pull checks the prefix and warns
+                         that it guards against corruption, not against a hostile server
 """
 from __future__ import annotations
 
@@ -126,6 +129,7 @@ class Settings:
     backoff: float = 0.5
     jobs: int = 4
     progress: bool | None = None
+    require_full_sha256: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -144,6 +148,7 @@ class Settings:
             backoff=_number(env, "REGISTRY_BACKOFF", 0.5),
             jobs=max(1, int(_number(env, "REGISTRY_JOBS", 4, int))),
             progress=_flag(env, "REGISTRY_PROGRESS", None),
+            require_full_sha256=bool(_flag(env, "REGISTRY_REQUIRE_FULL_SHA256", False)),
         )
 
     def with_(self, **changes) -> "Settings":

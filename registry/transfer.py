@@ -20,9 +20,17 @@ How one asset gets into the cache (see cache.py for the layout):
   so, rather than leaving it silent for minutes); other 4xx fail at once;
 - `file://` links are copied through the same streaming and verification code; they must name regular files
   (a FIFO or a device would block or never end).
+
+sha256 prefixes: an asset whose card gives 8 to 63 hex digits (catalog.Asset.is_prefix) is streamed the
+same way; its partial file and lock are named by `Cache.download_key` (the prefix cannot name a blob), the
+file is accepted when its sha256 starts with the prefix and committed as the blob of the full digest computed,
+and later pulls find it through the model's view, which records that digest. A PrefixWarning says once per
+pull that a prefix catches corruption but not a hostile server; `Settings.require_full_sha256`
+(REGISTRY_REQUIRE_FULL_SHA256, `--require-full-sha256`) refuses such assets instead.
 """
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import functools
 import hashlib
@@ -34,6 +42,7 @@ import stat
 import sys
 import threading
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +54,14 @@ from . import __version__
 from . import settings as _settings
 from .cache import VIEW_FILE, Cache, hash_file
 from .catalog import Asset, Entry, Registry, resolve
-from .errors import IntegrityError, OfflineError, RegistryError, TransferError
+from .errors import (
+    CardError,
+    IntegrityError,
+    OfflineError,
+    PrefixWarning,
+    RegistryError,
+    TransferError,
+)
 
 CHUNK = 1 << 20  # read size: large reads keep per-call overhead negligible next to the copy itself
 DEPTH = 4  # buffers in flight between the reading thread and the hashing thread
@@ -61,6 +77,11 @@ class Pulled:
     path: Path  # the asset in the model view: HOME/models/<id>/<filename>
     blob: Path  # HOME/blobs/sha256/<aa>/<digest>
     downloaded: bool  # False when it came from the cache
+
+    @property
+    def sha256(self) -> str:
+        """The file's whole sha256 (the blob's name), also when the card gives only a prefix."""
+        return self.blob.name
 
 
 def apply_mirrors(url: str, mirrors: Iterable[tuple[str, str]]) -> str:
@@ -92,6 +113,7 @@ def pull(name_or_entry: str | os.PathLike | Entry, *, registry: str | os.PathLik
     else:
         wanted = {a.index for a in assets}
         assets = [a for a in entry.assets if a.index in wanted]
+    _check_prefixes(entry, assets, settings)
     names = _view_names(entry.assets)  # from all assets, so a file keeps its name whatever --format selects
     engine = Engine(settings, progress=progress, label=entry.name)
     try:
@@ -99,16 +121,30 @@ def pull(name_or_entry: str | os.PathLike | Entry, *, registry: str | os.PathLik
             again = force
             while True:
                 blob, downloaded = engine.fetch(asset, entry, force=again)
-                with engine.cache.lock(asset.sha256):  # prune and rm remove blobs under this lock
-                    if blob.exists():  # else a prune removed it since fetch returned: fetch it again
-                        path = engine.cache.link(entry.id, names[asset.index], asset.sha256, size=blob.stat().st_size,
-                                                 file_format=asset.file_format, url=asset.url)
-                        return Pulled(entry, asset, path, blob, downloaded)
+                path = engine.place(entry, asset, names[asset.index], blob)
+                if path is not None:  # else a prune removed the blob since fetch returned: fetch it again
+                    return Pulled(entry, asset, path, blob, downloaded)
                 again = False
 
         return _run_all(one, assets, settings.jobs)
     finally:
         engine.close()
+
+
+def _check_prefixes(entry: Entry, assets: list[Asset], settings: _settings.Settings) -> None:
+    """Refuse sha256 prefixes when full digests are required; else say once what a prefix is worth."""
+    prefixed = [a for a in assets if a.is_prefix]
+    if not prefixed:
+        return
+    first = prefixed[0]
+    if settings.require_full_sha256:
+        raise CardError(f"card {entry.id} gives only the {len(first.sha256)}-hex-digit sha256 prefix {first.sha256} for "
+                        f"asset {first.index + 1} ({first.filename}) and full digests are required "
+                        "(REGISTRY_REQUIRE_FULL_SHA256 or --require-full-sha256): ask the publisher for the whole sha256")
+    shown = ", ".join(f"{a.filename} ({a.sha256})" for a in prefixed)
+    warnings.warn(f"card {entry.id} gives only sha256 prefixes for {shown}: the download is checked against the "
+                  "prefix, which catches corruption but not a hostile server or mirror "
+                  "(REGISTRY_REQUIRE_FULL_SHA256=1 refuses such assets)", PrefixWarning, stacklevel=3)
 
 
 def _view_names(assets: list[Asset]) -> dict[int, str]:
@@ -298,33 +334,63 @@ class Engine:
     # ------------------------------------------------------------------ one blob
 
     def fetch(self, asset: Asset, entry: Entry | None = None, *, force: bool = False) -> tuple[Path, bool]:
-        """The blob of `asset`, from the cache or downloaded and verified: (path, downloaded)."""
+        """The blob of `asset`, from the cache or downloaded and verified: (path, downloaded).
+
+        The blob's name is the file's whole sha256; for a prefix asset the cached blob is found through
+        the view of `entry`'s model (without an entry a prefix asset is always downloaded)."""
         digest = asset.sha256
-        if not force:
-            blob = self.cache.trusted(digest)
+
+        def known() -> str | None:  # the whole digest, if known
+            if not asset.is_prefix:
+                return digest
+            return self.cache.view_digest(entry.id, digest, asset.url) if entry is not None else None
+
+        full = None if force else known()
+        if full:
+            blob = self.cache.trusted(full)
             if blob is not None:
                 return blob, False
         what = f"asset {asset.index + 1} of {entry.id}" if entry is not None else "asset"
-        with self.cache.lock(digest):
-            if not force:
-                blob = self.cache.lookup(digest)  # another process may have just downloaded it
+        key = self.cache.download_key(digest, asset.url)
+        with self.cache.lock(key):
+            full = None if force else known()
+            if full:
+                # another process may have just downloaded it; lookup re-hashes under the blob's own lock
+                with self.cache.lock(full) if full != key else _held():
+                    blob = self.cache.lookup(full)
                 if blob is not None:
                     return blob, False
             if self.settings.offline:
                 raise OfflineError(f"offline mode: {what} ({asset.filename}, sha256 {digest[:12]}) is not in the cache "
                                    f"{self.cache.home}; pull it once with the network on (unset REGISTRY_OFFLINE)")
             url = apply_mirrors(asset.url, self.settings.mirrors)
-            return self._download(url, digest, what), True
+            blob = self._download(url, digest, what, key)
+            if asset.is_prefix and entry is not None:
+                # Recorded in the view before the download's lock is released, so that a process waiting
+                # on it finds the blob (known()) instead of downloading it again.
+                self.place(entry, asset, _view_names(entry.assets)[asset.index], blob)
+            return blob, True
 
-    def _download(self, url: str, digest: str, what: str) -> Path:
+    def place(self, entry: Entry, asset: Asset, filename: str, blob: Path) -> Path | None:
+        """Put `blob` in the view of `entry`'s model as `filename`; None when it is gone (a prune removed it)."""
+        with self.cache.lock(blob.name):  # prune and rm remove blobs under this lock
+            if not blob.exists():
+                return None
+            return self.cache.link(entry.id, filename, blob.name, size=blob.stat().st_size,
+                                   file_format=asset.file_format, url=asset.url)
+
+    def _download(self, url: str, digest: str, what: str, key: str | None = None) -> Path:
+        """Download `url` into the cache as the blob of its sha256, which must be `digest` or, when `digest` is
+        a prefix, start with it. `key` names the partial file and lock (default: the digest itself)."""
         scheme = urlsplit(url).scheme.lower()
         if scheme not in ("http", "https", "file"):
             raise TransferError(f"{what} has link {url}, which is not an http(s) or file URL: fix its asset-link")
-        part = self.cache.partial_path(digest)
+        key = key or digest
+        part = self.cache.partial_path(key)
         self.cache._mkdir(part.parent)
         hasher = _Hasher(self.threaded_hash)
         try:
-            return self._download_into(url, scheme, part, digest, what, hasher)
+            return self._download_into(url, scheme, part, digest, what, hasher, key)
         except RegistryError as exc:
             shown = _without_password(url)
             if shown != url:  # a password in a link or mirror (user:pass@host) stays out of messages and logs
@@ -333,22 +399,25 @@ class Engine:
         finally:
             hasher.close()
 
-    def _download_into(self, url: str, scheme: str, part: Path, digest: str, what: str, hasher: _Hasher) -> Path:
+    def _download_into(self, url: str, scheme: str, part: Path, digest: str, what: str, hasher: _Hasher,
+                       key: str) -> Path:
         for final in (False, True):
             if scheme == "file":
                 resumed = self._copy_file(url, part, hasher, what)
             else:
-                resumed = self._http(url, part, digest, hasher)
+                resumed = self._http(url, part, key, hasher)
             actual = hasher.hexdigest()
-            if actual == digest:
-                blob = self.cache.commit(part, digest)
-                self.cache.partial_meta_path(digest).unlink(missing_ok=True)
+            if actual == digest or (len(digest) < 64 and actual.startswith(digest)):
+                with self.cache.lock(actual) if actual != key else _held():  # prune removes blobs under it
+                    blob = self.cache.commit(part, actual)
+                self.cache.partial_meta_path(key).unlink(missing_ok=True)
                 return blob
             size = hasher.size
-            self.cache.discard_partial(digest)
+            self.cache.discard_partial(key)
             hasher.reset()
             if not resumed or final:
-                raise IntegrityError(f"sha256 mismatch for {url} ({what}): expected {digest}, got {actual}; "
+                expected = digest if len(digest) == 64 else f"a sha256 starting with {digest}"
+                raise IntegrityError(f"sha256 mismatch for {url} ({what}): expected {expected}, got {actual}; "
                                      f"the {size} bytes were discarded (the file differs from the one the card names)")
             # Bytes resumed from an earlier response may not belong with the rest: one clean download.
         raise AssertionError("unreachable")
@@ -570,6 +639,9 @@ class Engine:
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(meta))
         os.replace(tmp, path)
+
+
+_held = contextlib.nullcontext  # a lock the caller already holds
 
 
 def _writeback_starter():

@@ -79,13 +79,28 @@ def test_bad_inputs_are_problems_not_exceptions(raw, rule, line):
     assert card.data is None or rule == "yaml-syntax"
 
 
-def test_lone_dash_and_colon_in_value_messages():
-    card = parse_text("---\nevaluation: -\n---\n")
-    assert rules(card) == ["yaml-syntax"] and card.problems[0].line == 2
-    assert '`evaluation: "-"`' in card.problems[0].message
-    card = parse_text("---\naccuracy: resnet50: 83.08\n---\n")
-    assert rules(card) == ["yaml-syntax"] and card.problems[0].line == 2
-    assert '`accuracy: "resnet50: 83.08"`' in card.problems[0].message
+def test_lone_dash_and_colon_in_value_are_reported_and_read_as_text():
+    card = parse_text("---\nevaluation: -\nb: 2\n---\n")
+    assert rules(card) == ["yaml-dash-placeholder"] and (card.problems[0].line, card.problems[0].col) == (2, 13)
+    assert '`evaluation: "-"`' in card.problems[0].message and card.problems[0].severity == "error"
+    assert card.data == {"evaluation": "-", "b": 2} and not card.problems[0].blocks_use
+    card = parse_text("---\naccuracy: vit-base: 83.78 / swin-base: 84.03\nx: it's: 1\n---\n")
+    assert rules(card) == ["yaml-colon-in-value", "yaml-colon-in-value"] and card.problems[0].line == 2
+    assert '`accuracy: "vit-base: 83.78 / swin-base: 84.03"`' in card.problems[0].message
+    assert card.data == {"accuracy": "vit-base: 83.78 / swin-base: 84.03", "x": "it's: 1"}
+
+
+@pytest.mark.parametrize("text", [
+    "a:\n  evaluation: -\n",  # indented: not read
+    "accuracy: a: b # note\n",  # a comment: is it part of the text?
+    "accuracy: [a: b\n",  # starts like a flow collection
+    "accuracy: a: b\n  more: 1\n",  # continued below: not one line of text
+    "evaluation: -\n  - x\n",  # a list under it
+])
+def test_quirks_that_can_be_read_more_than_one_way_stay_blocking(text):
+    card = parse_text("---\n" + text + "---\n")
+    assert "yaml-syntax" in rules(card) and card.data is None
+    assert any(p.blocks_use for p in card.problems)
 
 
 def test_alias_bomb_is_cut_off_quickly():

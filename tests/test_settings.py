@@ -18,17 +18,19 @@ def test_every_variable_is_read():
         "REGISTRY_HOME": "/tmp/x", "REGISTRY_URL": "http://127.0.0.1:9/r", "REGISTRY_OFFLINE": "yes",
         "REGISTRY_MIRRORS": "https://a/=http://b/ file:///c/=file:///d/", "REGISTRY_TOKEN": "s3cr3t-token",
         "REGISTRY_TOKEN_HOST": "Example.ORG", "REGISTRY_CONNECT_TIMEOUT": "2.5", "REGISTRY_READ_TIMEOUT": "3",
-        "REGISTRY_RETRIES": "0", "REGISTRY_JOBS": "8", "REGISTRY_PROGRESS": "0",
+        "REGISTRY_RETRIES": "0", "REGISTRY_JOBS": "8", "REGISTRY_PROGRESS": "0", "REGISTRY_REQUIRE_FULL_SHA256": "1",
     })
     assert s.home == Path("/tmp/x") and s.registry_url == "http://127.0.0.1:9/r" and s.offline
     assert s.mirrors == (("https://a/", "http://b/"), ("file:///c/", "file:///d/"))
     assert (s.token, s.token_host) == ("s3cr3t-token", "example.org")
     assert (s.connect_timeout, s.read_timeout, s.retries, s.jobs, s.progress) == (2.5, 3.0, 0, 8, False)
+    assert s.require_full_sha256 and not Settings.from_env({}).require_full_sha256
     assert "s3cr3t" not in repr(s)  # the token is never printed
 
 
 @pytest.mark.parametrize("env, fragment", [
     ({"REGISTRY_OFFLINE": "maybe"}, "REGISTRY_OFFLINE"),
+    ({"REGISTRY_REQUIRE_FULL_SHA256": "strict"}, "REGISTRY_REQUIRE_FULL_SHA256"),
     ({"REGISTRY_RETRIES": "many"}, "REGISTRY_RETRIES"),
     ({"REGISTRY_READ_TIMEOUT": "-1"}, "must not be negative"),
     ({"REGISTRY_CONNECT_TIMEOUT": "nan"}, "REGISTRY_CONNECT_TIMEOUT='nan' is not a number"),

@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -19,7 +20,8 @@ import pytest
 
 from registry import transfer
 from registry.cache import Cache
-from registry.errors import CardError, IntegrityError, NotFoundError, OfflineError, TransferError
+from registry.catalog import resolve
+from registry.errors import CardError, CardWarning, IntegrityError, NotFoundError, OfflineError, TransferError
 from registry.settings import Settings
 from registry.transfer import Engine, _Hasher, apply_mirrors, pull
 from tests.conftest import ROOT
@@ -494,11 +496,24 @@ def test_force_downloads_again(reg, site, home):
 def test_card_with_errors_is_refused_before_any_download(tmp_path, site, home):
     root = tmp_path / "reg"
     card = write_card(root, CARD_ID, [("ckpt", BASE + "tiny.ckpt", sha(site / "tiny.ckpt"))])
-    card.write_text(card.read_text().replace("model-name: tiny\n", ""))
+    card.write_text(card.read_text().replace("model-name: tiny\n", "model-name: tiny\nmodel-name: tiny2\n"))
     with fault_server(site) as srv:
-        with pytest.raises(CardError, match="card mindspore/cpu/2.0/tiny is not valid"):
+        with pytest.raises(CardError, match="card mindspore/cpu/2.0/tiny is not valid: .* duplicate-key"):
             pull("tiny", registry=root, settings=settings_for(home, srv.url))
         assert srv.requests == []
+
+
+def test_cosmetic_card_defects_are_warned_once_and_do_not_stop_a_pull(tmp_path, site, home):
+    root = tmp_path / "reg"
+    card = write_card(root, CARD_ID, [("ckpt", BASE + "tiny.ckpt", sha(site / "tiny.ckpt"))])
+    card.write_text(card.read_text().replace("model-name: tiny\n", ""))  # a required field, but not one pull needs
+    entry = resolve("tiny", root)
+    with fault_server(site) as srv, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        (item,) = pull(entry, settings=settings_for(home, srv.url))
+        pull(entry, settings=settings_for(home, srv.url))  # the same entry again: no second warning
+    assert item.sha256 == sha(site / "tiny.ckpt")
+    assert [(w.category, "schema-required" in str(w.message)) for w in caught] == [(CardWarning, True)]
 
 
 def test_one_failed_asset_fails_the_pull_and_the_rest_is_cached(reg, site, home):

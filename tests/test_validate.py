@@ -160,8 +160,12 @@ def test_multi_input_shape_accepted(tmp_path):
 def test_short_sha256_names_registry_hash(tmp_path):
     assets = "asset:\n  - file-format: ckpt\n    asset-link: lenet.ckpt\n    asset-sha256: e10bad35\n"
     (p,) = problems_of(tmp_path, card_text(assets=assets))
-    assert (p.rule, p.line, p.col) == ("schema-pattern", 25, 19)
-    assert "8 hex digits" in p.message and "registry hash FILE" in p.message
+    assert (p.rule, p.line, p.col, p.severity) == ("sha256-prefix", 25, 19, "error")  # validate stays strict
+    assert "8 hex digits" in p.message and "prefix" in p.message and "registry hash FILE" in p.message
+    assert not p.blocks_use  # pull checks the prefix (rules.py)
+    assets = assets.replace("e10bad35", "e10bad3")  # under 8 digits: not a prefix, and it blocks
+    (p,) = problems_of(tmp_path, card_text(assets=assets))
+    assert (p.rule, p.blocks_use) == ("schema-pattern", True) and "7 hex digits" in p.message
 
 
 def test_asset_problems(tmp_path):
