@@ -42,7 +42,7 @@ import textwrap
 import threading
 from pathlib import Path
 from typing import Iterable, TextIO
-from urllib.parse import quote, unquote, urljoin, urlsplit
+from urllib.parse import quote, urljoin
 
 from . import settings as _settings
 from .card import MAX_CARD_BYTES, Card, escape_control, parse_bytes, parse_file

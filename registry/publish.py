@@ -29,7 +29,8 @@ from urllib.parse import quote, urlsplit
 
 from . import settings as _settings
 from .card import Problem, parse_bytes
-from .catalog import Asset, Entry, check_name, entry_from_file, is_card_filename, open_registry, resolve, walk_markdown
+from .catalog import (Asset, Entry, check_name, entry_from_file, is_card_filename, open_registry, resolve,
+                      walk_markdown)
 from .errors import CardError, RegistryError, TransferError, UsageError
 from .index import INDEX_NAME, _table, build_index, dumps_index
 from .lint import PLACEHOLDER, validate_paths
@@ -73,6 +74,17 @@ net = registry.load("{card_id}")
 """
 
 
+def _scalar(text: str) -> str:
+    """`text` as a YAML value that reads back as that text (`1.0`, `yes` or `a: b` are quoted)."""
+    import yaml
+
+    try:
+        plain = yaml.safe_load(text) == text
+    except yaml.YAMLError:
+        plain = False
+    return text if plain else json.dumps(text)
+
+
 def card_template(card_id: str, today: date | None = None) -> str:
     """The text `registry new` writes for `card_id` (`NAME` or `USER/[BACKEND/]VERSION/NAME`): what the
     id tells is filled in, the rest is a `TODO` placeholder that validate reports until it is replaced."""
@@ -83,8 +95,8 @@ def card_template(card_id: str, today: date | None = None) -> str:
         user, version = parts[0], parts[-2]
         backend = parts[1] if len(parts) == 4 else None
     return _TEMPLATE.format(
-        name=parts[-1], todo=todo, today=(today or date.today()).isoformat(), card_id=card_id,
-        user=user or f"{todo} your user name, the first directory of the card's path",
+        name=_scalar(parts[-1]), todo=todo, today=(today or date.today()).isoformat(), card_id=card_id,
+        user=_scalar(user) if user else f"{todo} your user name, the first directory of the card's path",
         version=json.dumps(version) if version else f"{todo} the MindSpore version, e.g. \"2.3\"",
         backend=backend or f"{todo} ascend, gpu or cpu",
         train_backend=backend or f"{todo} ascend, gpu or cpu")
@@ -213,10 +225,12 @@ def add_asset(card_path: str | os.PathLike, source: str, file_format: str | None
     elif isinstance(items, list) and items and card.key_pos(("asset",))[0] < card.pos(("asset", 0))[0]:
         first = lines[card.pos(("asset", 0))[0] - 1]
         indent = first[:len(first) - len(first.lstrip())]
-        if not first.lstrip().startswith("- "):
+        item = first.lstrip()
+        if not item.startswith("- "):
             raise UsageError(f"{card_path}: the asset list is not written one `- ` item per line: add the asset by hand")
+        dash = item[:len(item) - len(item[1:].lstrip())]  # `-` and the spaces after it, as the card writes them
         at = _asset_block_end(lines, card.key_pos(("asset",))[0] - 1, card.fm_close)
-        new = [f"{indent}{'- ' if k == 0 else '  '}{e}" for k, e in enumerate(entry)]
+        new = [f"{indent}{dash if k == 0 else ' ' * len(dash)}{e}" for k, e in enumerate(entry)]
     else:
         raise UsageError(f"{card_path}: `asset` is not a block list (`asset:` then `  - file-format: ...` lines): "
                          "write it so, or add the asset by hand")

@@ -104,6 +104,17 @@ def test_digest_prefixes_match_as_prefixes_and_each_file_is_hashed_once(tmp_path
     assert len(checker._digests) == 1
 
 
+def test_declared_asset_size_is_checked(tmp_path):
+    (tmp_path / "w.ckpt").write_bytes(WEIGHTS)
+    (tmp_path / "w.ckpt").chmod(0o644)
+    for size, expected in ((len(WEIGHTS), []), (len(WEIGHTS) + 1, ["asset-size-mismatch"])):
+        text = (f"---\nasset:\n  - file-format: ckpt\n    asset-link: w.ckpt\n    asset-sha256: {sha(WEIGHTS)}\n"
+                f"    asset-size: {size}\n---\n")
+        (tmp_path / "c.md").write_text(text)
+        found = AssetChecker().check(parse_file(tmp_path / "c.md"), tmp_path, tmp_path)
+        assert [(p.rule, p.line) for p in found] == [(r, 6) for r in expected]
+
+
 def test_index_check_says_missing_current_and_which_cards_changed(tmp_path):
     for name in ("a", "b", "c"):
         write_card(tmp_path, f"me/cpu/2.3/{name}", [("ckpt", f"https://example.org/{name}.ckpt", sha(name.encode()))])
@@ -156,6 +167,12 @@ def test_new_template_flags_its_placeholders_until_they_are_filled(tmp_path, nam
     assert proc.returncode == 2 and "already exists" in proc.stderr
 
 
+def test_template_keeps_names_yaml_would_read_as_something_else(tmp_path):
+    text = card_template("yes/cpu/2.3/1.0")
+    assert 'model-name: "1.0"' in text and 'user-id: "yes"' in text and 'mindspore-version: "2.3"' in text
+    assert card_template("resnet50").count(": TODO ") == 13
+
+
 def test_template_placeholders_are_found_wherever_a_value_is_todo(tmp_path):
     text = card_template("me/cpu/2.3/tiny").replace("model-version: \"1.0\"", "model-version: TODO")
     path = tmp_path / "me/cpu/2.3/tiny.md"
@@ -191,6 +208,16 @@ def test_add_asset_inserts_lines_and_keeps_every_other_byte(tmp_path):
     weights.chmod(0o644)
     # The link written resolves to the file (a.ckpt, the first asset, does not exist).
     assert [p.message.split(" (")[0] for p in AssetChecker().check(parsed, tmp_path, tmp_path)] == ["asset 1"]
+
+
+def test_add_asset_follows_the_cards_own_item_layout(tmp_path):
+    card = tmp_path / "net.md"
+    text = f"---\nasset:\n-   file-format: ckpt\n    asset-link: a.ckpt\n    asset-sha256: {'ab' * 32}\nx: 1\n---\n"
+    card.write_text(text)
+    (tmp_path / "b.onnx").write_bytes(WEIGHTS)
+    assert run_cli("add-asset", str(card), str(tmp_path / "b.onnx")).returncode == 0
+    assert card.read_text() == text.replace("x: 1\n", f"-   file-format: onnx\n    asset-link: b.onnx\n"
+                                                      f"    asset-sha256: {sha(WEIGHTS)}\nx: 1\n")
 
 
 def test_add_asset_creates_the_list_and_refuses_what_it_cannot_edit(tmp_path):
@@ -299,6 +326,15 @@ def test_check_links_against_nginx_and_a_server_without_range(tmp_path, served_t
     assert len(probes) == 1 and probes[0]["range"] == "bytes=0-0" and probes[0]["bytes"] == 1
     assert text.returncode == 0 and "1 link checked: 0 dead; 1 local assets skipped" in text.stderr
     assert re.search(r"^206\s+4,000\s+yes\s+fine#1\s+http", text.stdout, re.M), text.stdout
+
+
+def test_pull_of_a_file_the_server_may_not_read_names_both_causes(tmp_path, served_tree, home):
+    locations = None if os.geteuid() == 0 else "location = /private.ckpt { return 403; } location / { autoindex on; }"
+    with nginx(served_tree, user="nobody nogroup", locations=locations) as url:
+        card = write_card(tmp_path, "me/cpu/2.3/net", [("ckpt", url + "private.ckpt", sha(WEIGHTS))])
+        proc = run_cli("pull", str(card))
+    assert proc.returncode == 5 and "HTTP 403" in proc.stderr
+    assert "chmod o+r" in proc.stderr and "REGISTRY_TOKEN and REGISTRY_TOKEN_HOST=127.0.0.1" in proc.stderr
 
 
 def test_check_links_of_a_registry_by_name(tmp_path, home):
