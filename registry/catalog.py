@@ -58,7 +58,10 @@ def ignore_spec(root: str | os.PathLike):
         raise UsageError(f"{os.path.join(root, IGNORE_FILE)} cannot be read ({exc}): fix or remove it") from None
     import pathspec  # only for trees that have the file
 
-    return pathspec.GitIgnoreSpec.from_lines(lines)
+    try:
+        return pathspec.GitIgnoreSpec.from_lines(lines)
+    except ValueError as exc:  # pathspec's pattern errors are ValueErrors naming the pattern
+        raise UsageError(f"{os.path.join(root, IGNORE_FILE)}: {exc}: fix the pattern (gitignore syntax)") from None
 
 
 def walk_markdown(root: str | os.PathLike) -> Iterator[str]:

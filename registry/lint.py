@@ -47,8 +47,9 @@ Choices, measured on the 2,905 English cards of the MindSpore Hub corpus:
 - Localized twins (`*_cn.md`) are translations whose front matter uses Chinese keys and full-width
   colons: they are checked only for file-level soundness (readable, UTF-8, a terminated front
   matter), not against the schema, and counted apart in the summary.
-- Directories are searched recursively for `.md` files, skipping hidden directories and README.md;
-  a file named on the command line is always checked.
+- Directories are searched recursively for `.md` files, skipping hidden directories, documentation
+  (README.md, CHANGELOG.md, docs/, ...) and what the directory's `.registryignore` matches
+  (catalog.walk_markdown); a file named on the command line is always checked.
 - The path rule runs only when the card's directory is version-like (`1.10`), i.e. the card sits
   in a registry tree; user-ids are compared lowercased without punctuation (`MindSpore` is
   `mindspore`, `Noah's Ark Lab` is not `noah-cvlab`: 4 corpus cards).

@@ -273,6 +273,10 @@ def test_registryignore_and_doc_names_need_no_card(tmp_path):
     assert ids == ["me/cpu/2.3/keep.draft", "me/cpu/2.3/real"]
     proc = run_cli("list", "--registry", str(tmp_path), "--json")
     assert [r["id"] for r in json.loads(proc.stdout)] == ids
+    (tmp_path / ".registryignore").write_text("drafts/\n!\n")
+    proc = run_cli("validate", str(tmp_path))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr == f"registry: error: {tmp_path}/.registryignore: Invalid git pattern: '!': fix the pattern (gitignore syntax)\n"
 
 
 # --------------------------------------------------------------------------- check-links
