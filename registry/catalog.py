@@ -45,17 +45,50 @@ def is_card_filename(filename: str) -> bool:
     return filename.endswith(".md") and not is_localized(filename) and filename.lower() != "readme.md"
 
 
+IGNORE_FILE = ".registryignore"
+# Documents a registry tree commonly holds beside its cards; they need no card front matter.
+DOC_NAMES = frozenset({"readme", "contributing", "changelog", "changes", "license", "licence", "notice",
+                       "authors", "code_of_conduct", "security", "support", "howto", "index"})
+DOC_DIRS = frozenset({"docs", "doc"})  # at the root of a tree only: a user may be called `doc` deeper down
+
+
+def is_doc_file(rel: str) -> bool:
+    """A documentation file (README.md, docs/HOWTO.md, ...) rather than a card, by its path in the tree."""
+    parts = rel.split("/")
+    return (len(parts) > 1 and parts[0].lower() in DOC_DIRS) or parts[-1][:-3].lower() in DOC_NAMES
+
+
+def ignore_spec(root: str | os.PathLike):
+    """The `.registryignore` patterns of a tree (gitignore syntax), or None when it has none."""
+    try:
+        with open(os.path.join(root, IGNORE_FILE), encoding="utf-8") as fh:
+            lines = fh.read().splitlines()
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{os.path.join(root, IGNORE_FILE)} cannot be read ({exc}): fix or remove it") from None
+    import pathspec  # only for trees that have the file
+
+    try:
+        return pathspec.GitIgnoreSpec.from_lines(lines)
+    except ValueError as exc:  # pathspec's pattern errors are ValueErrors naming the pattern
+        raise UsageError(f"{os.path.join(root, IGNORE_FILE)}: {exc}: fix the pattern (gitignore syntax)") from None
+
+
 def walk_markdown(root: str | os.PathLike) -> Iterator[str]:
     """Relative POSIX paths of the `.md` files of a registry tree, in sorted walk order.
 
-    Hidden directories and README.md files are skipped; localized twins are included (callers that
-    want models only filter with is_card_filename)."""
+    Skipped: hidden directories, documentation (is_doc_file: README.md, CHANGELOG.md, docs/, ...)
+    and what the tree's `.registryignore` matches. Localized twins are included (callers that want
+    models only filter with is_card_filename)."""
+    spec = ignore_spec(root)
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         rel = os.path.relpath(dirpath, root)
         prefix = "" if rel == "." else rel.replace(os.sep, "/") + "/"
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")
+                             and not (spec is not None and spec.match_file(prefix + d + "/")))
         for fn in sorted(filenames):
-            if fn.endswith(".md") and fn.lower() != "readme.md":
+            if fn.endswith(".md") and not is_doc_file(prefix + fn) and not (spec is not None and spec.match_file(prefix + fn)):
                 yield prefix + fn
 
 

@@ -32,7 +32,7 @@ def _print_json(data) -> None:
 def cmd_validate(args) -> int:
     from .lint import validate_paths, render
 
-    report = validate_paths(args.paths)
+    report = validate_paths(args.paths, check_assets=args.check_assets)
     render(report, args.format, sys.stdout)
     return report.exit_code
 
@@ -89,8 +89,29 @@ def cmd_cache(args) -> int:
 
 def cmd_index(args) -> int:
     from .index import cli_index
+    from .publish import cli_index_check, cli_index_errors
 
-    return cli_index(args, sys.stdout)
+    if args.check:
+        return cli_index_check(args, sys.stdout)
+    return cli_index(args, sys.stdout) or cli_index_errors(args, sys.stdout)
+
+
+def cmd_new(args) -> int:
+    from .publish import cli_new
+
+    return cli_new(args, sys.stdout)
+
+
+def cmd_add_asset(args) -> int:
+    from .publish import cli_add_asset
+
+    return cli_add_asset(args, sys.stdout)
+
+
+def cmd_check_links(args) -> int:
+    from .publish import cli_check_links
+
+    return cli_check_links(args, _settings_from(args), sys.stdout)
 
 
 def cmd_list(args) -> int:
@@ -125,6 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", help="check model cards against the schema and lint rules")
     p.add_argument("paths", nargs="+", metavar="PATH", help="card files or directories (searched recursively)")
     p.add_argument("--format", choices=("text", "json", "github"), default="text", help="output format")
+    p.add_argument("--check-assets", action="store_true",
+                   help="also check local asset files: present, world-readable, size and sha256 (as `index` does)")
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("hash", help="print the sha256 and size of files, to paste into a card")
@@ -167,7 +190,28 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("index", help="write index.json describing every card of a registry tree")
     p.add_argument("directory", metavar="DIR")
     p.add_argument("-o", "--output", metavar="FILE", help="output file (default: DIR/index.json; - for stdout)")
+    p.add_argument("--check", action="store_true",
+                   help="write nothing; exit 1 if the index is missing or differs from what `index` would write")
+    p.add_argument("--allow-invalid", action="store_true",
+                   help="exit 0 even when cards have errors (they are recorded in the index anyway)")
     p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("new", help="write a card template to fill in (validate flags its TODO placeholders)")
+    p.add_argument("name", metavar="NAME", help="NAME or USER/[BACKEND/]VERSION/NAME (the card's path in a registry)")
+    p.add_argument("--dir", default=".", metavar="DIR", help="registry root to write the card under (default: .)")
+    p.set_defaults(func=cmd_new)
+
+    p = sub.add_parser("add-asset", help="append an asset with its sha256 to a card, keeping the rest of it as is")
+    p.add_argument("card", metavar="CARD", help="the card file")
+    p.add_argument("source", metavar="FILE_OR_URL", help="a local file (linked relative to the card) or an http(s) URL")
+    p.add_argument("--format", dest="file_format", metavar="FMT", help="file-format (default: from the file name)")
+    p.set_defaults(func=cmd_add_asset)
+
+    p = sub.add_parser("check-links", help="ask the servers of remote asset links whether they answer (no download)")
+    p.add_argument("names", nargs="*", metavar="PATH|NAME", help="card files, directories or names (default: every card)")
+    p.add_argument("--jobs", type=int, metavar="N", help="links checked in parallel (default: $REGISTRY_JOBS or 4)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_check_links)
 
     for name, text in (("list", "list the models of the registry"), ("search", "find models by text and filters")):
         p = sub.add_parser(name, help=text)

@@ -51,6 +51,7 @@ from .card import MAX_CARD_BYTES, Card, escape_control, parse_bytes, parse_file
 from .catalog import SHA256_RE, Entry, LocalRegistry, Registry, check_name, is_localized, open_registry, walk_markdown
 from .errors import CardError, IntegrityError, NotFoundError, OfflineError, TransferError, UsageError
 from .cache import write_atomic
+from .local_assets import inside, local_path
 from .transfer import http_session, network_reason
 
 FORMAT = 1
@@ -75,18 +76,12 @@ def _text(value) -> str | None:
 
 def _local_size(link: str, card_dir: Path, root: Path) -> int | None:
     """Size of an asset stored in the tree itself (relative or file: link), else None."""
-    parts = urlsplit(link)
-    if parts.scheme == "file":
-        path = Path(unquote(parts.path))
-    elif not parts.scheme and not parts.netloc and link and not link.startswith("/"):
-        path = card_dir / unquote(parts.path)
-    else:
+    found = local_path(link, card_dir)
+    if found is None or not inside(found[0], root):  # a published index tells nothing about files beside the tree
         return None
     try:
-        if root not in path.resolve().parents:  # a published index tells nothing about files beside the tree
-            return None
-        return path.stat().st_size if path.is_file() else None
-    except (OSError, RuntimeError):  # RuntimeError: a symlink loop, before Python 3.13
+        return found[0].stat().st_size if found[0].is_file() else None
+    except OSError:
         return None
 
 
@@ -517,7 +512,7 @@ def cli_index(args, stdout: TextIO) -> int:
         write_atomic(Path(output), blob)
     n = data["counts"]
     where = "stdout" if output == "-" else output
-    print(f"indexed {n['cards']} cards of {root} into {where}: {n['invalid']} with errors "
+    print(f"indexed {n['cards']} cards of {root} into {where}: {n['invalid']} that do not parse "
           f"(`registry validate {root}` explains them), {n['translations']} translations", file=report)
     if data["collisions"]:
         shared = sum(len(v) for v in data["collisions"].values())

@@ -34,12 +34,19 @@ the rest from here:
     local-link                 warning  -        a file:// asset-link: works on one machine only (relative links travel)
     insecure-link              warning  -        an http:// asset-link (not loopback) or repo-link; the bytes are
                                                  verified by sha256 anyway, so it does not block a pull
-    future-date                error    -        an update-time after today
+    future-date                warning  -        an update-time after today anywhere on Earth (today in UTC+14)
+    placeholder                error    path     a value still the `TODO ...` placeholder of `registry new`'s template
+                                                 (other problems on that line are left out: the placeholder says it all)
     fields-after-front-matter  error    blocks   `key: value` lines of card fields below the closing `---`
                                                  (a stray `---` closed the front matter early)
     sha256-reused              error    blocks   two assets of one card with one sha256 but different links
                       (cross-card) warning  -        one sha256 for differently named files in two cards
     orphan-translation         warning  -        a localized twin `NAME_cn.md` without its `NAME.md`
+    asset-missing              error    -        local asset files, checked by `--check-assets` and always by
+    asset-outside-tree         error    -        `registry index` (local_assets.py): missing, outside the tree,
+    asset-not-readable         error    -        not readable by other users (a server could not serve it),
+    asset-size-mismatch        error    -        another size than asset-size, another sha256 than the card's;
+    asset-sha256-mismatch      error    -        publisher checks: a pull verifies the bytes it gets anyway
 
 `use` is what the rule means for consumers (`pull`, `load`; `info` shows both), from rules.py:
 `blocks` refuses the card, `-` is cosmetic (passed on once as a warning), `path` depends on the JSON
@@ -50,8 +57,9 @@ Choices, measured on the 2,905 English cards of the MindSpore Hub corpus:
 - Localized twins (`*_cn.md`) are translations whose front matter uses Chinese keys and full-width
   colons: they are checked only for file-level soundness (readable, UTF-8, a terminated front
   matter), not against the schema, and counted apart in the summary.
-- Directories are searched recursively for `.md` files, skipping hidden directories and README.md;
-  a file named on the command line is always checked.
+- Directories are searched recursively for `.md` files, skipping hidden directories, documentation
+  (README.md, CHANGELOG.md, docs/, ...) and what the directory's `.registryignore` matches
+  (catalog.walk_markdown); a file named on the command line is always checked.
 - The path rule runs only when the card's directory is version-like (`1.10`), i.e. the card sits
   in a registry tree; user-ids are compared lowercased without punctuation (`MindSpore` is
   `mindspore`, `Noah's Ark Lab` is not `noah-cvlab`: 4 corpus cards).
@@ -69,13 +77,14 @@ import json
 import os
 import re
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Iterable, TextIO
 
 from . import schema
 from .card import Card, Problem, parse_file
 from .catalog import is_localized, walk_markdown
+from .local_assets import AssetChecker
 
 BACKENDS = frozenset({"ascend", "gpu", "cpu"})
 _VERSION_DIR = re.compile(r"^\d+\.\d+(\.\d+)?$")
@@ -117,7 +126,7 @@ def check_card(card: Card) -> list[Problem]:
     problems += _future(card, fields)
     problems += _fields_after(card)
     problems += _sha_within(card, fields)
-    return problems
+    return _placeholders(card, fields, problems)
 
 
 @lru_cache(maxsize=1)
@@ -199,12 +208,41 @@ def _future(card: Card, fields: dict) -> list[Problem]:
         when = date.fromisoformat(text)
     except ValueError:
         return []  # the schema reports the form
-    today = date.today()
+    today = datetime.now(timezone(timedelta(hours=14))).date()  # where a date begins first: no zone sees an error
     if when > today:
-        return [card.problem(("update-time",), "error", "future-date",
-                             f"update-time {text} is in the future (today is {today.isoformat()}): "
+        return [card.problem(("update-time",), "warning", "future-date",
+                             f"update-time {text} is in the future (today is {today.isoformat()} even in UTC+14): "
                              "write the date the card was last changed")]
     return []
+
+
+PLACEHOLDER = "TODO"  # how `registry new` marks what the publisher must write
+_PLACEHOLDER = re.compile(rf"^{PLACEHOLDER}\b")
+
+
+def _placeholders(card: Card, fields: dict, problems: list[Problem]) -> list[Problem]:
+    """`problems` plus one per template placeholder left in the front matter; other problems on a
+    placeholder's line are dropped (a `TODO` is no date, no enum value: the placeholder says it all)."""
+    found: list[Problem] = []
+
+    def visit(value, keypath: tuple) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                visit(v, keypath + (k,))
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                visit(v, keypath + (i,))
+        elif isinstance(value, str) and _PLACEHOLDER.match(value):
+            name = ".".join(str(k + 1) if isinstance(k, int) else k for k in keypath)
+            found.append(card.problem(keypath, "error", "placeholder",
+                                      f"`{name}` is still the template's placeholder ({value}): write the real value, "
+                                      "or delete the line if the field is optional"))
+
+    visit(fields, ())
+    if not found:
+        return problems
+    lines = {p.line for p in found}
+    return found + [p for p in problems if p.line not in lines]
 
 
 def _fields_after(card: Card) -> list[Problem]:
@@ -332,10 +370,14 @@ def _walk(root: str) -> list[str]:
     return [os.path.join(root, rel) for rel in walk_markdown(root)]
 
 
-def validate_paths(paths: Iterable[str]) -> Report:
-    """Check every card under `paths` (files, or directories searched recursively)."""
+def validate_paths(paths: Iterable[str], check_assets: bool = False) -> Report:
+    """Check every card under `paths` (files, or directories searched recursively); with
+    `check_assets`, also the asset files cards link locally (local_assets.py), which must stay
+    inside the directory given when a card was found by searching one."""
     report = Report()
     files: list[str] = []
+    roots: dict[str, str] = {}  # card path -> the directory it was found in
+    checker = AssetChecker() if check_assets else None
     for given in paths:
         given = str(given)
         if os.path.isdir(given):
@@ -344,6 +386,7 @@ def validate_paths(paths: Iterable[str]) -> Report:
                 report.errors.append(Problem(given, 0, 0, "error", "no-cards",
                                              "directory holds no .md card: check the path"))
             files.extend(found)
+            roots.update(dict.fromkeys(found, given))
         elif os.path.lexists(given):  # a symlink loop exists but cannot be read: parse_file says why
             files.append(given)
         else:
@@ -370,6 +413,8 @@ def validate_paths(paths: Iterable[str]) -> Report:
         problems = list(card.problems)
         if card.data is not None or card.fm_close:
             problems += check_card(card)
+        if checker is not None and isinstance(card.data, dict):
+            problems += checker.check(card, os.path.dirname(path) or ".", roots.get(path))
         report.results.append(FileResult(path, problems))
         english.append(card)
 

@@ -34,6 +34,11 @@ BLOCKS_USE: dict[str, bool | str] = {
     # facts about the card that do not touch the bytes
     "unknown-key": False, "path-mismatch": False, "local-link": False, "insecure-link": False,
     "future-date": False, "orphan-translation": False,
+    # a `registry new` template value left unfilled: judged like a schema problem of that field
+    "placeholder": "schema",
+    # publisher checks of local asset files (validate --check-assets, index); a pull verifies what it gets
+    "asset-missing": False, "asset-outside-tree": False, "asset-not-readable": False,
+    "asset-size-mismatch": False, "asset-sha256-mismatch": False,
 }
 _ASSET_BLOCKING_KEYS = frozenset({"asset-link", "asset-sha256"})
 

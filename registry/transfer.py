@@ -743,9 +743,12 @@ def _retry_after(value: str | None) -> float | None:
 def _status_hint(status: int, url: str, settings) -> str:
     if status in (401, 403):
         host = urlsplit(url).hostname
+        # A static server answers 403 for a file it may not read (save_checkpoint writes mode 0400).
+        files = "; the file on the server may not be readable by the web server (the publisher must `chmod o+r` it)"
         if settings.token and settings.token_host == host:
-            return f"; the token in REGISTRY_TOKEN was refused by {host}"
-        return f"; if {host} needs a token, set REGISTRY_TOKEN and REGISTRY_TOKEN_HOST={host}"
+            return f"; the token in REGISTRY_TOKEN was refused by {host}" + (", or" + files[1:] if status == 403 else "")
+        token = f"if {host} needs a token, set REGISTRY_TOKEN and REGISTRY_TOKEN_HOST={host}"
+        return f"{files}, or {token}" if status == 403 else f"; {token}"
     if status in (404, 410):
         return "; the asset-link is wrong or the file moved: fix the card or use a mirror (--mirror FROM=TO)"
     return ""

@@ -105,12 +105,15 @@ http {{
 
 
 @contextlib.contextmanager
-def nginx(root: str | os.PathLike, *, limit_rate: str | None = None, locations: str | None = None):
+def nginx(root: str | os.PathLike, *, limit_rate: str | None = None, locations: str | None = None,
+          user: str | None = None):
     """Serve directory `root` with nginx on 127.0.0.1 and a free port; yields the base URL (BaseURL).
 
     limit_rate: nginx's per-connection rate limit, e.g. "2m" (2 MB/s), to make a download slow.
     locations: server-block directives replacing the default `location / { autoindex on; }`
     (tests/test_remote.py passes the ones documented in docs/nginx.conf).
+    user: the user nginx's workers run as (only when the tests run as root), as a production server's
+    do, so that file permissions matter; `root` must then be readable by that user.
     """
     binary = nginx_binary()
     if binary is None:
@@ -118,7 +121,7 @@ def nginx(root: str | os.PathLike, *, limit_rate: str | None = None, locations: 
     root = Path(root).resolve()
     with tempfile.TemporaryDirectory(prefix="nginx-") as tmp:
         # As root, nginx's workers would drop to `nobody` and could not read a 0700 pytest tmp dir.
-        user = "user root;\n" if os.geteuid() == 0 else ""
+        user = f"user {user or 'root'};\n" if os.geteuid() == 0 else ""
         for attempt in range(5):  # the free port can be taken between probing and nginx binding it
             port = free_port()
             conf = Path(tmp) / "nginx.conf"

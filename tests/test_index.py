@@ -84,8 +84,15 @@ def test_every_corpus_id_resolves_to_the_indexed_card(corpus_index):
 def test_corpus_index_is_deterministic_and_matches_the_cli(corpus_index, tmp_path):
     out = tmp_path / "index.json"
     proc = run_cli("index", str(CORPUS), "-o", str(out))
+    # Real-world cards have errors: the index is written, every error named, and the exit code says so.
+    assert proc.returncode == 1, proc.stderr
+    assert "the index is written, but 716 cards have 846 errors" in proc.stdout
+    assert out.read_bytes() == dumps_index(corpus_index)
+    out.unlink()
+    proc = run_cli("index", str(CORPUS), "-o", str(out), "--allow-invalid")
     assert proc.returncode == 0, proc.stderr
     assert "indexed 2905 cards" in proc.stdout and "535 short names are shared by 2853 ids" in proc.stdout
+    assert "846 errors in 716 cards, published anyway (--allow-invalid)" in proc.stdout
     assert out.read_bytes() == dumps_index(corpus_index) == dumps_index(build_index(CORPUS))
     assert json.loads(out.read_bytes())["format"] == 1
 
@@ -135,11 +142,12 @@ def test_small_tree_records_and_byte_identical_output(tmp_path):
 def test_index_cli_writes_into_the_tree_by_default_and_to_stdout(tmp_path):
     _tree(tmp_path, True)
     proc = run_cli("index", str(tmp_path))
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 1, proc.stderr  # me/1.9/broken.md does not parse
     written = (tmp_path / "index.json").read_bytes()
-    assert "1 with errors" in proc.stdout and "tiny: me/1.10/tiny, me/1.9/tiny" in proc.stdout
+    assert "1 that do not parse" in proc.stdout and "tiny: me/1.10/tiny, me/1.9/tiny" in proc.stdout
+    assert f"{tmp_path}/me/1.9/broken.md:3:1: error yaml-syntax" in proc.stdout
     # The index in the tree is not a card, so indexing again gives the same bytes.
-    proc = run_cli("index", str(tmp_path), "-o", "-")
+    proc = run_cli("index", str(tmp_path), "-o", "-", "--allow-invalid")
     assert proc.returncode == 0 and proc.stdout.encode() == written and "indexed 3 cards" in proc.stderr
 
 

@@ -1,0 +1,453 @@
+"""Publishing a registry: starting a card, adding assets to it, and the gates before serving it.
+
+    registry new NAME [--dir DIR]          a card template; validate flags its `TODO` placeholders
+    registry add-asset CARD FILE|URL       appends an asset entry with the file's sha256; the rest of
+                                           the card is kept byte for byte
+    registry index DIR                     exit 1 when a card has an error (validate's, plus the local
+                                           asset checks); --allow-invalid publishes anyway
+    registry index --check DIR             exit 1 when DIR/index.json is missing or differs from what
+                                           `registry index DIR` would write (the CI gate)
+    registry check-links [PATH|NAME...]    one bounded request per remote asset link (a 1-byte Range
+                                           GET, closed unread): status, size, Range support; exit 1 on
+                                           a dead link. Bodies are never downloaded.
+
+Library functions return typed results (IndexCheck, LinkStatus); the cli_* functions format them.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import TextIO
+from urllib.parse import quote, urlsplit
+
+from . import settings as _settings
+from .card import Problem, parse_bytes
+from .catalog import (Asset, Entry, check_name, entry_from_file, is_card_filename, open_registry, resolve,
+                      walk_markdown)
+from .errors import CardError, RegistryError, TransferError, UsageError
+from .index import INDEX_NAME, _table, build_index, dumps_index
+from .lint import PLACEHOLDER, validate_paths
+
+# --------------------------------------------------------------------------- registry new
+
+_TEMPLATE = """# {name}
+
+---
+model-name: {name}
+backbone-name: {todo} the backbone network, e.g. resnet50
+module-type: {todo} the domain and task, e.g. cv-classification, nlp or audio
+fine-tunable: False
+input-shape: {todo} the input shape, e.g. [224, 224, 3]
+model-version: "1.0"
+train-dataset: {todo} the dataset it was trained on, e.g. imagenet2012
+evaluation: {todo} its measured quality, e.g. top1acc76.5
+author: {todo} who trained it
+update-time: {today}
+repo-link: {todo} the https URL of its source code
+user-id: {user}
+used-for: inference
+train-backend: {train_backend}
+infer-backend: {backend}
+mindspore-version: {version}
+license: {todo} the license of the weights, e.g. Apache2.0
+summary: {todo} one sentence saying what the network does
+---
+
+## Introduction
+
+What the network is, how it was trained and how well it does.
+
+## Usage
+
+```python
+import registry
+
+net = registry.load("{card_id}")
+```
+"""
+
+
+def _scalar(text: str) -> str:
+    """`text` as a YAML value that reads back as that text (`1.0`, `yes` or `a: b` are quoted)."""
+    import yaml
+
+    try:
+        plain = yaml.safe_load(text) == text
+    except yaml.YAMLError:
+        plain = False
+    return text if plain else json.dumps(text)
+
+
+def card_template(card_id: str, today: date | None = None) -> str:
+    """The text `registry new` writes for `card_id` (`NAME` or `USER/[BACKEND/]VERSION/NAME`): what the
+    id tells is filled in, the rest is a `TODO` placeholder that validate reports until it is replaced."""
+    parts = card_id.split("/")
+    todo = PLACEHOLDER
+    user = version = backend = None
+    if len(parts) in (3, 4):
+        user, version = parts[0], parts[-2]
+        backend = parts[1] if len(parts) == 4 else None
+    return _TEMPLATE.format(
+        name=_scalar(parts[-1]), todo=todo, today=(today or date.today()).isoformat(), card_id=card_id,
+        user=_scalar(user) if user else f"{todo} your user name, the first directory of the card's path",
+        version=json.dumps(version) if version else f"{todo} the MindSpore version, e.g. \"2.3\"",
+        backend=backend or f"{todo} ascend, gpu or cpu",
+        train_backend=backend or f"{todo} ascend, gpu or cpu")
+
+
+def new_card(name: str, directory: str | os.PathLike = ".") -> Path:
+    """Write the template of card `name` under `directory`; refuses to replace a file."""
+    card_id = check_name(name)
+    path = Path(directory, *card_id.split("/")[:-1], card_id.split("/")[-1] + ".md")
+    if os.path.lexists(path):
+        raise UsageError(f"{path} already exists: choose another name, or edit that card")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "x", encoding="utf-8", newline="\n") as fh:
+            fh.write(card_template(card_id))
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return path
+
+
+def cli_new(args, stdout: TextIO) -> int:
+    path = new_card(args.name, args.dir)
+    count = path.read_text(encoding="utf-8").count(f": {PLACEHOLDER} ")
+    print(f"wrote {path}: replace its {count} {PLACEHOLDER} placeholders (`registry validate {path}` lists them), "
+          f"then add the weights with `registry add-asset {path} FILE`", file=stdout)
+    return 0
+
+
+# --------------------------------------------------------------------------- registry add-asset
+
+
+def _formats() -> list[str]:
+    from . import schema
+
+    return list(schema.schema()["$defs"]["asset"]["properties"]["file-format"]["enum"])
+
+
+def _hash_url(url: str, settings: _settings.Settings) -> tuple[str, int]:
+    """sha256 and size of the body at `url`, streamed (never held whole in memory)."""
+    import requests
+
+    from .transfer import _status_hint, http_session, network_reason
+
+    digest, size = hashlib.sha256(), 0
+    with http_session(settings) as session:
+        try:
+            with session.get(url, headers={"Accept-Encoding": "identity"}, stream=True,
+                             timeout=(settings.connect_timeout, settings.read_timeout)) as resp:
+                if resp.status_code != 200:
+                    raise TransferError(f"cannot hash {url}: the server answered HTTP {resp.status_code} "
+                                        f"{resp.reason or ''}{_status_hint(resp.status_code, url, settings)}".rstrip())
+                for chunk in resp.iter_content(1 << 20):
+                    digest.update(chunk)
+                    size += len(chunk)
+        except requests.RequestException as exc:
+            raise TransferError(f"cannot hash {url}: {network_reason(exc, settings.read_timeout)}; "
+                                "check the URL and your network") from None
+    return digest.hexdigest(), size
+
+
+@dataclass(frozen=True)
+class AddedAsset:
+    card: Path
+    file_format: str
+    link: str
+    sha256: str
+    size: int
+
+
+def _asset_block_end(lines: list[str], key_line: int, close: int) -> int:
+    """Index (0-based) of the line after the last item line of the `asset:` block starting at `key_line`."""
+    end = key_line + 1
+    for i in range(key_line + 1, close - 1):
+        text = lines[i]
+        if text.strip() and not text[0].isspace() and not text.startswith("-"):
+            break  # the next top-level key
+        if text.strip() and not text.lstrip().startswith("#"):
+            end = i + 1
+    return end
+
+
+def add_asset(card_path: str | os.PathLike, source: str, file_format: str | None = None,
+              settings: _settings.Settings | None = None) -> AddedAsset:
+    """Append an asset entry for `source` (a local file, linked relative to the card, or an http(s) URL)
+    to the card's `asset:` list, creating it if needed. Only lines are inserted: every other byte of the
+    card stays as it was. The card is rewritten atomically, and only if the result parses with the new asset."""
+    from .cache import hash_file, write_atomic
+
+    card_path = Path(card_path)
+    try:
+        raw = card_path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read card {card_path}: {exc.strerror or exc}") from None
+    card = parse_bytes(raw, str(card_path))
+    if not isinstance(card.data, dict):
+        first = card.problems[0].format() if card.problems else f"{card_path}: no front matter"
+        raise CardError(f"cannot add an asset to a card that does not parse: {first}")
+    remote = source.lower().startswith(("http://", "https://"))
+    name = urlsplit(source).path.rsplit("/", 1)[-1] if remote else os.path.basename(source)
+    fmt = (file_format or os.path.splitext(name)[1]).lower().lstrip(".")
+    formats = _formats()
+    if fmt not in formats:
+        said = f"--format {file_format}" if file_format else f"the name {name}"
+        raise UsageError(f"cannot tell a file-format from {said}: pass --format, one of {', '.join(formats)}")
+    if remote:
+        digest, size = _hash_url(source, settings or _settings.current())
+        link = source
+    else:
+        if not os.path.isfile(source):
+            raise UsageError(f"{source} is not a file: give the asset file or its http(s) URL")
+        digest, size = hash_file(source)
+        rel = os.path.relpath(os.path.abspath(source), os.path.abspath(card_path.parent))
+        link = quote(rel.replace(os.sep, "/"))
+
+    text = raw.decode("utf-8")
+    nl = "\r\n" if "\r\n" in text else "\n"
+    lines = text.split("\n")  # a "\r" stays at the end of its line, so joining with "\n" restores the bytes
+    items = card.data.get("asset")
+    if "asset" in card.data and not (isinstance(items, list) and items):
+        raise UsageError(f"{card_path}: `asset` is written but holds no list of assets: remove the `asset:` line "
+                         "or add the asset by hand")
+    entry = ["file-format: " + fmt, "asset-link: " + link, "asset-sha256: " + digest]
+    if items is None:
+        at, indent = card.fm_close - 1, "  "
+        new = ["asset:"] + [f"{indent}{'- ' if k == 0 else '  '}{e}" for k, e in enumerate(entry)]
+    elif isinstance(items, list) and items and card.key_pos(("asset",))[0] < card.pos(("asset", 0))[0]:
+        first = lines[card.pos(("asset", 0))[0] - 1]
+        indent = first[:len(first) - len(first.lstrip())]
+        item = first.lstrip()
+        if not item.startswith("- "):
+            raise UsageError(f"{card_path}: the asset list is not written one `- ` item per line: add the asset by hand")
+        dash = item[:len(item) - len(item[1:].lstrip())]  # `-` and the spaces after it, as the card writes them
+        at = _asset_block_end(lines, card.key_pos(("asset",))[0] - 1, card.fm_close)
+        new = [f"{indent}{dash if k == 0 else ' ' * len(dash)}{e}" for k, e in enumerate(entry)]
+    else:
+        raise UsageError(f"{card_path}: `asset` is not a block list (`asset:` then `  - file-format: ...` lines): "
+                         "write it so, or add the asset by hand")
+    lines[at:at] = [line + ("\r" if nl == "\r\n" else "") for line in new]
+    out = "\n".join(lines).encode("utf-8")
+    check = parse_bytes(out, str(card_path))
+    got = check.fields.get("asset")
+    if not (isinstance(got, list) and got and isinstance(got[-1], dict) and got[-1].get("asset-sha256") == digest):
+        raise UsageError(f"{card_path}: adding the asset would not give a card listing it (its front matter has an "
+                         "unusual layout): add the entry by hand")
+    write_atomic(card_path, out)
+    return AddedAsset(card_path, fmt, link, digest, size)
+
+
+def cli_add_asset(args, stdout: TextIO) -> int:
+    added = add_asset(args.card, args.source, args.file_format, settings=_settings.current())
+    print(f"added a {added.file_format} asset to {added.card}: {added.link} sha256 {added.sha256} "
+          f"({added.size:,} bytes)", file=stdout)
+    return 0
+
+
+# --------------------------------------------------------------------------- registry index: errors and --check
+
+
+def index_errors(root: str | os.PathLike) -> list[Problem]:
+    """The errors `registry validate --check-assets ROOT` reports: what makes `registry index` exit 1."""
+    return [p for p in validate_paths([str(root)], check_assets=True).problems if p.severity == "error"]
+
+
+def cli_index_errors(args, stdout: TextIO) -> int:
+    """After `registry index` wrote the index: name every card error, exit 1 unless --allow-invalid."""
+    report = sys.stderr if args.output == "-" else stdout
+    errors = [p for p in index_errors(args.directory) if p.rule != "no-cards"]  # an empty tree indexes fine
+    if not errors:
+        return 0
+    cards = len({p.path for p in errors})
+    if args.allow_invalid:
+        print(f"{len(errors)} errors in {cards} cards, published anyway (--allow-invalid)", file=report)
+        return 0
+    for p in errors:
+        print(p.format(), file=report)
+    print(f"the index is written, but {cards} card{'s' if cards != 1 else ''} ha{'ve' if cards != 1 else 's'} "
+          f"{len(errors)} error{'s' if len(errors) != 1 else ''}: fix them, or pass --allow-invalid to publish anyway",
+          file=report)
+    return 1
+
+
+@dataclass
+class IndexCheck:
+    path: Path
+    state: str  # "current", "missing", "unreadable", "stale"
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    reason: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.state == "current"
+
+
+def check_index(root: str | os.PathLike, path: str | os.PathLike | None = None) -> IndexCheck:
+    """Whether the index at `path` (default ROOT/index.json) is what `registry index ROOT` would write."""
+    data = build_index(root)
+    path = Path(path) if path else Path(root) / INDEX_NAME
+    try:
+        have = path.read_bytes()
+    except FileNotFoundError:
+        return IndexCheck(path, "missing")
+    except OSError as exc:
+        return IndexCheck(path, "unreadable", reason=exc.strerror or str(exc))
+    if have == dumps_index(data):
+        return IndexCheck(path, "current")
+    try:
+        old = {r["id"]: r for r in json.loads(have)["cards"]}
+    except (ValueError, KeyError, TypeError):
+        return IndexCheck(path, "stale", reason="it is not an index this version writes")
+    new = {r["id"]: r for r in data["cards"]}
+    return IndexCheck(path, "stale", added=sorted(new.keys() - old.keys()), removed=sorted(old.keys() - new.keys()),
+                      changed=sorted(i for i in new.keys() & old.keys() if new[i] != old[i]),
+                      reason="" if new != old else "its cards are current but not its other fields or layout")
+
+
+def _some(ids: list[str]) -> str:
+    return ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+
+
+def cli_index_check(args, stdout: TextIO) -> int:
+    result = check_index(args.directory, args.output if args.output not in (None, "-") else None)
+    fix = f"run `registry index {args.directory}` and commit the result"
+    if result.ok:
+        print(f"{result.path} is current", file=stdout)
+        return 0
+    if result.state == "missing":
+        print(f"{result.path} is missing: {fix}", file=sys.stderr)
+        return 1
+    if result.state == "unreadable":
+        print(f"{result.path} cannot be read ({result.reason}): fix its permissions or {fix}", file=sys.stderr)
+        return 1
+    parts = [f"{len(ids)} card{'s' if len(ids) != 1 else ''} {what} ({_some(ids)})"
+             for what, ids in (("changed", result.changed), ("added", result.added), ("removed", result.removed)) if ids]
+    detail = "; ".join(parts) or result.reason
+    print(f"{result.path} is stale: {detail}; {fix}", file=sys.stderr)
+    return 1
+
+
+# --------------------------------------------------------------------------- registry check-links
+
+
+@dataclass(frozen=True)
+class LinkStatus:
+    url: str
+    status: int | None  # the final HTTP status (after redirects); None when no answer came
+    size: int | None  # bytes of the file, from Content-Range or Content-Length
+    ranges: bool | None  # whether the server answered the Range request with 206 (resumable downloads)
+    error: str = ""  # why there was no answer, or why the status means the link is dead
+
+    @property
+    def dead(self) -> bool:
+        return bool(self.error)
+
+
+def probe(session, url: str, settings: _settings.Settings) -> LinkStatus:
+    """One 1-byte Range GET of `url`, closed without reading the body (a server ignoring Range
+    starts sending the whole file: closing the connection stops it)."""
+    import requests
+
+    from .transfer import _content_range, _int, _status_hint, network_reason
+
+    try:
+        with session.get(url, headers={"Range": "bytes=0-0", "Accept-Encoding": "identity"}, stream=True,
+                         timeout=(settings.connect_timeout, settings.read_timeout)) as resp:
+            status, headers = resp.status_code, resp.headers
+    except requests.RequestException as exc:
+        return LinkStatus(url, None, None, None, network_reason(exc, settings.read_timeout))
+    if status == 206:
+        return LinkStatus(url, status, _content_range(headers.get("Content-Range", ""))[1], True)
+    if status == 200:
+        return LinkStatus(url, status, _int(headers.get("Content-Length")), False)
+    if status == 416:  # an empty file has no byte 0
+        return LinkStatus(url, status, 0, True)
+    return LinkStatus(url, status, None, None,
+                      f"HTTP {status} {resp.reason or ''}".rstrip() + _status_hint(status, url, settings))
+
+
+def check_links(urls: list[str], settings: _settings.Settings) -> dict[str, LinkStatus]:
+    """Probe each URL once, `settings.jobs` at a time (one session per worker thread)."""
+    from .transfer import http_session
+
+    local = threading.local()
+    sessions = []
+
+    def one(url: str) -> LinkStatus:
+        if not hasattr(local, "session"):
+            local.session = http_session(settings)
+            sessions.append(local.session)
+        return probe(local.session, url, settings)
+
+    unique = list(dict.fromkeys(urls))
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, min(settings.jobs, len(unique)))) as pool:
+            return dict(zip(unique, pool.map(one, unique)))
+    finally:
+        for s in sessions:
+            s.close()
+
+
+def link_entries(names: list[str], registry=None) -> list[Entry]:
+    """The cards named: card files, directories of cards (searched as a registry tree), ids or short
+    names of the registry; all cards of the registry when no name is given."""
+    if not names:
+        reg = open_registry(registry)
+        return [reg.entry(i) for i in reg.ids()]
+    entries = []
+    for name in names:
+        if os.path.isdir(name):
+            entries += [entry_from_file(Path(name, rel), rel[:-3]) for rel in walk_markdown(name)
+                        if is_card_filename(rel.rsplit("/", 1)[-1])]
+        else:
+            entries.append(resolve(name, registry=registry))
+    return entries
+
+
+def cli_check_links(args, settings: _settings.Settings, stdout: TextIO) -> int:
+    uses: list[tuple[Entry, Asset]] = []
+    failed = 0
+    local = 0
+    for entry in link_entries(args.names, args.registry):
+        try:
+            assets = entry.assets
+        except RegistryError as exc:
+            print(f"registry: error: {exc.message}", file=sys.stderr)
+            failed += 1
+            continue
+        for asset in assets:
+            if asset.url.lower().startswith(("http://", "https://")):
+                uses.append((entry, asset))
+            else:
+                local += 1
+    results = check_links([a.url for _, a in uses], settings)
+    if args.json:
+        json.dump([{"card": e.id, "asset": a.index + 1, "url": a.url, "status": results[a.url].status,
+                    "size": results[a.url].size, "ranges": results[a.url].ranges, "error": results[a.url].error}
+                   for e, a in uses], stdout, indent=2)
+        stdout.write("\n")
+    elif uses:
+        def cell(r: LinkStatus) -> list[str]:
+            return [str(r.status) if r.status else "-", "-" if r.size is None else f"{r.size:,}",
+                    {True: "yes", False: "no", None: "-"}[r.ranges]]
+        _table([[*cell(results[a.url]), f"{e.id}#{a.index + 1}", a.url] for e, a in uses],
+               ["STATUS", "SIZE", "RANGE", "CARD#ASSET", "URL"], stdout)
+    dead = [(e, a) for e, a in uses if results[a.url].dead]
+    for e, a in dead:
+        print(f"registry: dead link: {e.source}: asset {a.index + 1}: {a.url}: {results[a.url].error}", file=sys.stderr)
+    no_range = sum(1 for r in results.values() if r.ranges is False)
+    note = f"; {no_range} without Range support (downloads cannot resume)" if no_range else ""
+    skipped = f"; {local} local assets skipped (`registry validate --check-assets` checks them)" if local else ""
+    print(f"{len(results)} link{'s' if len(results) != 1 else ''} checked: {len({a.url for _, a in dead})} dead{note}{skipped}",
+          file=sys.stderr)
+    return 1 if dead or failed else 0
