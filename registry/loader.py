@@ -14,10 +14,19 @@ How checkpoint entries meet the network's parameters:
 - else leading `network.` prefixes (a training wrapper's) are removed and the rest is matched;
 - else optimizer state and training counters (`moments.*`, `moment1.*`, `accum.*`, ...,
   `learning_rate`, `momentum`, `global_step`, ...) are ignored;
+- the builder's declared adaptation (`registry.builders.Adaptation`) renames name parts the network
+  calls otherwise and transforms entries whose layout differs (e.g. SSD depthwise kernels), each
+  listed in the report's `adapted`;
 - anything else is unexpected; parameters nothing matched are missing; entries whose shape differs
   from the parameter's are mismatched.
-Strict loading (the default) raises `LoadError` listing them all. `strict=False` loads what fits.
-Either way the returned network carries the outcome as `net.load_report` (a `LoadReport`).
+The tables are compared before any weight is set. Strict loading (the default) raises `LoadError`
+naming the card's checkpoint, the builder and the first differences. `strict=False` loads what fits,
+for a changed head; when under half of the network's parameters would load it is a different
+network, and that is a LoadError too. Either way the returned network carries the outcome as
+`net.load_report` (a `LoadReport`).
+
+The builder: the card's (see `registry.builders`), or the caller's `builder=` (a function or an
+`nn.Cell` class). Arguments to it: the card's `builder-args:` mapping, overridden by the caller's.
 
 The predecessor's API is kept: `load(name, *args, pretrained=True, force_reload=False, **kwargs)`,
 `load_weights(network, name)` (loads into a network you built), `load_weights(name)` (the weights
@@ -67,6 +76,8 @@ class LoadReport:
     mismatched: list[tuple[str, tuple, tuple]] = field(default_factory=list)  # (entry, file shape, network shape)
     ignored: list[str] = field(default_factory=list)  # optimizer state and training counters
     renamed: int = 0  # entries matched after removing a `network.` prefix
+    adapted: list[tuple[str, str]] = field(default_factory=list)  # (file entry, what the builder's adaptation did)
+    network: str = "the network"  # which network the file was fitted to, e.g. "builder lenet5-mnist"
 
     @property
     def ok(self) -> bool:
@@ -94,20 +105,29 @@ def _first(items: list[str]) -> str:
     return ", ".join(items[:SHOWN]) + more
 
 
-def fit_parameters(net, params: dict, *, strict: bool = True, source: str = "checkpoint") -> LoadReport:
+def fit_parameters(net, params: dict, *, strict: bool = True, source: str = "checkpoint",
+                   adaptation=None, network: str = "the network") -> LoadReport:
     """Match a checkpoint's entries to `net`'s parameters (rules in the module doc) and load them.
 
-    With `strict`, nothing is loaded unless everything fits; the LoadError lists the differences.
+    Nothing is loaded unless the tables fit: with `strict`, everything; without, at least half of
+    the network's parameters. The LoadError lists the differences.
     """
     expected = net.parameters_dict()
-    report = LoadReport(source)
+    report = LoadReport(source, network=network)
     matched: dict[str, Any] = {}
     for key, value in params.items():
         target = key
         while target not in expected and target.startswith(WRAPPER_PREFIX):
             target = target[len(WRAPPER_PREFIX):]
+        if adaptation is not None and target not in expected:
+            renamed = adaptation.rename(target)
+            if renamed != target and renamed in expected:
+                report.adapted.append((key, f"renamed to {renamed}"))
+                target = renamed
         if target in expected and target not in matched and hasattr(value, "shape"):
             want = tuple(expected[target].shape)
+            if tuple(value.shape) != want and adaptation is not None:
+                value = _transformed(adaptation, target, key, value, want, report)
             if tuple(value.shape) != want:
                 report.mismatched.append((key, tuple(value.shape), want))
                 matched[target] = None
@@ -119,9 +139,14 @@ def fit_parameters(net, params: dict, *, strict: bool = True, source: str = "che
         else:
             report.unexpected.append(key)
     report.missing = [name for name in expected if name not in matched]
+    fitting = sum(value is not None for value in matched.values())
     if strict and not report.ok:
-        raise LoadError(f"{source} does not fit the network: {report.problems()}; "
+        raise LoadError(f"{source} does not fit {network}: {report.problems()}; "
                         "pass strict=False to load the parameters that fit")
+    if expected and fitting * 2 < len(expected):
+        raise LoadError(f"{source} does not fit {network}: only {fitting} of its {len(expected)} parameters would "
+                        f"load ({report.problems()}); strict=False is for a changed head, not for another network: "
+                        "check that the card names the right builder")
     for name, value in matched.items():
         if value is None:
             continue
@@ -134,6 +159,16 @@ def fit_parameters(net, params: dict, *, strict: bool = True, source: str = "che
         param.set_data(data)
         report.loaded.append(name)
     return report
+
+
+def _transformed(adaptation, target: str, key: str, value, want: tuple, report: LoadReport):
+    transform = adaptation.transform(target, tuple(value.shape), want)
+    if transform is None:
+        return value
+    from mindspore import Tensor
+
+    report.adapted.append((key, transform.label))
+    return Tensor(transform.apply(value.asnumpy(), want))
 
 
 def read_checkpoint(path: str | os.PathLike, source: str, *, keep_optimizer: bool = False) -> dict:
@@ -217,12 +252,14 @@ def _resolve(name, registry):
 
 
 def load(name: str, *args, pretrained: bool = True, force_reload: bool = False, strict: bool = True,
-         file_format: str | None = None, asset: int | str | None = None, registry=None, **kwargs):
+         file_format: str | None = None, asset: int | str | None = None, registry=None, builder=None, **kwargs):
     """The network a card describes, built here and loaded with the card's weights, in eval mode.
 
-    `args` and `kwargs` pass to the builder (e.g. `num_classes=21`). `pretrained=False` builds
-    without weights; `force_reload=True` downloads the asset again. `strict=False` loads what fits;
-    `net.load_report` tells what was loaded, missing, unexpected, mismatched and ignored.
+    `args` and `kwargs` pass to the builder (e.g. `num_classes=21`), over the card's `builder-args`.
+    `builder=` a function or `nn.Cell` class builds the network instead of the card's builder.
+    `pretrained=False` builds without weights; `force_reload=True` downloads the asset again.
+    `strict=False` loads what fits (at least half of the network);
+    `net.load_report` tells what was loaded, missing, unexpected, mismatched, adapted and ignored.
     `registry` is a registry location (default: REGISTRY_URL, else the embedded one).
     """
     entry = _resolve(name, registry)
@@ -235,22 +272,29 @@ def load(name: str, *args, pretrained: bool = True, force_reload: bool = False, 
             raise UsageError(f"card {entry.id}: a mindir asset holds its weights; pretrained=False needs a ckpt asset")
         return _load_graph(entry, chosen, force=force_reload)
 
-    from .builders import find_builder
+    from .builders import CardFacts, find_builder
 
-    spec, builder = find_builder(entry.fields, f"card {entry.id}")
+    facts = CardFacts.of(entry.fields)
+    if builder is None:
+        spec, builder = find_builder(facts, f"card {entry.id}")
+        label = f"builder {getattr(builder, 'builder_name', spec.name)}"
+    else:
+        label = f"builder {getattr(builder, '__module__', '?')}.{getattr(builder, '__qualname__', repr(builder))}"
     _warn_version(entry)
-    _check_arguments(entry, spec, builder, args, kwargs)
+    kwargs = {**facts.builder_args, **kwargs}
+    _check_arguments(entry, label, builder, args, kwargs)
     net = builder(*args, **kwargs)
     net.set_train(False)
     net.load_report = None
     if pretrained:
         path = _fetch(entry, chosen, force=force_reload)
         source = f"checkpoint {chosen.filename} of card {entry.id}"
-        net.load_report = fit_parameters(net, read_checkpoint(path, source), strict=strict, source=source)
+        net.load_report = fit_parameters(net, read_checkpoint(path, source), strict=strict, source=source,
+                                         adaptation=getattr(builder, "adaptation", None), network=label)
     return net
 
 
-def _check_arguments(entry, spec, builder, args, kwargs) -> None:
+def _check_arguments(entry, label: str, builder, args, kwargs) -> None:
     import inspect
 
     try:
@@ -261,7 +305,7 @@ def _check_arguments(entry, spec, builder, args, kwargs) -> None:
         signature.bind(*args, **kwargs)
     except TypeError as exc:
         takes = ", ".join(str(p).split(":")[0].split("=")[0].strip() for p in signature.parameters.values())
-        raise UsageError(f"card {entry.id}: builder {spec.name} takes ({takes}): {exc}") from None
+        raise UsageError(f"card {entry.id}: {label} takes ({takes}): {exc}") from None
 
 
 def _load_graph(entry, asset, *, force: bool):
