@@ -265,9 +265,10 @@ def load(name: str, *args, pretrained: bool = True, force_reload: bool = False, 
     entry = _resolve(name, registry)
     chosen = choose_asset(entry, file_format, asset) if pretrained or file_format or asset is not None else None
     if chosen is not None and chosen.file_format.lower() == "mindir":
-        if args or kwargs:
+        if args or kwargs or builder is not None:
+            given = [*map(repr, args), *kwargs, *(["builder="] if builder is not None else [])]
             raise UsageError(f"card {entry.id}: a mindir asset is a finished graph; builder arguments "
-                             f"({', '.join([*map(repr, args), *kwargs])}) do not apply to it")
+                             f"({', '.join(given)}) do not apply to it")
         if not pretrained:
             raise UsageError(f"card {entry.id}: a mindir asset holds its weights; pretrained=False needs a ckpt asset")
         return _load_graph(entry, chosen, force=force_reload)

@@ -32,12 +32,10 @@ the module is imported only when the network is built.
 from __future__ import annotations
 
 import importlib
-import posixpath
 import re
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
-from urllib.parse import unquote, urlsplit
 
 from ..errors import LoadError
 
@@ -61,11 +59,6 @@ def _shape(value: Any) -> tuple[int, ...] | None:
     return None
 
 
-def _link_text(value: Any) -> str:
-    text = str(value or "").strip()
-    return text[1:-1] if text.startswith("<") and text.endswith(">") else text
-
-
 @dataclass(frozen=True)
 class CardFacts:
     """What builder matching reads from a card's front matter, normalised."""
@@ -82,20 +75,18 @@ class CardFacts:
 
     @classmethod
     def of(cls, fields: Mapping[str, Any]) -> "CardFacts":
+        from ..catalog import _asset_filename
+
         assets = fields.get("asset") if isinstance(fields.get("asset"), list) else []
-        files = []
-        for item in assets:
-            link = _link_text(item.get("asset-link")) if isinstance(item, dict) else ""
-            name = posixpath.basename(unquote(urlsplit(link).path)) if link else ""
-            if name:
-                files.append(name)
+        files = [_asset_filename(str(item["asset-link"]), "", "") for item in assets
+                 if isinstance(item, dict) and item.get("asset-link")]
         args = fields.get("builder-args")
         return cls(
             model_name=str(fields.get("model-name") or ""),
             backbone_name=str(fields.get("backbone-name") or ""),
             dataset=str(fields.get("train-dataset") or ""),
             input_shape=_shape(fields.get("input-shape")),
-            repo_link=_link_text(fields.get("repo-link")),
+            repo_link=str(fields.get("repo-link") or ""),
             asset_files=tuple(files),
             builder=str(fields.get("builder") or "").strip(),
             builder_args=dict(args) if isinstance(args, dict) else {},
@@ -127,7 +118,7 @@ class Adaptation:
 
     def rename(self, name: str) -> str:
         for old, new in self.renames:
-            name = re.sub(rf"(^|\.){re.escape(old)}(?=\.|$)", lambda m: m.group(1) + new, name)
+            name = re.sub(rf"(^|\.){re.escape(old)}(?=\.|$)", lambda m, new=new: m.group(1) + new, name)
         return name
 
     def transform(self, name: str, file_shape: tuple, network_shape: tuple) -> Transform | None:
