@@ -2,7 +2,6 @@
 adaptation, the zoo LeNet5, the SSD family, mindcv, builder= and builder-args, broken entry points."""
 from __future__ import annotations
 
-import hashlib
 import re
 import subprocess
 import sys
@@ -17,10 +16,6 @@ from conftest import CORPUS, ROOT, require_shared
 from registry.builders import CardFacts, find_builder, match_builtin
 from registry.card import parse_file
 from registry.errors import LoadError, UsageError
-
-# Cards carry https links, as the lint requires; REGISTRY_MIRRORS sends them to the loopback server.
-PUBLISHED = "https://download.mindspore.cn/model_zoo/test/"
-
 
 def facts(rel: str) -> CardFacts:
     return CardFacts.of(parse_file(require_shared(CORPUS / rel)).fields)
@@ -154,12 +149,9 @@ ms = pytest.importorskip("mindspore", reason="MindSpore is not installed")
 import registry  # noqa: E402
 from registry.builders import lenet, ssd  # noqa: E402
 from servers import fault_server  # noqa: E402
+from test_loader import PUBLISHED, reg, sha256  # noqa: E402,F401 - reg: a test registry mirrored to this module's server
 
 pytestmark = pytest.mark.filterwarnings("ignore::registry.loader.VersionWarning")
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def copy_card(reg: Path, rel: str, filename: str, digest: str, extra: str = "") -> str:
@@ -201,14 +193,6 @@ def files(tmp_path_factory):
 def server(files):
     with fault_server(files) as srv:
         yield srv
-
-
-@pytest.fixture
-def reg(tmp_path, home, server, monkeypatch):
-    monkeypatch.setenv("REGISTRY_MIRRORS", f"{PUBLISHED}={server.url}")
-    root = tmp_path / "registry"
-    root.mkdir()
-    return root
 
 
 LENET_CARD = "mindspore/1.8/lenet_mnist.md"
