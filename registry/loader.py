@@ -5,9 +5,11 @@ in this package or through the `registry.builders` entry points (see `registry.b
 weights come from the card's asset, pulled into the cache and verified by sha256 before any byte is
 parsed.
 
-Which asset: the first `ckpt` asset of the card (or, if it has none, the first `mindir` asset);
-`file_format=` picks another format, `asset=` an asset by index or file name. A `mindir` asset
-loads as a graph (`nn.GraphCell`) with no builder.
+Which asset: the first `safetensors` asset of the card, else the first `ckpt`, else the first
+`mindir`; `file_format=` picks another format, `asset=` an asset by index or file name. safetensors
+comes first because its parameter table is read from the header and checked against the network
+before any tensor byte is parsed, and MindSpore reads it faster (benchmarks/bench_load.py). A
+`mindir` asset loads as a graph (`nn.GraphCell`) with no builder.
 
 How checkpoint entries meet the network's parameters:
 - a name equal to a parameter's name loads into it;
@@ -37,7 +39,7 @@ from __future__ import annotations
 import os
 import re
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterable
 
 from .errors import CardError, LoadError, UsageError
@@ -53,7 +55,8 @@ _TRAINING_COUNTERS = frozenset({
     "scale_sense", "loss_scale", "current_iterator_step", "last_overflow_iterator_step",
     "epoch_num", "step_num",
 })
-LOADABLE_FORMATS = ("ckpt", "mindir")
+LOADABLE_FORMATS = ("safetensors", "ckpt", "mindir")
+WEIGHT_FORMATS = ("safetensors", "ckpt")  # formats whose entries load into a built network
 SHOWN = 8  # names listed per kind in an error message before "and K more"
 
 
@@ -106,11 +109,12 @@ def _first(items: list[str]) -> str:
 
 
 def fit_parameters(net, params: dict, *, strict: bool = True, source: str = "checkpoint",
-                   adaptation=None, network: str = "the network") -> LoadReport:
+                   adaptation=None, network: str = "the network", dry_run: bool = False) -> LoadReport:
     """Match a checkpoint's entries to `net`'s parameters (rules in the module doc) and load them.
 
     Nothing is loaded unless the tables fit: with `strict`, everything; without, at least half of
-    the network's parameters. The LoadError lists the differences.
+    the network's parameters. The LoadError lists the differences. `dry_run` checks only: `params`
+    may then be a table of `tensors.TableEntry` (shapes, no data).
     """
     expected = net.parameters_dict()
     report = LoadReport(source, network=network)
@@ -147,6 +151,8 @@ def fit_parameters(net, params: dict, *, strict: bool = True, source: str = "che
         raise LoadError(f"{source} does not fit {network}: only {fitting} of its {len(expected)} parameters would "
                         f"load ({report.problems()}); strict=False is for a changed head, not for another network: "
                         "check that the card names the right builder")
+    if dry_run:
+        return report
     for name, value in matched.items():
         if value is None:
             continue
@@ -165,19 +171,22 @@ def _transformed(adaptation, target: str, key: str, value, want: tuple, report: 
     transform = adaptation.transform(target, tuple(value.shape), want)
     if transform is None:
         return value
+    report.adapted.append((key, transform.label))
+    if not hasattr(value, "asnumpy"):  # a table entry: the shape the transform makes is all there is
+        return replace(value, shape=want)
     from mindspore import Tensor
 
-    report.adapted.append((key, transform.label))
     return Tensor(transform.apply(value.asnumpy(), want))
 
 
-def read_checkpoint(path: str | os.PathLike, source: str, *, keep_optimizer: bool = False) -> dict:
-    """A checkpoint file's entries; optimizer state is skipped while parsing unless asked for."""
+def read_checkpoint(path: str | os.PathLike, source: str, *, keep_optimizer: bool = False,
+                    file_format: str = "ckpt") -> dict:
+    """A checkpoint file's entries (ckpt or safetensors); optimizer state is skipped while parsing unless asked for."""
     import mindspore
 
     choice = None if keep_optimizer else (lambda name: not is_optimizer_state(name))
     try:
-        return mindspore.load_checkpoint(os.fspath(path), choice_func=choice)
+        return mindspore.load_checkpoint(os.fspath(path), choice_func=choice, format=file_format.lower())
     except (ValueError, RuntimeError, OSError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise LoadError(f"{source} is not a readable MindSpore checkpoint ({first}): check the card's asset-link") from None
@@ -210,8 +219,9 @@ def _warn_version(entry) -> None:
         warnings.warn(message, VersionWarning, stacklevel=3)
 
 
-def choose_asset(entry, file_format: str | None = None, asset: int | str | None = None):
-    """The asset to load: by index or file name, else the first of `file_format`, else ckpt then mindir."""
+def choose_asset(entry, file_format: str | None = None, asset: int | str | None = None, formats=LOADABLE_FORMATS):
+    """The asset to load: by index or file name, else the first of `file_format`, else the first of
+    `formats` in that order of preference (safetensors, ckpt, mindir)."""
     assets = entry.assets
     have = ", ".join(f"{i}: {a.filename} ({a.file_format})" for i, a in enumerate(assets)) or "none"
     if asset is not None:
@@ -219,19 +229,19 @@ def choose_asset(entry, file_format: str | None = None, asset: int | str | None 
             if asset == i or asset == a.filename:
                 return _loadable(entry, a)
         raise UsageError(f"card {entry.id} has no asset {asset!r}; its assets are {have}")
-    wanted = [file_format.lower().lstrip(".")] if file_format else list(LOADABLE_FORMATS)
+    wanted = [file_format.lower().lstrip(".")] if file_format else list(formats)
     for fmt in wanted:
         for a in assets:
             if a.file_format.lower() == fmt:
                 return _loadable(entry, a)
     raise LoadError(f"card {entry.id} has no {' or '.join(wanted)} asset to load (assets: {have}); "
-                    f"the loader reads {' and '.join(LOADABLE_FORMATS)} files")
+                    f"the loader reads {', '.join(LOADABLE_FORMATS)} files")
 
 
 def _loadable(entry, asset):
     if asset.file_format.lower() not in LOADABLE_FORMATS:
         raise LoadError(f"asset {asset.filename} of card {entry.id} is in {asset.file_format} format, which "
-                        f"MindSpore cannot load into a network here; the loader reads {' and '.join(LOADABLE_FORMATS)} assets")
+                        f"MindSpore cannot load into a network here; the loader reads {', '.join(LOADABLE_FORMATS)} assets")
     return asset
 
 
@@ -270,7 +280,7 @@ def load(name: str, *args, pretrained: bool = True, force_reload: bool = False, 
             raise UsageError(f"card {entry.id}: a mindir asset is a finished graph; builder arguments "
                              f"({', '.join(given)}) do not apply to it")
         if not pretrained:
-            raise UsageError(f"card {entry.id}: a mindir asset holds its weights; pretrained=False needs a ckpt asset")
+            raise UsageError(f"card {entry.id}: a mindir asset holds its weights; pretrained=False needs a ckpt or safetensors asset")
         return _load_graph(entry, chosen, force=force_reload)
 
     from .builders import CardFacts, find_builder
@@ -288,11 +298,22 @@ def load(name: str, *args, pretrained: bool = True, force_reload: bool = False, 
     net.set_train(False)
     net.load_report = None
     if pretrained:
-        path = _fetch(entry, chosen, force=force_reload)
-        source = f"checkpoint {chosen.filename} of card {entry.id}"
-        net.load_report = fit_parameters(net, read_checkpoint(path, source), strict=strict, source=source,
-                                         adaptation=getattr(builder, "adaptation", None), network=label)
+        net.load_report = _load_into(net, entry, chosen, strict=strict, force=force_reload,
+                                     adaptation=getattr(builder, "adaptation", None), network=label)
     return net
+
+
+def _load_into(net, entry, chosen, *, strict: bool, force: bool, adaptation=None, network: str = "the network"):
+    """Fetch, table-check and load one weights asset into `net`; its LoadReport."""
+    path = _fetch(entry, chosen, force=force)
+    source = f"checkpoint {chosen.filename} of card {entry.id}"
+    fmt = chosen.file_format.lower()
+    options = {"strict": strict, "source": source, "adaptation": adaptation, "network": network}
+    if fmt == "safetensors":  # the header's table first: nothing of a file that does not fit is parsed
+        from .tensors import safetensors_table
+
+        fit_parameters(net, safetensors_table(path, source), dry_run=True, **options)
+    return fit_parameters(net, read_checkpoint(path, source, file_format=fmt), **options)
 
 
 def _check_arguments(entry, label: str, builder, args, kwargs) -> None:
@@ -342,15 +363,21 @@ def load_weights(network_or_name, name: str | None = None, *, force_reload: bool
         if name is None:
             raise UsageError("load_weights(network, name): give the model name whose weights to load")
     entry = _resolve(name, registry)
-    chosen = choose_asset(entry, file_format or "ckpt", asset)
-    if chosen.file_format.lower() != "ckpt":
-        raise LoadError(f"card {entry.id}: load_weights reads ckpt assets; {chosen.filename} is {chosen.file_format}")
+    chosen = choose_asset(entry, file_format, asset, formats=WEIGHT_FORMATS)
+    fmt = chosen.file_format.lower()
+    if fmt not in WEIGHT_FORMATS:
+        raise LoadError(f"card {entry.id}: load_weights reads {' and '.join(WEIGHT_FORMATS)} assets; "
+                        f"{chosen.filename} is {chosen.file_format}")
     _warn_version(entry)
+    if network is not None:
+        return _load_into(network, entry, chosen, strict=strict, force=force_reload)
     path = _fetch(entry, chosen, force=force_reload)
     source = f"checkpoint {chosen.filename} of card {entry.id}"
-    params = read_checkpoint(path, source)
-    if network is not None:
-        return fit_parameters(network, params, strict=strict, source=source)
+    if fmt == "safetensors":  # refuse a lying header before MindSpore parses the file
+        from .tensors import safetensors_table
+
+        safetensors_table(path, source)
+    params = read_checkpoint(path, source, file_format=fmt)
     weights = {k: v for k, v in params.items() if hasattr(v, "shape")}
     if weights and all(k.startswith(WRAPPER_PREFIX) for k in weights):
         weights = {k[len(WRAPPER_PREFIX):]: v for k, v in weights.items()}
