@@ -192,6 +192,24 @@ def read_checkpoint(path: str | os.PathLike, source: str, *, keep_optimizer: boo
         raise LoadError(f"{source} is not a readable MindSpore checkpoint ({first}): check the card's asset-link") from None
 
 
+def checkpoint_table(path: str | os.PathLike, file_format: str, source: str) -> dict:
+    """The (name, shape, dtype) table (`tensors.TableEntry` by name) of a safetensors file, from its
+    header, or of a ckpt file, which MindSpore parses whole (ckpt has no header); every entry included."""
+    from .tensors import TableEntry, safetensors_table
+
+    if file_format.lower() == "safetensors":
+        return safetensors_table(path, source)
+    params = read_checkpoint(path, source, keep_optimizer=True, file_format=file_format)
+    return {name: TableEntry(name, tuple(value.shape), _DTYPE_NAMES.get(str(value.dtype).lower(), str(value.dtype)))
+            for name, value in params.items() if hasattr(value, "shape")}
+
+
+# MindSpore's dtype names -> the safetensors names, so both formats' tables read alike.
+_DTYPE_NAMES = {"float16": "F16", "float32": "F32", "float64": "F64", "bfloat16": "BF16", "int8": "I8",
+                "int16": "I16", "int32": "I32", "int64": "I64", "uint8": "U8", "uint16": "U16", "uint32": "U32",
+                "uint64": "U64", "bool": "BOOL"}
+
+
 def check_version(card_version: Any, label: str, installed: str | None = None) -> str | None:
     """A warning text when the card's mindspore-version differs from the installed one in a way that matters:
     another major version, or a newer release than the installed one. None otherwise."""

@@ -102,3 +102,4 @@ def _parse(fh, size: int) -> dict[str, TableEntry]:
     if end != data_size:
         raise _Bad(f"the entries cover {end:,} of the {data_size:,} data bytes")
     return table
+

@@ -94,6 +94,7 @@ ms = pytest.importorskip("mindspore", reason="MindSpore is not installed")
 import registry  # noqa: E402
 from registry import loader  # noqa: E402
 from registry.builders import lenet, ssd  # noqa: E402
+from conftest import run_cli  # noqa: E402
 from servers import nginx, write_card  # noqa: E402
 
 CARD_ID = "mindspore/cpu/2.10/tiny"
@@ -117,7 +118,7 @@ def site(tmp_path, home):
     return files
 
 
-def test_safetensors_asset_loads_like_the_ckpt(site, tmp_path):
+def test_safetensors_asset_loads_like_the_ckpt(site, tmp_path, home):
     zoo = lenet.lenet5()
     ms.save_checkpoint(zoo, str(site / "lenet5.safetensors"), format="safetensors")
     ms.save_checkpoint(zoo, str(site / "lenet5.ckpt"))
@@ -128,6 +129,13 @@ def test_safetensors_asset_loads_like_the_ckpt(site, tmp_path):
         b = registry.load(CARD_ID, registry=str(reg), file_format="ckpt")
         assert [row["path"] for row in url.access_log()] == ["/lenet5.safetensors", "/lenet5.ckpt"]
         weights = registry.load_weights(CARD_ID, registry=str(reg))
+    listed = run_cli("--registry", str(reg), "info", CARD_ID, "--tensors", env={"REGISTRY_HOME": str(home)})
+    assert listed.returncode == 0, listed.stderr
+    lines = [line.split() for line in listed.stdout.splitlines()]
+    assert lines.count(["conv1.weight", "6x1x5x5", "F32"]) == 2 and lines.count(["fc3.bias", "10", "F32"]) == 2
+    assert ["lenet5.safetensors", "(safetensors,", "8", "entries)"] in lines
+    assert listed.stdout.index("lenet5.ckpt (ckpt") < listed.stdout.index("lenet5.safetensors (safetensors")
+
     assert a.load_report.source.startswith("checkpoint lenet5.safetensors") and a.load_report.ok
     assert b.load_report.source.startswith("checkpoint lenet5.ckpt") and b.load_report.ok
     for name, param in b.parameters_dict().items():
