@@ -62,6 +62,19 @@ def test_lying_headers_are_one_sentence(tmp_path, header, data, raw, says):
     assert "\n" not in message and err.value.exit_code == 7
 
 
+def test_lint_wants_the_extension_mindspore_needs(tmp_path):
+    from registry.card import parse_file
+    from registry.lint import check_card
+    from servers import write_card
+
+    path = write_card(tmp_path, "mindspore/cpu/2.10/tiny", [("safetensors", "https://h/x/weights.bin", "a" * 64),
+                                                           ("safetensors", "https://h/x/w.safetensors", "b" * 64),
+                                                           ("ckpt", "https://h/x/w.ckpt?raw=1", "c" * 64)])
+    found = [p for p in check_card(parse_file(path)) if p.rule == "format-extension"]
+    assert [(p.severity, p.message.split(" but")[0]) for p in found] == [("warning", "asset 1 is safetensors")]
+    assert "publish the file as NAME.safetensors" in found[0].message
+
+
 def test_lengths_past_the_end(tmp_path):
     short = tmp_path / "short.safetensors"
     short.write_bytes(b"\x01\x00")
