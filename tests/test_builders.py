@@ -149,7 +149,8 @@ ms = pytest.importorskip("mindspore", reason="MindSpore is not installed")
 import registry  # noqa: E402
 from registry.builders import lenet, ssd  # noqa: E402
 from servers import fault_server  # noqa: E402
-from test_loader import PUBLISHED, reg, sha256  # noqa: E402,F401 - reg: a test registry mirrored to this module's server
+from conftest import PUBLISHED  # noqa: E402
+from test_loader import sha256  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::registry.loader.VersionWarning")
 
