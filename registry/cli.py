@@ -230,6 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", metavar="NAME")
     p.add_argument("--json", action="store_true")
     version_option(p)
+    p.add_argument("--tensors", action="store_true",
+                   help="list the parameter table (name, shape, dtype) of each cached ckpt/safetensors asset")
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("serve", help="serve a registry tree over HTTP for local trials (with Range support)")

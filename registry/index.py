@@ -588,6 +588,8 @@ def cli_info(args, stdout: TextIO, entry: Entry | None = None) -> int:
     from .catalog import resolve
 
     entry = entry or resolve(args.name, registry=args.registry)
+    if getattr(args, "tensors", False):
+        return _cli_tensors(entry, args, stdout)
     card = entry.card
     assets, asset_error = _asset_rows(entry)
     problems = [p.format() for p in entry.problems() if p.blocks_use]  # cosmetic ones: warnings on stderr
@@ -617,6 +619,39 @@ def cli_info(args, stdout: TextIO, entry: Entry | None = None) -> int:
     body = render_markdown(_plain(card.body), width=_width(stdout), tty=tty)
     if body.strip():
         write("\n" + body)
+    return 0
+
+
+def _cli_tensors(entry: Entry, args, stdout: TextIO) -> int:
+    """`info NAME --tensors`: the parameter table of each cached ckpt/safetensors asset of the card."""
+    from .cache import Cache
+    from .loader import checkpoint_table
+
+    cache = Cache.from_settings()
+    out, missing = [], []
+    for asset in entry.assets:
+        if asset.file_format.lower() not in ("ckpt", "safetensors"):
+            continue
+        # The model's view, not the blob: MindSpore wants the file name's extension to match the format.
+        path = cache.model_dir(entry.id) / asset.filename
+        if cache.trusted(asset.sha256) is None or not path.is_file():
+            missing.append(asset.filename)
+            continue
+        table = checkpoint_table(path, asset.file_format, f"checkpoint {asset.filename} of card {entry.id}")
+        out.append({"filename": asset.filename, "file-format": asset.file_format,
+                    "tensors": [{"name": t.name, "shape": list(t.shape), "dtype": t.dtype} for t in table.values()]})
+    if args.json:
+        _json_out(stdout, {"id": entry.id, "assets": out, "not-cached": missing})
+    else:
+        for item in out:
+            stdout.write(f"{_plain(item['filename'])} ({item['file-format']}, {len(item['tensors'])} entries)\n")
+            _table([[t["name"], "x".join(map(str, t["shape"])) or "scalar", t["dtype"]] for t in item["tensors"]],
+                   ["NAME", "SHAPE", "DTYPE"], stdout)
+            stdout.write("\n")
+        for name in missing:
+            stdout.write(f"{_plain(name)}: not cached; run `registry pull {entry.id}` first\n")
+    if not out and not missing:
+        raise UsageError(f"card {entry.id} has no ckpt or safetensors asset whose tensors could be listed")
     return 0
 
 

@@ -32,6 +32,8 @@ the rest from here:
     path-mismatch              error    -        user-id, infer-backend or mindspore-version disagree with the
                                                  card's place `USER[/BACKEND]/VERSION/NAME.md` in a registry
     local-link                 warning  -        a file:// asset-link: works on one machine only (relative links travel)
+    format-extension           warning  -        a ckpt or safetensors asset-link whose file name does not end in
+                                                 `.ckpt` / `.safetensors`: MindSpore refuses to load it under that name
     insecure-link              warning  -        an http:// asset-link (not loopback) or repo-link; the bytes are
                                                  verified by sha256 anyway, so it does not block a pull
     future-date                warning  -        an update-time after today anywhere on Earth (today in UTC+14)
@@ -83,7 +85,7 @@ from typing import Iterable, TextIO
 
 from . import schema
 from .card import Card, Problem, parse_file
-from .catalog import is_localized, walk_markdown
+from .catalog import _asset_filename, is_localized, walk_markdown
 from .local_assets import AssetChecker
 
 BACKENDS = frozenset({"ascend", "gpu", "cpu"})
@@ -197,7 +199,17 @@ def _links(card: Card, fields: dict) -> list[Problem]:
             out.append(card.problem(("asset", i, "asset-link"), "warning", "local-link",
                                     f"asset-link of asset {i + 1} is a file:// URL, which works only on this machine: "
                                     "put the file beside the card and link it by a relative path"))
+        fmt = item.get("file-format") if isinstance(item, dict) else None
+        if fmt in _WEIGHT_EXTENSIONS and isinstance(link, str) and not _asset_filename(link, '', fmt).endswith(_WEIGHT_EXTENSIONS[fmt]):
+            out.append(card.problem(("asset", i, "asset-link"), "warning", "format-extension",
+                                    f"asset {i + 1} is {fmt} but its file name {_asset_filename(link, '', fmt)!r} does not end in "
+                                    f"{_WEIGHT_EXTENSIONS[fmt]}, and MindSpore loads {fmt} files only under that "
+                                    f"extension: publish the file as NAME{_WEIGHT_EXTENSIONS[fmt]}"))
     return out
+
+
+_WEIGHT_EXTENSIONS = {"ckpt": ".ckpt", "safetensors": ".safetensors"}
+
 
 
 def _future(card: Card, fields: dict) -> list[Problem]:

@@ -5,19 +5,30 @@ in this package or through the `registry.builders` entry points (see `registry.b
 weights come from the card's asset, pulled into the cache and verified by sha256 before any byte is
 parsed.
 
-Which asset: the first `ckpt` asset of the card (or, if it has none, the first `mindir` asset);
-`file_format=` picks another format, `asset=` an asset by index or file name. A `mindir` asset
-loads as a graph (`nn.GraphCell`) with no builder.
+Which asset: the first `safetensors` asset of the card, else the first `ckpt`, else the first
+`mindir`; `file_format=` picks another format, `asset=` an asset by index or file name. safetensors
+comes first because its parameter table is read from the header and checked against the network
+before any tensor byte is parsed, and MindSpore reads it faster (benchmarks/bench_load.py). A
+`mindir` asset loads as a graph (`nn.GraphCell`) with no builder.
 
 How checkpoint entries meet the network's parameters:
 - a name equal to a parameter's name loads into it;
 - else leading `network.` prefixes (a training wrapper's) are removed and the rest is matched;
 - else optimizer state and training counters (`moments.*`, `moment1.*`, `accum.*`, ...,
   `learning_rate`, `momentum`, `global_step`, ...) are ignored;
+- the builder's declared adaptation (`registry.builders.Adaptation`) renames name parts the network
+  calls otherwise and transforms entries whose layout differs (e.g. SSD depthwise kernels), each
+  listed in the report's `adapted`;
 - anything else is unexpected; parameters nothing matched are missing; entries whose shape differs
   from the parameter's are mismatched.
-Strict loading (the default) raises `LoadError` listing them all. `strict=False` loads what fits.
-Either way the returned network carries the outcome as `net.load_report` (a `LoadReport`).
+The tables are compared before any weight is set. Strict loading (the default) raises `LoadError`
+naming the card's checkpoint, the builder and the first differences. `strict=False` loads what fits,
+for a changed head; when under half of the network's parameters would load it is a different
+network, and that is a LoadError too. Either way the returned network carries the outcome as
+`net.load_report` (a `LoadReport`).
+
+The builder: the card's (see `registry.builders`), or the caller's `builder=` (a function or an
+`nn.Cell` class). Arguments to it: the card's `builder-args:` mapping, overridden by the caller's.
 
 The predecessor's API (mindspore_hub 2.0) is kept, so `import registry as mshub` runs its snippets:
 `load(name, *args, source="gitee", pretrained=True, force_reload=False, **kwargs)`,
@@ -32,7 +43,7 @@ from __future__ import annotations
 import os
 import re
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterable
 
 from .errors import CardError, LoadError, UsageError
@@ -48,7 +59,8 @@ _TRAINING_COUNTERS = frozenset({
     "scale_sense", "loss_scale", "current_iterator_step", "last_overflow_iterator_step",
     "epoch_num", "step_num",
 })
-LOADABLE_FORMATS = ("ckpt", "mindir")
+LOADABLE_FORMATS = ("safetensors", "ckpt", "mindir")
+WEIGHT_FORMATS = ("safetensors", "ckpt")  # formats whose entries load into a built network
 SHOWN = 8  # names listed per kind in an error message before "and K more"
 
 
@@ -71,6 +83,8 @@ class LoadReport:
     mismatched: list[tuple[str, tuple, tuple]] = field(default_factory=list)  # (entry, file shape, network shape)
     ignored: list[str] = field(default_factory=list)  # optimizer state and training counters
     renamed: int = 0  # entries matched after removing a `network.` prefix
+    adapted: list[tuple[str, str]] = field(default_factory=list)  # (file entry, what the builder's adaptation did)
+    network: str = "the network"  # which network the file was fitted to, e.g. "builder lenet5-mnist"
 
     @property
     def ok(self) -> bool:
@@ -98,20 +112,30 @@ def _first(items: list[str]) -> str:
     return ", ".join(items[:SHOWN]) + more
 
 
-def fit_parameters(net, params: dict, *, strict: bool = True, source: str = "checkpoint") -> LoadReport:
+def fit_parameters(net, params: dict, *, strict: bool = True, source: str = "checkpoint",
+                   adaptation=None, network: str = "the network", dry_run: bool = False) -> LoadReport:
     """Match a checkpoint's entries to `net`'s parameters (rules in the module doc) and load them.
 
-    With `strict`, nothing is loaded unless everything fits; the LoadError lists the differences.
+    Nothing is loaded unless the tables fit: with `strict`, everything; without, at least half of
+    the network's parameters. The LoadError lists the differences. `dry_run` checks only: `params`
+    may then be a table of `tensors.TableEntry` (shapes, no data).
     """
     expected = net.parameters_dict()
-    report = LoadReport(source)
+    report = LoadReport(source, network=network)
     matched: dict[str, Any] = {}
     for key, value in params.items():
         target = key
         while target not in expected and target.startswith(WRAPPER_PREFIX):
             target = target[len(WRAPPER_PREFIX):]
+        if adaptation is not None and target not in expected:
+            renamed = adaptation.rename(target)
+            if renamed != target and renamed in expected:
+                report.adapted.append((key, f"renamed to {renamed}"))
+                target = renamed
         if target in expected and target not in matched and hasattr(value, "shape"):
             want = tuple(expected[target].shape)
+            if tuple(value.shape) != want and adaptation is not None:
+                value = _transformed(adaptation, target, key, value, want, report)
             if tuple(value.shape) != want:
                 report.mismatched.append((key, tuple(value.shape), want))
                 matched[target] = None
@@ -123,9 +147,16 @@ def fit_parameters(net, params: dict, *, strict: bool = True, source: str = "che
         else:
             report.unexpected.append(key)
     report.missing = [name for name in expected if name not in matched]
+    fitting = sum(value is not None for value in matched.values())
     if strict and not report.ok:
-        raise LoadError(f"{source} does not fit the network: {report.problems()}; "
+        raise LoadError(f"{source} does not fit {network}: {report.problems()}; "
                         "pass strict=False to load the parameters that fit")
+    if expected and fitting * 2 < len(expected):
+        raise LoadError(f"{source} does not fit {network}: only {fitting} of its {len(expected)} parameters would "
+                        f"load ({report.problems()}); strict=False is for a changed head, not for another network: "
+                        "check that the card names the right builder")
+    if dry_run:
+        return report
     for name, value in matched.items():
         if value is None:
             continue
@@ -140,16 +171,47 @@ def fit_parameters(net, params: dict, *, strict: bool = True, source: str = "che
     return report
 
 
-def read_checkpoint(path: str | os.PathLike, source: str, *, keep_optimizer: bool = False) -> dict:
-    """A checkpoint file's entries; optimizer state is skipped while parsing unless asked for."""
+def _transformed(adaptation, target: str, key: str, value, want: tuple, report: LoadReport):
+    transform = adaptation.transform(target, tuple(value.shape), want)
+    if transform is None:
+        return value
+    report.adapted.append((key, transform.label))
+    if not hasattr(value, "asnumpy"):  # a table entry: the shape the transform makes is all there is
+        return replace(value, shape=want)
+    from mindspore import Tensor
+
+    return Tensor(transform.apply(value.asnumpy(), want))
+
+
+def read_checkpoint(path: str | os.PathLike, source: str, *, keep_optimizer: bool = False,
+                    file_format: str = "ckpt") -> dict:
+    """A checkpoint file's entries (ckpt or safetensors); optimizer state is skipped while parsing unless asked for."""
     import mindspore
 
     choice = None if keep_optimizer else (lambda name: not is_optimizer_state(name))
     try:
-        return mindspore.load_checkpoint(os.fspath(path), choice_func=choice)
+        return mindspore.load_checkpoint(os.fspath(path), choice_func=choice, format=file_format.lower())
     except (ValueError, RuntimeError, OSError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise LoadError(f"{source} is not a readable MindSpore checkpoint ({first}): check the card's asset-link") from None
+
+
+def checkpoint_table(path: str | os.PathLike, file_format: str, source: str) -> dict:
+    """The (name, shape, dtype) table (`tensors.TableEntry` by name) of a safetensors file, from its
+    header, or of a ckpt file, which MindSpore parses whole (ckpt has no header); every entry included."""
+    from .tensors import TableEntry, safetensors_table
+
+    if file_format.lower() == "safetensors":
+        return safetensors_table(path, source)
+    params = read_checkpoint(path, source, keep_optimizer=True, file_format=file_format)
+    return {name: TableEntry(name, tuple(value.shape), _DTYPE_NAMES.get(str(value.dtype).lower(), str(value.dtype)))
+            for name, value in params.items() if hasattr(value, "shape")}
+
+
+# MindSpore's dtype names -> the safetensors names, so both formats' tables read alike.
+_DTYPE_NAMES = {"float16": "F16", "float32": "F32", "float64": "F64", "bfloat16": "BF16", "int8": "I8",
+                "int16": "I16", "int32": "I32", "int64": "I64", "uint8": "U8", "uint16": "U16", "uint32": "U32",
+                "uint64": "U64", "bool": "BOOL"}
 
 
 def check_version(card_version: Any, label: str, installed: str | None = None) -> str | None:
@@ -181,8 +243,9 @@ def _warn_version(entry) -> None:
         warnings.warn(message, VersionWarning, stacklevel=3)
 
 
-def choose_asset(entry, file_format: str | None = None, asset: int | str | None = None):
-    """The asset to load: by index or file name, else the first of `file_format`, else ckpt then mindir."""
+def choose_asset(entry, file_format: str | None = None, asset: int | str | None = None, formats=LOADABLE_FORMATS):
+    """The asset to load: by index or file name, else the first of `file_format`, else the first of
+    `formats` in that order of preference (safetensors, ckpt, mindir)."""
     assets = entry.assets
     have = ", ".join(f"{i}: {a.filename} ({a.file_format})" for i, a in enumerate(assets)) or "none"
     if asset is not None:
@@ -190,19 +253,19 @@ def choose_asset(entry, file_format: str | None = None, asset: int | str | None 
             if asset == i or asset == a.filename:
                 return _loadable(entry, a)
         raise UsageError(f"card {entry.id} has no asset {asset!r}; its assets are {have}")
-    wanted = [file_format.lower().lstrip(".")] if file_format else list(LOADABLE_FORMATS)
+    wanted = [file_format.lower().lstrip(".")] if file_format else list(formats)
     for fmt in wanted:
         for a in assets:
             if a.file_format.lower() == fmt:
                 return _loadable(entry, a)
     raise LoadError(f"card {entry.id} has no {' or '.join(wanted)} asset to load (assets: {have}); "
-                    f"the loader reads {' and '.join(LOADABLE_FORMATS)} files")
+                    f"the loader reads {', '.join(LOADABLE_FORMATS)} files")
 
 
 def _loadable(entry, asset):
     if asset.file_format.lower() not in LOADABLE_FORMATS:
         raise LoadError(f"asset {asset.filename} of card {entry.id} is in {asset.file_format} format, which "
-                        f"MindSpore cannot load into a network here; the loader reads {' and '.join(LOADABLE_FORMATS)} assets")
+                        f"MindSpore cannot load into a network here; the loader reads {', '.join(LOADABLE_FORMATS)} assets")
     return asset
 
 
@@ -224,43 +287,64 @@ def _resolve(name, registry, source: str = "gitee", mindspore_version: str | Non
 
 def load(name: str, *args, source: str = "gitee", pretrained: bool = True, force_reload: bool = False,
          strict: bool = True, file_format: str | None = None, asset: int | str | None = None, registry=None,
-         mindspore_version: str | None = None, **kwargs):
+         mindspore_version: str | None = None, builder=None, **kwargs):
     """The network a card describes, built here and loaded with the card's weights, in eval mode.
 
     `name` is a full id, a short name, a card file path or a card URL. `args` and `kwargs` pass to
-    the builder (e.g. `num_classes=21`). `source`: "gitee"/"github" (the configured registry) or
-    "local" (`name` is a card file path). `pretrained=False` builds without weights;
-    `force_reload=True` downloads the asset again. `strict=False` loads what fits; `net.load_report`
-    tells what was loaded, missing, unexpected, mismatched and ignored. `registry` is a registry
-    location (default: REGISTRY_URL, else the embedded one); `mindspore_version` picks among the
-    cards of a short name ("1.8", ">=2"; default: the newest for the installed MindSpore).
+    the builder (e.g. `num_classes=21`), over the card's `builder-args`. `builder=` a function or
+    `nn.Cell` class builds the network instead of the card's builder. `source`: "gitee"/"github"
+    (the configured registry) or "local" (`name` is a card file path). `pretrained=False` builds
+    without weights; `force_reload=True` downloads the asset again. `strict=False` loads what fits
+    (at least half of the network); `net.load_report` tells what was loaded, missing, unexpected,
+    mismatched, adapted and ignored. `registry` is a registry location (default: REGISTRY_URL, else
+    the embedded one); `mindspore_version` picks among the cards of a short name ("1.8", ">=2";
+    default: the newest for the installed MindSpore).
     """
     entry = _resolve(name, registry, source, mindspore_version)
     chosen = choose_asset(entry, file_format, asset) if pretrained or file_format or asset is not None else None
     if chosen is not None and chosen.file_format.lower() == "mindir":
-        if args or kwargs:
+        if args or kwargs or builder is not None:
+            given = [*map(repr, args), *kwargs, *(["builder="] if builder is not None else [])]
             raise UsageError(f"card {entry.id}: a mindir asset is a finished graph; builder arguments "
-                             f"({', '.join([*map(repr, args), *kwargs])}) do not apply to it")
+                             f"({', '.join(given)}) do not apply to it")
         if not pretrained:
-            raise UsageError(f"card {entry.id}: a mindir asset holds its weights; pretrained=False needs a ckpt asset")
+            raise UsageError(f"card {entry.id}: a mindir asset holds its weights; pretrained=False needs a ckpt or safetensors asset")
         return _load_graph(entry, chosen, force=force_reload)
 
-    from .builders import find_builder
+    from .builders import CardFacts, find_builder
 
-    spec, builder = find_builder(entry.fields, f"card {entry.id}")
+    facts = CardFacts.of(entry.fields)
+    if builder is None:
+        spec, builder = find_builder(facts, f"card {entry.id}")
+        label = f"builder {getattr(builder, 'builder_name', spec.name)}"
+    else:
+        label = f"builder {getattr(builder, '__module__', '?')}.{getattr(builder, '__qualname__', repr(builder))}"
     _warn_version(entry)
-    _check_arguments(entry, spec, builder, args, kwargs)
+    kwargs = {**facts.builder_args, **kwargs}
+    _check_arguments(entry, label, builder, args, kwargs)
     net = builder(*args, **kwargs)
     net.set_train(False)
     net.load_report = None
     if pretrained:
-        path = _fetch(entry, chosen, force=force_reload)
-        source = f"checkpoint {chosen.filename} of card {entry.id}"
-        net.load_report = fit_parameters(net, read_checkpoint(path, source), strict=strict, source=source)
+        net.load_report = _load_into(net, entry, chosen, strict=strict, force=force_reload,
+                                     adaptation=getattr(builder, "adaptation", None), network=label)
     return net
 
 
-def _check_arguments(entry, spec, builder, args, kwargs) -> None:
+def _load_into(net, entry, chosen, *, strict: bool, force: bool, adaptation=None, network: str = "the network"):
+    """Fetch, table-check and load one weights asset into `net`; its LoadReport."""
+    path = _fetch(entry, chosen, force=force)
+    source = f"checkpoint {chosen.filename} of card {entry.id}"
+    fmt = chosen.file_format.lower()
+    options = {"strict": strict, "source": source, "adaptation": adaptation, "network": network}
+    if fmt == "safetensors":  # the header's table first: nothing of a file that does not fit is parsed
+        from .tensors import safetensors_table
+
+        fit_parameters(net, safetensors_table(path, source), dry_run=True, **options)
+    return fit_parameters(net, read_checkpoint(path, source, file_format=fmt), **options)
+
+
+def _check_arguments(entry, label: str, builder, args, kwargs) -> None:
     import inspect
 
     try:
@@ -271,7 +355,7 @@ def _check_arguments(entry, spec, builder, args, kwargs) -> None:
         signature.bind(*args, **kwargs)
     except TypeError as exc:
         takes = ", ".join(str(p).split(":")[0].split("=")[0].strip() for p in signature.parameters.values())
-        raise UsageError(f"card {entry.id}: builder {spec.name} takes ({takes}): {exc}") from None
+        raise UsageError(f"card {entry.id}: {label} takes ({takes}): {exc}") from None
 
 
 def _load_graph(entry, asset, *, force: bool):
@@ -319,15 +403,21 @@ def load_weights(network_or_name, name: str | None = None, *, source: str = "git
         if name is None:
             raise UsageError("load_weights(network, name): give the model name whose weights to load")
     entry = _resolve(name, registry, source, mindspore_version)
-    chosen = choose_asset(entry, file_format or "ckpt", asset)
-    if chosen.file_format.lower() != "ckpt":
-        raise LoadError(f"card {entry.id}: load_weights reads ckpt assets; {chosen.filename} is {chosen.file_format}")
+    chosen = choose_asset(entry, file_format, asset, formats=WEIGHT_FORMATS)
+    fmt = chosen.file_format.lower()
+    if fmt not in WEIGHT_FORMATS:
+        raise LoadError(f"card {entry.id}: load_weights reads {' and '.join(WEIGHT_FORMATS)} assets; "
+                        f"{chosen.filename} is {chosen.file_format}")
     _warn_version(entry)
+    if network is not None:
+        return _load_into(network, entry, chosen, strict=strict, force=force_reload)
     path = _fetch(entry, chosen, force=force_reload)
     source = f"checkpoint {chosen.filename} of card {entry.id}"
-    params = read_checkpoint(path, source)
-    if network is not None:
-        return fit_parameters(network, params, strict=strict, source=source)
+    if fmt == "safetensors":  # refuse a lying header before MindSpore parses the file
+        from .tensors import safetensors_table
+
+        safetensors_table(path, source)
+    params = read_checkpoint(path, source, file_format=fmt)
     weights = {k: v for k, v in params.items() if hasattr(v, "shape")}
     if weights and all(k.startswith(WRAPPER_PREFIX) for k in weights):
         weights = {k[len(WRAPPER_PREFIX):]: v for k, v in weights.items()}

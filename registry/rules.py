@@ -33,7 +33,7 @@ BLOCKS_USE: dict[str, bool | str] = {
     "sha256-prefix": False,
     # facts about the card that do not touch the bytes
     "unknown-key": False, "path-mismatch": False, "local-link": False, "insecure-link": False,
-    "future-date": False, "orphan-translation": False,
+    "future-date": False, "orphan-translation": False, "format-extension": False,
     # a `registry new` template value left unfilled: judged like a schema problem of that field
     "placeholder": "schema",
     # publisher checks of local asset files (validate --check-assets, index); a pull verifies what it gets

@@ -14,6 +14,8 @@ CORPUS = SHARED / "corpus" / "mindspore-hub"
 SEED_CARD = SHARED / "seed" / "ssd_v1_coco2017.md"
 REFERENCE = SHARED / "reference"
 MANIFESTS = ROOT / "manifests"
+# Cards carry https links, as the lint requires; REGISTRY_MIRRORS sends them to the loopback server.
+PUBLISHED = "https://download.mindspore.cn/model_zoo/test/"
 
 
 def require_shared(path: Path) -> Path:
@@ -39,3 +41,12 @@ def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None, timeou
     full_env.update(env or {})
     return subprocess.run([sys.executable, "-m", "registry", *args], capture_output=True, text=True,
                           env=full_env, cwd=str(cwd or ROOT), timeout=timeout)
+
+
+@pytest.fixture
+def reg(tmp_path, home, server, monkeypatch) -> Path:
+    """An empty test registry whose PUBLISHED links go to the requesting module's `server` fixture."""
+    monkeypatch.setenv("REGISTRY_MIRRORS", f"{PUBLISHED}={server.url}")
+    root = tmp_path / "registry"
+    root.mkdir()
+    return root

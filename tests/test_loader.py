@@ -16,8 +16,7 @@ from registry.errors import IntegrityError, LoadError, UsageError  # noqa: E402
 from servers import fault_server  # noqa: E402
 
 SSD_ID = "mindspore/ascend/0.7/ssd_v1_coco2017"
-# Cards carry https links, as the lint requires; REGISTRY_MIRRORS sends them to the loopback server.
-PUBLISHED = "https://download.mindspore.cn/model_zoo/test/"
+from conftest import PUBLISHED  # noqa: E402 - cards link there; the `reg` fixture mirrors it to `server`
 # The 0.7 card warns against MindSpore 2.x; tests that check the warning record it with pytest.warns.
 pytestmark = pytest.mark.filterwarnings("ignore::registry.loader.VersionWarning")
 X = np.random.default_rng(7).standard_normal((1, 3, 300, 300)).astype(np.float32)
@@ -75,14 +74,6 @@ def original(tmp_path_factory):
 def server(original):
     with fault_server(original["dir"]) as srv:  # no faults: a plain loopback file server
         yield srv
-
-
-@pytest.fixture
-def reg(tmp_path, home, server, monkeypatch):
-    monkeypatch.setenv("REGISTRY_MIRRORS", f"{PUBLISHED}={server.url}")
-    root = tmp_path / "registry"
-    root.mkdir()
-    return root
 
 
 def ssd_card(reg: Path, server, filename="ssd.ckpt", digest=None, **kw) -> Path:

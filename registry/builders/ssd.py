@@ -5,6 +5,10 @@ shape and dtype equals the official network's, so its `ssd.ckpt` loads with noth
 over. In eval mode the network returns `(boxes, scores)`: raw encoded box offsets (B, 1917, 4) as
 (dy, dx, dh, dw) and sigmoid class scores (B, 1917, num_classes). `detect()` adds the default boxes,
 decoding and per-class NMS with the official settings.
+
+Checkpoints of both eras load (`ssd300_mobilenetv2.adaptation`): the seed-era files (v0.3-v0.7 code)
+store the 33 depthwise kernels [1, C, 3, 3] as this network does; the r1.x model-zoo files (nn.Conv2d
+with group=C) store them [C, 1, 3, 3], which the loader reshapes (same memory order).
 """
 from __future__ import annotations
 
@@ -15,6 +19,8 @@ from typing import Sequence
 import numpy as np
 from mindspore import Parameter, nn, ops
 from mindspore.common.initializer import HeUniform, initializer
+
+from . import Adaptation, Transform
 
 COCO_CLASSES = (
     "background",
@@ -186,11 +192,23 @@ class SSD300(nn.Cell):
         return boxes, scores
 
 
+def _is_depthwise_swap(file_shape: tuple, network_shape: tuple) -> bool:
+    return (len(file_shape) == 4 and network_shape[0] == 1 and file_shape[1] == 1
+            and file_shape == (network_shape[1], 1, *network_shape[2:]))
+
+
+DEPTHWISE_R1X = Transform("depthwise Cx1x3x3 -> 1xCx3x3 (r1.x model-zoo layout)", _is_depthwise_swap,
+                          lambda array, shape: array.reshape(shape), pattern=r"\.weight$")
+
+
 def ssd300_mobilenetv2(num_classes: int = 81) -> SSD300:
     """Builder for `registry.load`: the network in eval mode, randomly initialised."""
     net = SSD300(num_classes=num_classes)
     net.set_train(False)
     return net
+
+
+ssd300_mobilenetv2.adaptation = Adaptation(transforms=(DEPTHWISE_R1X,))
 
 
 def default_boxes() -> np.ndarray:
