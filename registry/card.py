@@ -25,6 +25,10 @@ import yaml
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 MAX_CARD_BYTES = 1 << 20  # real cards are a few KiB; anything this big is not a card
+# Markdown parsing costs several microseconds a byte (markdown-it, linear but slow): sections and code blocks
+# are looked for in the first MAX_MARKDOWN_BYTES of the body (the largest corpus card is 78 KB); what follows
+# belongs to the last section found.
+MAX_MARKDOWN_BYTES = 256 << 10
 MAX_NODES = 10_000  # after alias expansion; real front matter has under 100
 MAX_DEPTH = 32  # nesting levels; real front matter has 3 (asset, item, key)
 # Read as the text written: versions and digests, and free-text fields, where YAML 1.1 would turn
@@ -266,18 +270,27 @@ def _parse_yaml(card: Card, source: str, line_offset: int) -> None:
         add(1, 1, "yaml-too-complex", str(exc))
 
 
+_KEY_COLON = re.compile(r"[\w().-]+:")
+QUOTED_MAX = 120  # longest value quoted back in a suggestion; a longer one would flood the message
+
+
 def _yaml_message(exc: yaml.MarkedYAMLError, line_text: str) -> str:
+    # Plain string operations around one anchored, backtracking-free match: the line comes from the card
+    # (or a hostile server) and may be a megabyte long, so no pattern here may be super-linear in it.
     problem = (exc.problem or "").strip()
-    lone_dash = re.match(r"^([\w().-]+):\s*-\s*$", line_text)
-    if lone_dash:
-        return (f"`{lone_dash.group(1)}: -` : a lone `-` starts a YAML list, which cannot stand here; "
-                f"write the value, quote it (`{lone_dash.group(1)}: \"-\"`) or leave it empty")
+    head = _KEY_COLON.match(line_text)
+    key = head.group()[:-1] if head else ""
+    value = line_text[head.end():] if head else ""
+    if head and value.strip() == "-":
+        return (f"`{key}: -` : a lone `-` starts a YAML list, which cannot stand here; "
+                f"write the value, quote it (`{key}: \"-\"`) or leave it empty")
     if "mapping values are not allowed" in problem:
-        colon_in_value = re.match(r"^([\w().-]+):\s+([^\"'].*:\s.*?)\s*$", line_text)
-        if colon_in_value:
-            key, value = colon_in_value.groups()
+        value = value.strip()
+        if head and line_text[head.end():head.end() + 1].isspace() and value[:1] not in ("", "\"", "'") \
+                and re.search(r":\s", value):
+            shown = value if len(value) <= QUOTED_MAX else "..."
             return (f"the value of `{key}` contains `: `, which YAML reads as a nested key; "
-                    f"quote it: `{key}: \"{value}\"`")
+                    f"quote it: `{key}: \"{shown}\"`")
         return ("a value contains `: ` (or a key is mis-indented); quote the value, e.g. `summary: \"a: b\"`, "
                 "or fix the indentation")
     if "block sequence entries are not allowed" in problem or "expected <block end>" in problem:
@@ -383,7 +396,11 @@ def _parse_markdown(text: str, fm_open: int, fm_close: int) -> tuple[str, list[S
                 break
     offset = fm_close if fm_close else 0
     body_lines = lines[offset:]
-    tokens = MarkdownIt("commonmark").parse("\n".join(body_lines))
+    body = "\n".join(body_lines)
+    if len(body) > MAX_MARKDOWN_BYTES:
+        body = body[:body.rfind("\n", 0, MAX_MARKDOWN_BYTES) + 1]
+    # Block structure only: headings and code blocks need no inline parsing, the slowest part by far.
+    tokens = MarkdownIt("commonmark").disable("inline").parse(body)
     headings: list[tuple[int, int, str]] = []  # (body line index, level, title)
     blocks: list[CodeBlock] = []
     for i, tok in enumerate(tokens):

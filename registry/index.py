@@ -597,9 +597,16 @@ def cli_info(args, stdout: TextIO) -> int:
 # --------------------------------------------------------------------------- Markdown for a terminal
 
 
+MAX_RENDERED_BYTES = 128 << 10  # markdown-it takes up to ~20 us a byte (link brackets): ~2.5 s at this size
+
+
 def render_markdown(text: str, width: int = 100, tty: bool = False) -> str:
-    """Markdown as readable terminal text: headings set off, code indented, links as `text (url)`."""
+    """Markdown as readable terminal text: headings set off, code indented, links as `text (url)`.
+    A text over MAX_RENDERED_BYTES (no real card comes near) is returned as it is, after a note."""
     from markdown_it import MarkdownIt
+
+    if len(text) > MAX_RENDERED_BYTES:
+        return f"(the card's text is over {MAX_RENDERED_BYTES >> 10} KiB, shown as written)\n\n{text.strip(chr(10))}\n"
 
     tokens = MarkdownIt("commonmark").enable("table").parse(text)
     out: list[str] = []

@@ -26,7 +26,6 @@ as a name -> Parameter dict) and `get_desired_input_shape(name)`.
 from __future__ import annotations
 
 import os
-import re
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Iterable
@@ -312,7 +311,13 @@ def load_weights(network_or_name, name: str | None = None, *, force_reload: bool
     return weights
 
 
-_SHAPE_TEXT = re.compile(r"^\s*\[?\s*\d+(\s*,\s*\d+)*\s*\]?\s*$")
+def _shape_from_text(text: str) -> list[int] | None:
+    """`[300, 300, 3]` or `300,300,3` written as text -> [300, 300, 3]; None otherwise. String operations,
+    not a pattern: the text is the card's and may be long."""
+    parts = text.strip().removeprefix("[").removesuffix("]").split(",")
+    if not all(p.strip().isascii() and p.strip().isdigit() and len(p.strip()) <= 18 for p in parts):
+        return None
+    return [int(p) for p in parts]
 
 
 def get_desired_input_shape(name: str, registry=None) -> list[int]:
@@ -321,8 +326,8 @@ def get_desired_input_shape(name: str, registry=None) -> list[int]:
 
     entry = catalog.resolve(name, registry=registry)
     shape = entry.fields.get("input-shape")
-    if isinstance(shape, str) and _SHAPE_TEXT.match(shape):
-        shape = [int(x) for x in shape.strip(" []").split(",")]
+    if isinstance(shape, str):
+        shape = _shape_from_text(shape) or shape
     if not isinstance(shape, list) or not shape or not all(isinstance(x, int) and not isinstance(x, bool) for x in shape):
         line, col = entry.card.pos(("input-shape",))
         raise CardError(f"{entry.card.path}:{line}:{col}: card {entry.id} has no usable input-shape "
