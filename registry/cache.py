@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Iterator
 
 from .errors import NotFoundError, RegistryError, UsageError
+from .text import printable
 
 CHUNK = 1 << 20
 VIEW_FILE = ".view.json"
@@ -462,8 +463,8 @@ class Cache:
                 json.dump(data, out, indent=2, sort_keys=True)
                 out.write("\n")
             else:
-                for line in lines:
-                    print(line, file=out)
+                for line in lines:  # ids and file names come from view records anyone may have written
+                    print(printable(line), file=out)
 
         try:
             if action == "ls":

@@ -22,6 +22,8 @@ from typing import Any
 
 import yaml
 
+from .text import printable
+
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 MAX_CARD_BYTES = 1 << 20  # real cards are a few KiB; anything this big is not a card
@@ -52,14 +54,7 @@ class Problem:
 
     def format(self) -> str:
         """One line, whatever the path or the quoted values hold: control characters are escaped."""
-        return _CONTROL.sub(escape_control, f"{self.path}:{self.line}:{self.col}: {self.severity} {self.rule}: {self.message}")
-
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def escape_control(match: re.Match) -> str:
-    return repr(match.group())[1:-1]  # "\n", "\r", "\t", "\x1b", ...
+        return printable(f"{self.path}:{self.line}:{self.col}: {self.severity} {self.rule}: {self.message}")
 
 
 @dataclass(frozen=True)

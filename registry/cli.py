@@ -6,12 +6,12 @@ Every failure the user can cause ends as one line on stderr and the exit code it
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Sequence
 
 from . import __version__
 from .errors import RegistryError, UsageError
+from .text import printable, printable_json
 
 
 class _Parser(argparse.ArgumentParser):
@@ -21,8 +21,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _print_json(data) -> None:
-    json.dump(data, sys.stdout, indent=2, sort_keys=True, ensure_ascii=False)
-    sys.stdout.write("\n")
+    sys.stdout.write(printable_json(data) + "\n")
 
 
 # --------------------------------------------------------------------------- commands
@@ -64,7 +63,7 @@ def cmd_pull(args) -> int:
     settings = _settings_from(args)
     for name in args.names:
         for item in pull(name, registry=args.registry, formats=args.format, force=args.force, settings=settings):
-            print(f"{item.asset.sha256[:12]}  {item.path}")
+            print(printable(f"{item.asset.sha256[:12]}  {item.path}"))
     return 0
 
 
@@ -190,7 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         return args.func(args)
     except RegistryError as exc:
-        print(f"registry: error: {exc.message}", file=sys.stderr)
+        print(f"registry: error: {printable(exc.message)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("registry: interrupted", file=sys.stderr)
@@ -200,7 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a bug of ours: one line, the traceback on request
         if debug:
             raise
-        print(f"registry: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", file=sys.stderr)
+        print(f"registry: internal error: {type(exc).__name__}: {printable(str(exc))} (rerun with --debug for the traceback)", file=sys.stderr)
         return 70
 
 

@@ -45,7 +45,8 @@ from typing import Iterable, TextIO
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from . import settings as _settings
-from .card import MAX_CARD_BYTES, Card, escape_control, parse_bytes, parse_file
+from .card import MAX_CARD_BYTES, Card, parse_bytes, parse_file
+from .text import printable, printable_json
 from .catalog import SHA256_RE, Entry, LocalRegistry, Registry, check_name, is_localized, open_registry, walk_markdown
 from .errors import CardError, IntegrityError, OfflineError, TransferError, UsageError
 from .cache import write_atomic
@@ -307,7 +308,7 @@ class HttpRegistry(Registry):
         except TransferError as exc:
             if not have:
                 raise
-            print(f"registry: warning: {exc.message.split(';')[0]}; using the cached index", file=sys.stderr)
+            print(printable(f"registry: warning: {exc.message.split(';')[0]}; using the cached index"), file=sys.stderr)
             return self._read_cached(cached)
         if resp.status_code == 304 and have:
             return self._read_cached(cached)
@@ -501,8 +502,7 @@ def cli_index(args, stdout: TextIO) -> int:
 
 
 def _json_out(stdout: TextIO, data) -> None:
-    json.dump(data, stdout, indent=2, sort_keys=True, ensure_ascii=False)
-    stdout.write("\n")
+    stdout.write(printable_json(data) + "\n")
 
 
 def _tty(stdout: TextIO) -> bool:
@@ -513,12 +513,9 @@ def _width(stdout: TextIO) -> int:
     return shutil.get_terminal_size((100, 24)).columns if _tty(stdout) else 100
 
 
-# Control characters but tab and newline: card text must not drive the terminal (clear it, set its title).
-_TERMINAL_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-
-
 def _plain(text: str) -> str:
-    return _TERMINAL_CONTROL.sub(escape_control, text)
+    """Card text for the terminal: it must not drive it (clear it, set its title, reorder a line)."""
+    return printable(text, "\t\n")
 
 
 def _table(rows: list[list[str]], header: list[str], stdout: TextIO) -> None:

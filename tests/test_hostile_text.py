@@ -75,3 +75,51 @@ def test_input_shape_text_is_read_without_a_pattern():
     assert _shape_from_text(" [300, 300, 3] ") == [300, 300, 3]
     assert _shape_from_text("1," + " " * 200_000 + "x") is None
     assert _shape_from_text("9" * 5000) is None  # not a 5000-digit int (Python refuses to convert those)
+
+
+# --------------------------------------------------------------------------- terminal injection
+
+CONTROLS = "\x1b\x00\x07\x9b\u202e\u2066\u200f\x7f"
+
+
+def _clean(text: str) -> bool:
+    return not any(c in text for c in CONTROLS)
+
+
+def test_printable_escapes_c0_c1_del_and_bidi_and_keeps_what_it_is_told():
+    from registry.text import printable, printable_json
+
+    assert printable("a\x1b[2J\x00\x9bx\u202ey\x7f\t\n") == "a\\x1b[2J\\x00\\u009bx\\u202ey\\u007f\\t\\n"
+    assert printable("a\tb\nc\u2066", "\t\n") == "a\tb\nc\\u2066"
+    import json
+
+    data = {"id": "x\u202e\x9b\x7f\x1b", "n": "中文"}
+    text = printable_json(data)
+    assert _clean(text) and "中文" in text and json.loads(text) == data  # the same data, escaped
+
+
+def test_ids_and_links_from_a_registry_are_escaped_in_errors_suggestions_list_and_info(tmp_path):
+    from tests.conftest import run_cli
+    from tests.servers import write_card
+
+    root = tmp_path / "reg"
+    name = "evil\u202e\x9b31m"
+    write_card(root, f"me/cpu/1.0/{name}", [("ckpt", "https://example.org/a\x1b[2J.ckpt", "0" * 64)])
+    card = next(root.rglob("*.md"))
+    card.write_text(card.read_text().replace("summary: ", "summary: \u202e\x9b31m\x7f "))
+    for command in (["list"], ["info", name], ["info", name, "--json"], ["info", "evil"], ["pull", name]):
+        proc = run_cli("--registry", str(root), *command, env={"REGISTRY_HOME": str(tmp_path / "home")})
+        assert _clean(proc.stdout) and _clean(proc.stderr), (command, proc.stdout, proc.stderr)
+        assert "evil" in proc.stdout + proc.stderr
+    assert "did you mean evil\\u202e\\u009b31m?" in run_cli("--registry", str(root), "info", "evil").stderr
+
+
+def test_links_with_control_characters_are_schema_errors(tmp_path):
+    from tests.conftest import run_cli
+    from tests.servers import write_card
+
+    for i, bad in enumerate(("\\e[2J", "\\u202e", "\\x9b", "\\x7f", "\\0")):  # YAML double-quoted escapes
+        card = write_card(tmp_path / str(i), "me/cpu/1.0/m", [("ckpt", f'"https://example.org/a{bad}b.ckpt"', "0" * 64)])
+        proc = run_cli("validate", str(card))
+        assert proc.returncode == 1 and "asset-link" in proc.stdout, proc.stdout
+        assert _clean(proc.stdout), proc.stdout
