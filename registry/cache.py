@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Iterator
 
 from .errors import NotFoundError, RegistryError, UsageError
-from .text import printable
+from .text import mask_passwords, printable
 
 CHUNK = 1 << 20
 VIEW_FILE = ".view.json"
@@ -265,7 +265,7 @@ class Cache:
         view = directory / filename
         blob = self.blob_path(digest)
         target = os.path.relpath(blob, directory)
-        record = {"sha256": digest, "size": size, "format": file_format, "url": url}
+        record = {"sha256": digest, "size": size, "format": file_format, "url": mask_passwords(url)}
         with self.model_lock(model_id):  # `rm` empties and removes the directory under this lock
             self._mkdir(directory)
             _sweep_tmp(directory)

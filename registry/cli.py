@@ -11,7 +11,7 @@ from typing import Sequence
 
 from . import __version__
 from .errors import RegistryError, UsageError
-from .text import printable, printable_json
+from .text import mask_passwords, printable, printable_json
 
 
 class _Parser(argparse.ArgumentParser):
@@ -199,7 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a bug of ours: one line, the traceback on request
         if debug:
             raise
-        print(f"registry: internal error: {type(exc).__name__}: {printable(str(exc))} (rerun with --debug for the traceback)", file=sys.stderr)
+        print(f"registry: internal error: {type(exc).__name__}: {printable(mask_passwords(str(exc)))} (rerun with --debug for the traceback)", file=sys.stderr)
         return 70
 
 

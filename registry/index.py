@@ -46,7 +46,7 @@ from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from . import settings as _settings
 from .card import MAX_CARD_BYTES, Card, parse_bytes, parse_file
-from .text import printable, printable_json
+from .text import mask_passwords, printable, printable_json
 from .catalog import SHA256_RE, Entry, LocalRegistry, Registry, check_name, is_localized, open_registry, walk_markdown
 from .errors import CardError, IntegrityError, OfflineError, TransferError, UsageError
 from .cache import write_atomic
@@ -258,7 +258,7 @@ class HttpRegistry(Registry):
         if not base_url.endswith("/"):
             base_url += "/"
         self.base_url = base_url
-        self.location = base_url
+        self.location = mask_passwords(base_url)  # what messages name; requests use base_url
         self.index_url = urljoin(base_url, INDEX_NAME)
         self.settings = settings or _settings.current()
         self.cache_dir = self.settings.home / "registries" / hashlib.sha256(base_url.encode()).hexdigest()
@@ -317,8 +317,8 @@ class HttpRegistry(Registry):
                              "or its index is missing (create it with `registry index DIR`)")
         if resp.status_code != 200:
             if have:
-                print(f"registry: warning: {self.index_url} answered HTTP {resp.status_code}; using the cached index",
-                      file=sys.stderr)
+                print(f"registry: warning: {mask_passwords(self.index_url)} answered HTTP {resp.status_code}; "
+                      "using the cached index", file=sys.stderr)
                 return self._read_cached(cached)
             raise TransferError(f"cannot fetch {self.index_url}: HTTP {resp.status_code} {resp.reason}")
         index = self._parse_index(body, self.index_url)
@@ -383,7 +383,8 @@ class HttpRegistry(Registry):
             raise CardError(f"card {card_id} could not be indexed on {self.base_url}: "
                             f"{'; '.join(record.get('problems') or ['no sha256 in the index'])}")
         raw = self._card_bytes(url, expected)
-        return Entry(card_id, parse_bytes(raw, url), url, url.rsplit("/", 1)[0] + "/", self)
+        shown = mask_passwords(url)
+        return Entry(card_id, parse_bytes(raw, shown), shown, url.rsplit("/", 1)[0] + "/", self)
 
     def _card_bytes(self, url: str, expected: str) -> bytes:
         cached = self.cache_dir / "cards" / f"{expected}.md"
@@ -550,7 +551,8 @@ def cli_list(args, stdout: TextIO) -> int:
 
 def _asset_rows(entry: Entry) -> tuple[list[dict], str | None]:
     try:
-        return [{"file-format": a.file_format, "sha256": a.sha256, "link": a.link, "url": a.url, "filename": a.filename}
+        return [{"file-format": a.file_format, "sha256": a.sha256, "link": mask_passwords(a.link),
+                 "url": mask_passwords(a.url), "filename": a.filename}
                 for a in entry.assets], None
     except CardError as exc:
         return [], exc.message

@@ -46,6 +46,7 @@ from . import settings as _settings
 from .cache import VIEW_FILE, Cache, hash_file
 from .catalog import Asset, Entry, Registry, resolve
 from .errors import IntegrityError, OfflineError, RegistryError, TransferError
+from .text import mask_passwords
 
 CHUNK = 1 << 20  # read size: large reads keep per-call overhead negligible next to the copy itself
 DEPTH = 4  # buffers in flight between the reading thread and the hashing thread
@@ -322,11 +323,6 @@ class Engine:
         hasher = _Hasher(self.threaded_hash)
         try:
             return self._download_into(url, scheme, part, digest, what, hasher)
-        except RegistryError as exc:
-            shown = _without_password(url)
-            if shown != url:  # a password in a link or mirror (user:pass@host) stays out of messages and logs
-                exc.message = exc.message.replace(url, shown)
-            raise
         finally:
             hasher.close()
 
@@ -433,7 +429,7 @@ class Engine:
             meta = json.loads(self.cache.partial_meta_path(digest).read_text())
         except (OSError, ValueError):
             meta = None
-        if not isinstance(meta, dict) or meta.get("url") != url:
+        if not isinstance(meta, dict) or meta.get("url") != mask_passwords(url):
             return 0, None, None
         validator = meta.get("etag") or meta.get("last_modified")
         total = meta.get("size")
@@ -560,7 +556,7 @@ class Engine:
         etag = headers.get("ETag")
         if etag and etag.startswith("W/"):
             etag = None  # If-Range needs a strong validator
-        meta = {"url": url, "etag": etag, "last_modified": headers.get("Last-Modified"), "size": total}
+        meta = {"url": mask_passwords(url), "etag": etag, "last_modified": headers.get("Last-Modified"), "size": total}
         if encoded or not (meta["etag"] or meta["last_modified"]):
             path.unlink(missing_ok=True)  # nothing to validate a resume with: a later attempt starts over
             return
@@ -625,13 +621,6 @@ def _body_reader(resp, encoded: bool):
         return len(data)
 
     return read_decoded
-
-
-def _without_password(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)).geturl()
 
 
 def _int(value) -> int | None:
