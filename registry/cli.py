@@ -179,7 +179,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_library_notices() -> None:
+    """The library reports through logging (it never prints): its notices go to stderr as one line each."""
+    import logging
+
+    logger = logging.getLogger("registry")
+    if not logger.handlers:
+        class Printable(logging.Formatter):
+            def format(self, record):
+                return printable(mask_passwords(super().format(record)))
+
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(Printable("registry: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _show_library_notices()
     parser = build_parser()
     debug = "--debug" in (sys.argv[1:] if argv is None else argv)
     try:
