@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -50,11 +51,13 @@ from .text import mask_passwords, printable, printable_json
 from .catalog import SHA256_RE, Entry, LocalRegistry, Registry, check_name, is_localized, open_registry, walk_markdown
 from .errors import CardError, IntegrityError, OfflineError, TransferError, UsageError
 from .cache import write_atomic
-from .transfer import http_session, network_reason
+from .transfer import _SpeedGuard, http_session, network_reason
 
+_log = logging.getLogger("registry")
 FORMAT = 1
 INDEX_NAME = "index.json"
 MAX_INDEX_BYTES = 256 << 20  # the 2,905-card corpus indexes to 2.4 MB; this is room for ~100x that
+MAX_INDEX_CONTAINERS = 1_000_000  # JSON objects + lists: ~200,000 cards (the corpus index has 14,884, 5 a card)
 SEARCH_FIELDS = ("model-name", "backbone-name", "module-type", "train-dataset", "mindspore-version", "user-id",
                  "train-backend", "infer-backend", "summary", "update-time")
 
@@ -276,14 +279,22 @@ class HttpRegistry(Registry):
             with self._session.get(url, headers=headers, stream=True,
                                    timeout=(self.settings.connect_timeout, self.settings.read_timeout)) as resp:
                 body = bytearray()
-                for chunk in resp.iter_content(1 << 16):
+                guard = _SpeedGuard(self.settings)
+                # read1: what one read brought, so a trickling server meets the speed limit, not an endless wait
+                while chunk := resp.raw.read1(1 << 16, decode_content=True):
                     body += chunk
                     if len(body) > limit:
                         raise TransferError(f"{url} is over {limit:,} bytes, too large for what it should be: "
                                             "check the registry URL")
+                    if cause := guard.slow(len(chunk)):
+                        raise TransferError(f"cannot fetch {url}: {cause}; check the registry URL and your network")
                 return resp, bytes(body)
-        except requests.RequestException as exc:
+        except (requests.RequestException, OSError) as exc:
             raise TransferError(f"cannot fetch {url}: {network_reason(exc)}; check the registry URL and your network") from None
+        except Exception as exc:  # urllib3/http.client protocol errors while reading the body
+            if exc.__class__.__module__.split(".")[0] in ("urllib3", "http"):
+                raise TransferError(f"cannot fetch {url}: {network_reason(exc)}; check the registry URL and your network") from None
+            raise
 
     # -- index
     @property
@@ -322,12 +333,15 @@ class HttpRegistry(Registry):
                 return self._read_cached(cached)
             raise TransferError(f"cannot fetch {self.index_url}: HTTP {resp.status_code} {resp.reason}")
         index = self._parse_index(body, self.index_url)
-        write_atomic(cached, body)
-        new_etag = resp.headers.get("ETag", "")
-        if new_etag:
-            write_atomic(meta, json.dumps({"etag": new_etag, "sha256": hashlib.sha256(body).hexdigest()}).encode())
-        else:
-            meta.unlink(missing_ok=True)
+        try:
+            meta.unlink(missing_ok=True)  # first: a meta never describes other bytes than the cached index
+            write_atomic(cached, body)
+            new_etag = resp.headers.get("ETag", "")
+            if new_etag:
+                write_atomic(meta, json.dumps({"etag": new_etag, "sha256": hashlib.sha256(body).hexdigest()}).encode())
+        except OSError as exc:  # a full disk or a read-only cache: the index is read, only not kept for next time
+            _log.warning(f"could not keep a copy of {mask_passwords(self.index_url)} in the cache ({exc.strerror or exc}); "
+                         "the next command fetches it again")
         return index
 
     @staticmethod
@@ -347,10 +361,19 @@ class HttpRegistry(Registry):
 
     @staticmethod
     def _parse_index(raw: bytes, source: str) -> Index:
+        # What a server sends is bounded before it is parsed: objects and lists (each costs memory however
+        # small its text; 120 MiB of `{}` once took 3 GiB), and nesting (a RecursionError in the parser).
+        containers = raw.count(b"{") + raw.count(b"[")
+        if containers > MAX_INDEX_CONTAINERS:
+            raise UsageError(f"{source} holds {containers:,} JSON objects and lists, over the {MAX_INDEX_CONTAINERS:,} "
+                             "an index of this tool may have: check the registry URL, or split the registry")
         try:
             data = json.loads(raw)
         except ValueError as exc:
             raise UsageError(f"{source} is not valid JSON ({exc}): regenerate it with `registry index DIR`") from None
+        except RecursionError:
+            raise UsageError(f"{source} nests JSON deeper than an index ever does: it is not a registry index; "
+                             "check the registry URL") from None
         return Index(data, source)
 
     # -- Registry API
@@ -403,7 +426,10 @@ class HttpRegistry(Registry):
         if actual != expected:
             raise IntegrityError(f"card {url} has sha256 {actual} but the index {self.index_url} says {expected}: "
                                  "the card was changed after indexing; refusing it (regenerate the index if the change is yours)")
-        write_atomic(cached, raw)
+        try:
+            write_atomic(cached, raw)
+        except OSError as exc:  # a full disk or a read-only cache: the card is verified, only not kept
+            _log.warning(f"could not keep a copy of card {mask_passwords(url)} in the cache ({exc.strerror or exc})")
         return raw
 
 

@@ -264,16 +264,18 @@ class _SpeedGuard:
         self.limit, self.window, self.clock = settings.speed_limit, settings.speed_time, clock
         self.start, self.bytes = clock(), 0
 
-    def update(self, n: int) -> None:
+    def slow(self, n: int) -> str | None:
+        """Count `n` bytes just received; the cause, when the transfer is too slow."""
         if not self.limit:
-            return
+            return None
         self.bytes += n
         elapsed = self.clock() - self.start
         if elapsed >= self.window:
             if self.bytes < self.limit * elapsed:
-                raise _Retry(f"{self.bytes:,} bytes in {elapsed:.0f} s, slower than REGISTRY_SPEED_LIMIT "
-                             f"({self.limit:g} bytes/s over REGISTRY_SPEED_TIME, {self.window:g} s)")
+                return (f"{self.bytes:,} bytes in {elapsed:.1f} s, slower than REGISTRY_SPEED_LIMIT "
+                        f"({self.limit:g} bytes/s over REGISTRY_SPEED_TIME, {self.window:g} s)")
             self.start, self.bytes = self.clock(), 0
+        return None
 
 
 class _Progress:
@@ -470,6 +472,9 @@ class Engine:
                         end = True
                         break
                     n += k
+                    if guard is not None and (cause := guard.slow(k)):
+                        failure = _Retry(cause)  # raised once the bytes received are written
+                        break
             except BaseException as exc:
                 failure = exc
             if limit is not None and start + got + n > limit:
@@ -494,8 +499,6 @@ class Engine:
                 raise failure
             if end:
                 return got
-            if guard is not None:
-                guard.update(n)
 
     def _finish_file(self, out) -> None:
         try:
