@@ -35,6 +35,7 @@ Others may be able to write inside HOME (a shared cache, a home under /tmp), so:
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -42,6 +43,7 @@ import os
 import re
 import stat
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -60,10 +62,11 @@ _DIGEST = re.compile(r"[0-9a-f]{64}")
 _TMP = re.compile(r"\.(.+)\.\d+(?:\.\d+)?\.tmp")  # .NAME.PID[.THREAD].tmp, as write_atomic names them
 
 
-def hash_file(path: str | os.PathLike, length: int | None = None, digest=None) -> tuple[str, int]:
+def hash_file(path: str | os.PathLike, length: int | None = None, digest=None, copy_to=None) -> tuple[str, int]:
     """Streamed sha256 and size of a file, or of its first `length` bytes (never the whole file in memory).
 
-    `digest`: a hashlib object to continue (it is updated in place).
+    `digest`: a hashlib object to continue (it is updated in place); `copy_to`: a binary file that receives
+    the very bytes hashed (see verified_copy).
     """
     digest = hashlib.sha256() if digest is None else digest
     size = 0
@@ -77,12 +80,28 @@ def hash_file(path: str | os.PathLike, length: int | None = None, digest=None) -
                 if not n:
                     break
                 digest.update(view[:n])
+                if copy_to is not None:
+                    copy_to.write(view[:n])
                 size += n
     except IsADirectoryError:
         raise UsageError(f"{path}: is a directory; give a file to hash") from None
     except OSError as exc:
         raise UsageError(f"{path}: cannot read the file: {exc.strerror or exc}") from None
     return digest.hexdigest(), size
+
+
+@contextlib.contextmanager
+def verified_copy(blob: Path, digest: str, name: str):
+    """A private copy of `blob`, named `name`, made of the bytes hashed while they were copied: yields its
+    path when they match `digest`, else None. The copy lives in a fresh 0700 directory (in RAM under
+    /dev/shm where there is one) and is removed afterwards. So what a parser reads next is exactly what was
+    verified, whatever happens to the blob meanwhile (bit rot, a writer with access to the cache)."""
+    shm = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+    with tempfile.TemporaryDirectory(prefix="registry-verified-", dir=shm) as tmp:
+        target = Path(tmp) / name
+        with open(target, "xb", buffering=0) as out:
+            actual, _ = hash_file(blob, copy_to=out)
+        yield target if actual == digest else None
 
 
 def fsync_dir(path: Path) -> None:
@@ -546,7 +565,8 @@ class Cache:
             try:
                 _sweep_tmp(fd)
                 if not self._links_to(fd, filename, blob, target):
-                    tmp = f".{filename}.{os.getpid()}.{threading.get_ident()}.tmp"
+                    # Not named after the file: a name near the 255-byte limit must still leave room for it.
+                    tmp = f".link.{os.getpid()}.{threading.get_ident()}.tmp"
                     try:
                         os.symlink(target, tmp, dir_fd=fd)
                     except (OSError, NotImplementedError):

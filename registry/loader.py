@@ -25,6 +25,8 @@ as a name -> Parameter dict) and `get_desired_input_shape(name)`.
 """
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -44,6 +46,7 @@ _TRAINING_COUNTERS = frozenset({
     "epoch_num", "step_num",
 })
 LOADABLE_FORMATS = ("ckpt", "mindir")
+_log = logging.getLogger("registry")
 SHOWN = 8  # names listed per kind in an error message before "and K more"
 
 
@@ -199,12 +202,34 @@ def _loadable(entry, asset):
     return asset
 
 
-def _fetch(entry, asset, *, force: bool) -> str:
-    """The cached, verified local path of one asset of the card (pulled if not cached)."""
+@contextlib.contextmanager
+def _fetch(entry, asset, *, force: bool):
+    """A path to the bytes of one asset of the card, hashed and found to match its sha256 in this call:
+    pulled if not cached, then copied privately while hashed (cache.verified_copy), so what MindSpore parses
+    is what was checked. A cached blob that no longer matches (bit rot, tampering) is removed and pulled
+    again, once."""
     from . import transfer
+    from .cache import Cache, verified_copy
+    from .errors import IntegrityError, RegistryError
 
-    (item,) = transfer.pull(entry, assets=[asset], force=force)  # only the chosen asset is downloaded
-    return os.fspath(item.path)
+    for attempt in (1, 2):
+        (item,) = transfer.pull(entry, assets=[asset], force=force)  # only the chosen asset is downloaded
+        with verified_copy(item.blob, asset.sha256, f"asset.{asset.file_format.lower()}") as path:
+            if path is not None:
+                yield os.fspath(path)
+                return
+        what = f"the cached {asset.filename} of card {entry.id} ({item.blob})"
+        try:
+            cache = Cache.from_settings()
+            with cache.lock(asset.sha256):
+                cache.verify_blob(asset.sha256)  # removes it: its bytes are not the card's any more
+        except (RegistryError, OSError):
+            raise IntegrityError(f"{what} no longer matches its sha256 (bit rot or tampering), and this cache cannot "
+                                 "be repaired by you: ask its owner to run `registry cache verify`") from None
+        if attempt == 2:
+            raise IntegrityError(f"{what} did not match its sha256 even after a fresh download: the disk or "
+                                 "memory may be failing; run `registry cache verify`")
+        _log.warning(f"{what} no longer matches its sha256 (bit rot or tampering): removed, pulling it again")
 
 
 def _resolve(name, registry):
@@ -243,9 +268,10 @@ def load(name: str, *args, pretrained: bool = True, force_reload: bool = False, 
     net.set_train(False)
     net.load_report = None
     if pretrained:
-        path = _fetch(entry, chosen, force=force_reload)
         source = f"checkpoint {chosen.filename} of card {entry.id}"
-        net.load_report = fit_parameters(net, read_checkpoint(path, source), strict=strict, source=source)
+        with _fetch(entry, chosen, force=force_reload) as path:
+            params = read_checkpoint(path, source)
+        net.load_report = fit_parameters(net, params, strict=strict, source=source)
     return net
 
 
@@ -268,9 +294,9 @@ def _load_graph(entry, asset, *, force: bool):
     from mindspore import nn
 
     _warn_version(entry)
-    path = _fetch(entry, asset, force=force)
     try:
-        graph = mindspore.load(path)
+        with _fetch(entry, asset, force=force) as path:
+            graph = mindspore.load(path)
     except (ValueError, RuntimeError, OSError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise LoadError(f"mindir {asset.filename} of card {entry.id} cannot be loaded ({first})") from None
@@ -300,9 +326,9 @@ def load_weights(network_or_name, name: str | None = None, *, force_reload: bool
     if chosen.file_format.lower() != "ckpt":
         raise LoadError(f"card {entry.id}: load_weights reads ckpt assets; {chosen.filename} is {chosen.file_format}")
     _warn_version(entry)
-    path = _fetch(entry, chosen, force=force_reload)
     source = f"checkpoint {chosen.filename} of card {entry.id}"
-    params = read_checkpoint(path, source)
+    with _fetch(entry, chosen, force=force_reload) as path:
+        params = read_checkpoint(path, source)
     if network is not None:
         return fit_parameters(network, params, strict=strict, source=source)
     weights = {k: v for k, v in params.items() if hasattr(v, "shape")}
