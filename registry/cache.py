@@ -502,12 +502,15 @@ class Cache:
         """Move a verified, fsynced file into the cache as blob `digest` (atomic rename), then stamp it."""
         target = self.blob_path(digest)
         self._mkdir(target.parent)
-        fd = os.open(source, os.O_RDONLY | _NOFOLLOW)  # chmod by descriptor: never a file a symlink points to
         try:
-            os.fchmod(fd, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
-        finally:
-            os.close(fd)
-        os.replace(source, target)
+            fd = os.open(source, os.O_RDONLY | _NOFOLLOW)  # chmod by descriptor: never a file a symlink points to
+            try:
+                os.fchmod(fd, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+            finally:
+                os.close(fd)
+            os.replace(source, target)  # in a sticky shared cache, another user's blob cannot be replaced
+        except OSError as exc:
+            raise self.write_error(target, exc, "write the blob") from None
         fsync_dir(target.parent)
         self._stamp(digest)
         return target

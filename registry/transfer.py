@@ -394,7 +394,10 @@ class Engine:
                 resumed = self._http(url, part, digest, hasher, what, declared)
             actual = hasher.hexdigest()
             if actual == digest:
-                blob = self.cache.commit(part, digest)
+                try:
+                    blob = self.cache.commit(part, digest)
+                except RegistryError as exc:
+                    raise _hopeless(exc) from None
                 self.cache.partial_meta_path(digest).unlink(missing_ok=True)
                 return blob
             size = hasher.size

@@ -197,3 +197,138 @@ def test_load_parses_only_bytes_it_verified_and_repairs_a_rotten_blob(tmp_path, 
     again = registry.load_weights(CARD_ID, registry=str(root))
     assert np.array_equal(again["w"].asnumpy(), weights["w"])  # the rotten blob was removed and pulled again
     assert blob.read_bytes() == (site / "tiny.ckpt").read_bytes()
+
+
+# --------------------------------------------------------------------------- other users: read-only and shared
+
+
+def as_other_user(uid: int, *args: str, env: dict, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run `python ARGS` as another uid (a real second user: its own permissions, no root powers)."""
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        pytest.skip("a second user needs root and setpriv (util-linux) to switch uid; not available here")
+    full = {**os.environ, "HOME": "/tmp", "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1", **env}
+    return subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", sys.executable, *args],
+                          capture_output=True, text=True, env=full, cwd="/", timeout=timeout)
+
+
+@contextlib.contextmanager
+def world_dir(mode: int):
+    """A directory every user can reach (pytest's tmp_path is private to root)."""
+    path = Path(tempfile.mkdtemp(prefix="registry-users-", dir="/tmp"))
+    os.chmod(path, mode)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def readable_copy(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    for p in [dst, *dst.rglob("*")]:
+        os.chmod(p, 0o755 if p.is_dir() else 0o644)
+    return dst
+
+
+def test_a_populated_cache_another_user_cannot_write_serves_pull_offline_and_load(tmp_path, site):
+    ms = pytest.importorskip("mindspore", reason="MindSpore is not installed")
+    import numpy as np
+
+    with world_dir(0o755) as shared:
+        ms.save_checkpoint([{"name": "w", "data": ms.Tensor(np.arange(10, dtype=np.float32))}], str(site / "w.ckpt"))
+        reg = shared / "reg"
+        write_card(reg, CARD_ID, [("ckpt", BASE + "w.ckpt", hashlib.sha256((site / "w.ckpt").read_bytes()).hexdigest())])
+        os.chmod(reg, 0o755)
+        home = shared / "home"
+        pull("tiny", registry=reg, settings=settings_for(home, site.as_uri() + "/"))  # by root: the owner
+        for p in [reg, *reg.rglob("*")]:
+            os.chmod(p, 0o755 if p.is_dir() else 0o644)
+        env = {"REGISTRY_HOME": str(home), "REGISTRY_PROGRESS": "0"}
+        out = as_other_user(OTHER_UID, "-m", "registry", "--registry", str(reg), "pull", "--offline", "tiny", env=env)
+        assert out.returncode == 0 and out.stderr == "", out.stderr
+        code = ("import registry, numpy as np\n"
+                f"w = registry.load_weights({CARD_ID!r}, registry={str(reg)!r})\nprint(w['w'].asnumpy().sum())")
+        out = as_other_user(OTHER_UID, "-c", code, env={**env, "REGISTRY_OFFLINE": "1"}, timeout=300)
+        assert out.returncode == 0 and out.stdout.split()[-1] == "45.0", out.stderr
+        # a model that is not cached yet: one sentence saying why and what to do, not a PermissionError
+        write_card(reg, "mindspore/cpu/2.0/other", [("ckpt", BASE + "tiny.ckpt", DIGEST)])
+        for p in [reg, *reg.rglob("*")]:
+            os.chmod(p, 0o755 if p.is_dir() else 0o644)
+        out = as_other_user(OTHER_UID, "-m", "registry", "--registry", str(reg), "pull", "other",
+                            env={**env, "REGISTRY_MIRRORS": f"{BASE}={readable_copy(site, shared / 'site').as_uri()}/"})
+        assert out.returncode == 2 and "is not writable by you: ask its owner" in out.stderr, out.stderr
+        assert "internal error" not in out.stderr
+
+
+def test_a_shared_1777_cache_works_for_a_second_user(tmp_path, site):
+    with world_dir(0o777) as shared:
+        site_copy = readable_copy(site, shared / "site")
+        (site_copy / "b.ckpt").write_bytes(WEIGHTS[::-1])
+        os.chmod(site_copy / "b.ckpt", 0o644)
+        reg = shared / "reg"
+        write_card(reg, CARD_ID, [("ckpt", BASE + "tiny.ckpt", DIGEST)])
+        write_card(reg, "mindspore/cpu/2.0/b", [("ckpt", BASE + "b.ckpt", hashlib.sha256(WEIGHTS[::-1]).hexdigest())])
+        for p in [reg, *reg.rglob("*")]:
+            os.chmod(p, 0o755 if p.is_dir() else 0o644)
+        home = shared / "home"
+        home.mkdir()
+        os.chmod(home, 0o1777)  # as /tmp: everyone may create, the sticky bit guards each one's files
+        pull("tiny", registry=reg, settings=settings_for(home, site_copy.as_uri() + "/"))  # the first user
+        assert stat.S_IMODE(os.stat(home / "locks").st_mode) & 0o002
+        assert all(stat.S_IMODE(os.stat(p).st_mode) & 0o002 for p in (home / "locks").iterdir())
+        env = {"REGISTRY_HOME": str(home), "REGISTRY_PROGRESS": "0", "REGISTRY_MIRRORS": f"{BASE}={site_copy.as_uri()}/"}
+        for args in (["pull", "b"], ["pull", "--offline", "tiny"], ["cache", "verify"], ["cache", "ls"]):
+            out = as_other_user(OTHER_UID, "-m", "registry", "--registry", str(reg), *args, env=env)
+            assert out.returncode == 0, (args, out.stderr)
+        assert Cache(home).blob_path(hashlib.sha256(WEIGHTS[::-1]).hexdigest()).stat().st_uid == OTHER_UID
+        # the sticky bit keeps the first user's blob from being replaced by the second: a sentence, nothing left
+        out = as_other_user(OTHER_UID, "-m", "registry", "--registry", str(reg), "pull", "tiny", "--force", env=env)
+        assert out.returncode == 2 and "Operation not permitted; the cache" in out.stderr, out.stderr
+        assert list((home / "partial").iterdir()) == []
+
+
+# --------------------------------------------------------------------------- a full disk
+
+
+@pytest.fixture
+def small_disk():
+    """A 1 MiB tmpfs: a real file system that fills up."""
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        pytest.skip("a full disk needs a small tmpfs, which needs root to mount; not available here")
+    path = Path(tempfile.mkdtemp(prefix="registry-full-"))
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(path)], capture_output=True).returncode:
+        path.rmdir()
+        pytest.skip("mount -t tmpfs failed (no privilege to mount here): cannot make a full disk")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", str(path)], check=False)
+        path.rmdir()
+
+
+def test_a_pull_failing_on_a_full_disk_deletes_its_partial(tmp_path, small_disk):
+    big = os.urandom(3 << 20)
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "tiny.ckpt").write_bytes(big)
+    reg = tmp_path / "reg"
+    write_card(reg, CARD_ID, [("ckpt", BASE + "tiny.ckpt", hashlib.sha256(big).hexdigest())])
+    with fault_server(site, chunked=True) as srv:  # no length announced: the disk fills while writing
+        with pytest.raises(RegistryError, match=r"No space left on device; free some space or set REGISTRY_HOME"):
+            pull("tiny", registry=reg, settings=settings_for(small_disk, srv.url))
+        with fault_server(site) as sized:  # a length announced: refused before writing
+            with pytest.raises(RegistryError, match=r"bytes free, and the asset needs 3,145,728 more"):
+                pull("tiny", registry=reg, settings=settings_for(small_disk, sized.url))
+    assert [p for p in small_disk.rglob("*") if p.is_file() and p.parent.name == "partial"] == []
+
+
+def test_list_on_a_full_disk_warns_that_the_index_is_not_kept_and_still_lists(tmp_path, small_disk):
+    tree = tmp_path / "tree"
+    write_card(tree, CARD_ID, [("ckpt", BASE + "tiny.ckpt", DIGEST)])
+    from registry.index import build_index, dumps_index
+
+    index = dumps_index(build_index(tree))
+    (tree / "index.json").write_bytes(index + b" " * (2 << 20))  # larger than the disk
+    with fault_server(tree) as srv:
+        out = run_cli("--registry", srv.url, "list", env={"REGISTRY_HOME": str(small_disk)})
+    assert out.returncode == 0 and CARD_ID in out.stdout, out.stderr
+    assert "could not keep a copy of" in out.stderr and "No space left on device" in out.stderr
