@@ -5,10 +5,14 @@
 Setup: an SSD300 checkpoint in the official training layout (`network.` prefix, optimizer moments,
 learning-rate schedule; 34 MB like the model zoo's ssd.ckpt) is served over loopback HTTP, listed in
 a card with its sha256, and pulled once into a fresh cache. Then, alternating, each repeat times
-- registry.load(name): resolve the card, find the verified cached asset, build, read, match, load;
+- registry.load(name): resolve the card, find the cached asset, copy it privately while hashing it (the
+  bytes MindSpore parses are the bytes verified in this call), build, read, match, load;
 - bare: ssd300_mobilenetv2() + mindspore.load_checkpoint(path) + load_param_into_net(net, params),
-  on the same cached file.
-Target: registry.load at most 1.1x the bare time (medians).
+  on the same cached file;
+- hash+bare: sha256 of the file, then bare: the other way to verify, which leaves a window between the
+  check and the parse (what the private copy costs beyond hashing).
+Target: registry.load at most 1.2x the bare time (medians). It was 1.1x while a stamp match spared the
+re-hash; hashing every byte parsed costs about 10% here (hash+bare shows it), and the private copy little more.
 """
 from __future__ import annotations
 
@@ -28,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-TARGET = 1.1
+TARGET = 1.2
 CARD_ID = "mindspore/ascend/0.7/ssd_v1_coco2017"
 PUBLISHED = "https://download.mindspore.cn/model_zoo/bench/"
 
@@ -95,6 +99,7 @@ def main() -> int:
     import registry
     from registry import transfer
     from registry.builders.ssd import ssd300_mobilenetv2
+    from registry.cache import hash_file
 
     warnings.simplefilter("ignore")  # the card's 0.7 vs installed 2.x VersionWarning
     with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp:
@@ -122,11 +127,15 @@ def main() -> int:
                 mindspore.load_param_into_net(net, mindspore.load_checkpoint(path))
                 return net
 
+            def hash_then_bare():
+                hash_file(path)
+                return bare()
+
             via_registry(), bare()  # warm imports and the OS page cache
-            times: dict[str, list[float]] = {"registry.load": [], "bare": []}
-            variants = [("registry.load", via_registry), ("bare", bare)]
+            times: dict[str, list[float]] = {"registry.load": [], "bare": [], "hash+bare": []}
+            variants = [("registry.load", via_registry), ("bare", bare), ("hash+bare", hash_then_bare)]
             for i in range(args.repeat):
-                for label, fn in variants[::1 if i % 2 == 0 else -1]:  # alternate who goes first
+                for label, fn in variants[i % 3:] + variants[:i % 3]:  # rotate who goes first
                     gc.collect()
                     start = time.perf_counter()
                     fn()
