@@ -241,6 +241,10 @@ class CacheLockError(RegistryError):
     exit_code = 2
 
 
+class LockBusy(CacheLockError):
+    """The lock is held by another process and the caller would not wait."""
+
+
 class _Lock:
     """A FileLock with our errors and a report when another process holds it (see Cache.on_wait)."""
 
@@ -259,8 +263,9 @@ class _Lock:
             self._lock.acquire(timeout=0)
             return
         except Timeout:  # (a TimeoutError, so an OSError: caught first)
-            if timeout == 0:
-                raise
+            if timeout == 0:  # REGISTRY_LOCK_TIMEOUT=0, or a prune that only takes idle locks
+                raise LockBusy(f"the lock of {self.what} ({self.path}) is held by another process; try again later, "
+                               "or set REGISTRY_LOCK_TIMEOUT to wait for it") from None
         except OSError as exc:
             raise self.cache.write_error(self.path, exc, "take the lock") from None
         began = time.monotonic()
@@ -692,12 +697,10 @@ class Cache:
 
     def _try_lock(self, digest: str) -> _Lock | None:
         """The blob's lock if no other process holds it right now, else None."""
-        from filelock import Timeout
-
         lock = self.lock(digest, timeout=0)
         try:
             lock.acquire()
-        except Timeout:  # a pull is using this blob right now
+        except LockBusy:  # a pull is using this blob right now
             return None
         return lock
 

@@ -18,23 +18,15 @@ import pytest
 
 from registry.cache import Cache
 from registry.errors import RegistryError
-from registry.settings import Settings
 from registry.transfer import pull
 from tests.conftest import ROOT, run_cli
 from tests.servers import fault_server, write_card
+from tests.test_hostile_server import BASE, settings_for
 
 CARD_ID = "mindspore/cpu/2.0/tiny"
-BASE = "https://download.example.org/m/"
 WEIGHTS = os.urandom(200_000)
 DIGEST = hashlib.sha256(WEIGHTS).hexdigest()
 OTHER_UID = 54321  # no passwd entry needed: setpriv switches to any uid
-
-
-def settings_for(home: Path, url: str | None = None, **kw) -> Settings:
-    base = dict(home=home, mirrors=((BASE, url),) if url else (), retries=1, backoff=0.01, connect_timeout=2,
-                read_timeout=2, jobs=1, progress=False)
-    base.update(kw)
-    return Settings(**base)
 
 
 @pytest.fixture

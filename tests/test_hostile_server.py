@@ -5,11 +5,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from registry.errors import IntegrityError, TransferError
 from registry.index import build_index, dumps_index
+from registry.settings import Settings
+from registry.transfer import pull
 from tests.conftest import run_cli
 from tests.servers import fault_server, write_card
 
@@ -55,14 +61,6 @@ def test_a_password_in_the_registry_url_is_masked_in_every_output_and_never_stor
 
 
 # --------------------------------------------------------------------------- disk fill
-
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-
-from registry.errors import IntegrityError, TransferError  # noqa: E402
-from registry.settings import Settings  # noqa: E402
-from registry.transfer import pull  # noqa: E402
 
 BASE = "https://download.example.org/m/"
 
@@ -200,16 +198,18 @@ def test_a_second_pull_says_it_waits_for_the_first_and_a_lock_timeout_ends_the_w
         assert out.returncode == 0, out.stderr
         lines = out.stderr.splitlines()
         assert lines[0].startswith(f"registry: waiting for another process that holds the lock of blob {digest[:12]}")
-        assert lines[1].startswith(f"registry: waited ") and lines[1].endswith(f" s for the lock of blob {digest[:12]}")
+        assert lines[1].startswith("registry: waited ") and lines[1].endswith(f" s for the lock of blob {digest[:12]}")
         assert 1.0 <= float(lines[1].split()[2]) < 5
         Cache(home).rm("tiny")
         holder = subprocess.Popen([sys.executable, "-c", code, "10"], stdout=subprocess.PIPE, text=True,
                                   env={**os.environ, **env})
         assert holder.stdout.readline().strip() == "held"
         out = run_cli("--registry", str(reg), "pull", "tiny", env={**env, "REGISTRY_LOCK_TIMEOUT": "1.5"})
+        at_once = run_cli("--registry", str(reg), "pull", "tiny", env={**env, "REGISTRY_LOCK_TIMEOUT": "0"})
         holder.kill()
         holder.wait()
     assert out.returncode == 2 and "gave up waiting for the lock of blob" in out.stderr and "after 1.5 s" in out.stderr
+    assert at_once.returncode == 2 and "is held by another process; try again later" in at_once.stderr, at_once.stderr
 
 
 # --------------------------------------------------------------------------- what the parser is given
