@@ -22,16 +22,34 @@ committed under the full digest computed, and found again through the model view
 Invariants: a blob path only ever holds bytes whose sha256 is its name (they are written to a partial file,
 fsynced, verified and renamed; a reader never sees half a file). A blob whose stat still matches its stamp
 is trusted without reading it; any other blob is re-hashed before use, and `registry cache verify` re-hashes
-them all.
+them all. (`registry.load` re-hashes the bytes it parses whatever the stamp says: see loader.py.)
+
+Others may be able to write inside HOME (a shared cache, a home under /tmp), so:
+- the cache never follows a symbolic link it did not create: partial and temporary files are opened with
+  O_NOFOLLOW (new ones with O_EXCL), directories under HOME are opened component by component with
+  O_NOFOLLOW and view files are changed relative to that directory descriptor; a symlink where a cache
+  directory should be is refused with a sentence, never written through;
+- nothing outside HOME is ever deleted or renamed: names read from records are plain file names (no `/`,
+  `..`, control characters), and every record (.view.json, stamps, partial metadata) is untrusted input:
+  a malformed one is ignored (or its bad entries dropped), never a crash;
+- a verified, cached blob whose view is current is used without writing anything (a read-only cache works
+  for `pull --offline` and `load`); when HOME is group- or other-writable (shared), the directories and lock
+  files the cache creates get the same write permissions, so every user of it can take the locks;
+- temporary files (`.NAME.PID.THREAD.tmp`) a killed process left are removed under the lock that guards
+  their writer: view ones by the next link or `rm`, stamp and partial-metadata ones by the next fetch of that
+  blob or `cache prune`.
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
 import os
-import shutil
+import re
 import stat
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -39,15 +57,22 @@ from pathlib import Path
 from typing import Iterator
 
 from .errors import NotFoundError, RegistryError, UsageError
+from .text import mask_passwords, printable
 
 CHUNK = 1 << 20
 VIEW_FILE = ".view.json"
+WAIT_NOTICE = 1.0  # seconds of waiting for a lock before on_wait is told
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _NOFOLLOW
+_DIGEST = re.compile(r"[0-9a-f]{64}")
+_TMP = re.compile(r"\.(.+)\.\d+(?:\.\d+)?\.tmp")  # .NAME.PID[.THREAD].tmp, as write_atomic names them
 
 
-def hash_file(path: str | os.PathLike, length: int | None = None, digest=None) -> tuple[str, int]:
+def hash_file(path: str | os.PathLike, length: int | None = None, digest=None, copy_to=None) -> tuple[str, int]:
     """Streamed sha256 and size of a file, or of its first `length` bytes (never the whole file in memory).
 
-    `digest`: a hashlib object to continue (it is updated in place).
+    `digest`: a hashlib object to continue (it is updated in place); `copy_to`: a binary file that receives
+    the very bytes hashed (see verified_copy).
     """
     digest = hashlib.sha256() if digest is None else digest
     size = 0
@@ -61,12 +86,28 @@ def hash_file(path: str | os.PathLike, length: int | None = None, digest=None) -
                 if not n:
                     break
                 digest.update(view[:n])
+                if copy_to is not None:
+                    copy_to.write(view[:n])
                 size += n
     except IsADirectoryError:
         raise UsageError(f"{path}: is a directory; give a file to hash") from None
     except OSError as exc:
         raise UsageError(f"{path}: cannot read the file: {exc.strerror or exc}") from None
     return digest.hexdigest(), size
+
+
+@contextlib.contextmanager
+def verified_copy(blob: Path, digest: str, name: str):
+    """A private copy of `blob`, named `name`, made of the bytes hashed while they were copied: yields its
+    path when they match `digest`, else None. The copy lives in a fresh 0700 directory (in RAM under
+    /dev/shm where there is one) and is removed afterwards. So what a parser reads next is exactly what was
+    verified, whatever happens to the blob meanwhile (bit rot, a writer with access to the cache)."""
+    shm = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+    with tempfile.TemporaryDirectory(prefix="registry-verified-", dir=shm) as tmp:
+        target = Path(tmp) / name
+        with open(target, "xb", buffering=0) as out:
+            actual, _ = hash_file(blob, copy_to=out)
+        yield target if actual == digest else None
 
 
 def fsync_dir(path: Path) -> None:
@@ -83,37 +124,103 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _sweep_tmp(directory: Path) -> None:
-    """Remove temporary files a killed process left in a view directory. Call with the model's lock held:
-    temporary files are only written under it, so any found then belongs to no running process."""
-    for p in directory.glob(".*.tmp"):
-        try:
-            p.unlink()
-        except OSError:
-            pass
+def _sweep_tmp(dir_fd: int, stem: str | None = None) -> None:
+    """Remove temporary files a killed process left in a directory (those of `stem` only, if given). Call
+    with the lock their writer holds: any found then belongs to no running process. unlink never follows
+    a symlink, and names are taken relative to the directory's descriptor."""
+    for name in os.listdir(dir_fd):
+        m = _TMP.fullmatch(name)
+        if m and (stem is None or m.group(1).split(".", 1)[0] == stem):
+            try:
+                os.unlink(name, dir_fd=dir_fd)
+            except OSError:
+                pass
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` so that a reader sees the old file or the new one, never a part."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+def _create_exclusive(name: str | os.PathLike, mode: int = 0o644, dir_fd: int | None = None) -> int:
+    """A new file opened for writing, never through a symlink planted at its name (one found there, or a
+    stale file, is removed first: the name is ours)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
     try:
-        with open(tmp, "wb") as fh:
+        return os.open(name, flags, mode, dir_fd=dir_fd)
+    except FileExistsError:
+        os.unlink(name, dir_fd=dir_fd)
+        return os.open(name, flags, mode, dir_fd=dir_fd)
+
+
+def write_atomic(path: Path, data: bytes, dir_fd: int | None = None) -> None:
+    """Replace `path` with `data` so that a reader sees the old file or the new one, never a part.
+    With `dir_fd`, `path` is a name in that directory (see Cache.open_dir)."""
+    if dir_fd is None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp_name, name = (tmp.name, path.name) if dir_fd is not None else (tmp, path)
+    try:
+        fd = _create_exclusive(tmp_name, dir_fd=dir_fd)
+        with open(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        os.replace(tmp_name, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
     except OSError:
-        tmp.unlink(missing_ok=True)
+        try:
+            os.unlink(tmp_name, dir_fd=dir_fd)
+        except OSError:
+            pass
         raise
 
 
-def _read_json(path: Path) -> dict | None:
+def _read_json(path: Path | str, dir_fd: int | None = None, limit: int = 16 << 20) -> dict | None:
+    """A cache record, or None when it is missing, not a regular file (a symlink is not followed), too
+    large, or not a JSON object."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        fd = os.open(path, os.O_RDONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0), dir_fd=dir_fd)
+    except OSError:
+        return None
+    try:
+        with open(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                return None
+            data = json.loads(fh.read(limit + 1)[: limit + 1])
+    except (OSError, ValueError, RecursionError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def plain_name(name) -> bool:
+    """Whether `name` from a record can only name a file inside its directory."""
+    return (isinstance(name, str) and name not in ("", ".", "..") and "/" not in name and "\\" not in name
+            and not any(ord(c) < 32 or c == "\x7f" for c in name) and len(name.encode("utf-8", "replace")) <= 255)
+
+
+def _view_files(data: dict | None) -> dict[str, dict]:
+    """The well-formed entries of a view record: plain file names mapped to {sha256, size, format, url}."""
+    files = data.get("files") if isinstance(data, dict) else None
+    out = {}
+    for name, rec in (files.items() if isinstance(files, dict) else ()):
+        if not (plain_name(name) and name != VIEW_FILE and isinstance(rec, dict)):
+            continue
+        digest, size = rec.get("sha256"), rec.get("size")
+        if not (isinstance(digest, str) and _DIGEST.fullmatch(digest)):
+            continue
+        out[name] = {"sha256": digest, "size": size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else 0,
+                     "format": rec.get("format") if isinstance(rec.get("format"), str) else "",
+                     "url": rec.get("url") if isinstance(rec.get("url"), str) else ""}
+    return out
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
 
 
 def human_size(n: int) -> str:
@@ -134,15 +241,86 @@ class ViewFile:
     url: str
 
 
+class CacheLockError(RegistryError):
+    """A lock file that cannot be taken (a read-only or foreign cache, a planted symlink, a timeout)."""
+
+    exit_code = 2
+
+
+class LockBusy(CacheLockError):
+    """The lock is held by another process and the caller would not wait."""
+
+
+class _Lock:
+    """A FileLock with our errors and a report when another process holds it (see Cache.on_wait)."""
+
+    def __init__(self, cache: "Cache", path: Path, timeout: float, what: str):
+        from filelock import FileLock
+
+        kwargs = {"mode": 0o666} if cache.shared() else {}
+        self._lock = FileLock(str(path), timeout=timeout, **kwargs)
+        self.cache, self.path, self.timeout, self.what = cache, path, timeout, what
+
+    def acquire(self, timeout: float | None = None) -> None:
+        from filelock import Timeout
+
+        timeout = self.timeout if timeout is None else timeout
+        try:
+            self._lock.acquire(timeout=0)
+            return
+        except Timeout:  # (a TimeoutError, so an OSError: caught first)
+            if timeout == 0:  # REGISTRY_LOCK_TIMEOUT=0, or a prune that only takes idle locks
+                raise LockBusy(f"the lock of {self.what} ({self.path}) is held by another process; try again later, "
+                               "or set REGISTRY_LOCK_TIMEOUT to wait for it") from None
+        except OSError as exc:
+            raise self.cache.write_error(self.path, exc, "take the lock") from None
+        began = time.monotonic()
+        notify = self.cache.on_wait
+        grace = WAIT_NOTICE if timeout < 0 else min(WAIT_NOTICE, timeout)
+        try:  # a short wait (another thread of this pull linking the same view) is not worth a word
+            self._lock.acquire(timeout=grace)
+            return
+        except Timeout:
+            pass
+        except OSError as exc:
+            raise self.cache.write_error(self.path, exc, "take the lock") from None
+        if notify:
+            limit = f"; giving up after {timeout:g} s (REGISTRY_LOCK_TIMEOUT)" if timeout >= 0 else ""
+            notify(f"waiting for another process that holds the lock of {self.what} ({self.path}){limit}")
+        try:
+            self._lock.acquire(timeout=timeout if timeout < 0 else max(0.0, timeout - grace))
+        except Timeout:
+            raise CacheLockError(f"gave up waiting for the lock of {self.what} ({self.path}) after {timeout:g} s: "
+                                 "another process still holds it; try again later, or raise "
+                                 "REGISTRY_LOCK_TIMEOUT") from None
+        except OSError as exc:
+            raise self.cache.write_error(self.path, exc, "take the lock") from None
+        if notify:
+            notify(f"waited {time.monotonic() - began:.1f} s for the lock of {self.what}")
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def __enter__(self):
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
 class Cache:
-    def __init__(self, home: str | os.PathLike):
+    def __init__(self, home: str | os.PathLike, *, lock_timeout: float = -1, on_wait=None):
         self.home = Path(home).expanduser()
+        self.lock_timeout = lock_timeout  # seconds to wait for another process's lock; negative: no limit
+        self.on_wait = on_wait  # called with a sentence when a lock is held by another process, and when it came
 
     @classmethod
-    def from_settings(cls, settings=None) -> "Cache":
+    def from_settings(cls, settings=None, on_wait=None) -> "Cache":
         from .settings import current
 
-        return cls((settings or current()).home)
+        settings = settings or current()
+        return cls(settings.home, lock_timeout=settings.lock_timeout, on_wait=on_wait)
 
     # ----------------------------------------------------------------- paths
 
@@ -185,38 +363,100 @@ class Cache:
 
         return self.home.joinpath("models", *check_name(model_id).split("/"))
 
-    def lock(self, digest: str, timeout: float = -1):
-        return self._lock(f"{digest}.lock", timeout)
+    def lock(self, digest: str, timeout: float | None = None) -> _Lock:
+        return self._lock(f"{digest}.lock", timeout, f"blob {digest[:12]}")
 
-    def model_lock(self, model_id: str, timeout: float = -1):
-        return self._lock(f"model-{hashlib.sha256(model_id.encode()).hexdigest()[:32]}.lock", timeout)
+    def model_lock(self, model_id: str, timeout: float | None = None) -> _Lock:
+        return self._lock(f"model-{hashlib.sha256(model_id.encode()).hexdigest()[:32]}.lock", timeout,
+                          f"model {model_id}")
 
-    def _lock(self, name: str, timeout: float):
-        from filelock import FileLock
-
+    def _lock(self, name: str, timeout: float | None, what: str) -> _Lock:
         locks = self.home / "locks"
         self._mkdir(locks)
-        return FileLock(str(locks / name), timeout=timeout)
+        return _Lock(self, locks / name, self.lock_timeout if timeout is None else timeout, what)
+
+    def shared(self) -> bool:
+        """Whether HOME is group- or other-writable: then what the cache creates is too (module doc)."""
+        try:
+            return bool(os.stat(self.home).st_mode & (stat.S_IWGRP | stat.S_IWOTH))
+        except OSError:
+            return False
+
+    def write_error(self, path: Path, exc: OSError, doing: str = "write") -> RegistryError:
+        """The sentence for a cache write that failed: the advice depends on why."""
+        reason = exc.strerror or str(exc)
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            advice = (f"the cache {self.home} is not writable by you: ask its owner to pull the model (then it is "
+                      "used read-only), make it group-writable for a shared cache, or set REGISTRY_HOME to a "
+                      "directory of yours")
+        elif exc.errno == errno.ELOOP:
+            reason, advice = "it is a symbolic link, which the cache never creates", "remove it (someone else planted it)"
+        elif exc.errno == errno.ENAMETOOLONG:
+            advice = "the file name is too long for this file system: report it to the card's publisher"
+        elif exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            advice = "free some space or set REGISTRY_HOME to another disk"
+        else:
+            advice = "check the disk, or set REGISTRY_HOME to another directory"
+        kind = CacheLockError if doing == "take the lock" else RegistryError
+        return kind(f"cannot {doing} {path}: {reason}; {advice}", exit_code=2)
+
+    def open_dir(self, path: Path, create: bool = True) -> int:
+        """A descriptor of directory `path` inside HOME, opened component by component without following a
+        symlink (created where missing when `create`). Close it with os.close."""
+        rel = path.relative_to(self.home).parts
+        if ".." in rel:
+            raise UsageError(f"{path} is not inside the cache {self.home}")
+        try:
+            if create:
+                self.home.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.home, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        except OSError as exc:
+            raise UsageError(f"cannot create the cache directory {self.home}: {exc.strerror or exc}; "
+                             "set REGISTRY_HOME to a writable directory") from None
+        shared = self.shared()
+        where = self.home
+        try:
+            for part in rel:
+                where = where / part
+                try:
+                    nxt = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                except FileNotFoundError:
+                    if not create:
+                        raise
+                    try:
+                        os.mkdir(part, 0o777, dir_fd=fd)
+                        if shared:  # others must be able to create files here too (umask would stop them)
+                            os.chmod(part, stat.S_IMODE(os.fstat(fd).st_mode), dir_fd=fd)
+                    except FileExistsError:
+                        pass
+                    nxt = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                os.close(fd)
+                fd = nxt
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise RegistryError(f"cache directory {where} is a symbolic link or not a directory, which the cache "
+                                    "never creates: remove it (someone else may have planted it)", exit_code=2) from None
+            if isinstance(exc, FileNotFoundError):
+                raise
+            raise self.write_error(where, exc, "create the cache directory") from None
+        return fd
 
     def _mkdir(self, path: Path) -> None:
-        try:
-            path.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UsageError(f"cannot create the cache directory {path}: {exc.strerror or exc}; "
-                             "set REGISTRY_HOME to a writable directory") from None
+        os.close(self.open_dir(path))
 
     # ----------------------------------------------------------------- blobs
 
     def trusted(self, digest: str) -> Path | None:
-        """The blob's path if it exists and its stat matches the stamp written when it was verified."""
+        """The blob's path if it is a regular file whose stat matches the stamp written when it was verified."""
         path = self.blob_path(digest)
         try:
-            st = os.stat(path)
+            st = os.lstat(path)
         except OSError:
             return None
         stamp = _read_json(self.stamp_path(digest))
-        if stamp and stamp.get("sha256") == digest and [stamp.get("size"), stamp.get("mtime_ns"), stamp.get("ino")] \
-                == [st.st_size, st.st_mtime_ns, st.st_ino]:
+        if stat.S_ISREG(st.st_mode) and stamp and stamp.get("sha256") == digest and \
+                [stamp.get("size"), stamp.get("mtime_ns"), stamp.get("ino")] == [st.st_size, st.st_mtime_ns, st.st_ino]:
             return path
         return None
 
@@ -227,35 +467,83 @@ class Cache:
         if path is not None:
             return path
         path = self.blob_path(digest)
-        if not path.exists():
+        if not os.path.lexists(path):
             return None
         return path if self.verify_blob(digest) else None
 
     def verify_blob(self, digest: str) -> bool:
         """Re-hash a blob: stamp it when intact, remove it (and its stamp) when not."""
         path = self.blob_path(digest)
-        actual, _ = hash_file(path)
-        if actual == digest:
+        try:
+            regular = stat.S_ISREG(os.lstat(path).st_mode)  # a symlink or a FIFO is not a blob: never read it
+        except OSError:
+            regular = False
+        if regular and hash_file(path)[0] == digest:
             self._stamp(digest)
             return True
         self._remove_blob(digest)
         return False
 
     def _stamp(self, digest: str) -> None:
-        st = os.stat(self.blob_path(digest))
         try:
+            st = os.lstat(self.blob_path(digest))
             write_atomic(self.stamp_path(digest), json.dumps(
                 {"sha256": digest, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "ino": st.st_ino,
                  "verified": time.time()}).encode())
         except OSError:  # e.g. a full disk: the blob is verified; without a stamp it is only re-hashed next time
             pass
 
+    def open_partial(self, digest: str, resume: bool):
+        """The partial file of `digest` for writing (unbuffered), never through a symlink: resume=True opens
+        the bytes already there (None if there are none usable), else starts a new, empty file."""
+        part = self.partial_path(digest)
+        self._mkdir(part.parent)
+        if resume:
+            try:
+                fd = os.open(part, os.O_RDWR | _NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+            except OSError:
+                return None
+            st = os.fstat(fd)
+            if stat.S_ISREG(st.st_mode) and st.st_nlink == 1:
+                out = open(fd, "r+b", buffering=0)
+                out.path = part  # for messages: the descriptor has no name
+                return out
+            os.close(fd)  # a hard link to a file elsewhere: not ours to write
+            return None
+        try:
+            fd = _create_exclusive(part, 0o644)
+        except OSError as exc:
+            raise self.write_error(part, exc, "write the cache file") from None
+        out = open(fd, "wb", buffering=0)
+        out.path = part
+        return out
+
+    def sweep_partial_tmp(self, digest: str) -> None:
+        """Remove the temporary files a killed writer of this blob's stamp or partial metadata left. Call with
+        the blob's lock held."""
+        for directory in (self.partial_path(digest).parent, self.blob_path(digest).parent):
+            try:
+                fd = self.open_dir(directory, create=False)
+            except (OSError, RegistryError):
+                continue
+            try:
+                _sweep_tmp(fd, digest)
+            finally:
+                os.close(fd)
+
     def commit(self, source: Path, digest: str) -> Path:
         """Move a verified, fsynced file into the cache as blob `digest` (atomic rename), then stamp it."""
         target = self.blob_path(digest)
         self._mkdir(target.parent)
-        os.chmod(source, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
-        os.replace(source, target)
+        try:
+            fd = os.open(source, os.O_RDONLY | _NOFOLLOW)  # chmod by descriptor: never a file a symlink points to
+            try:
+                os.fchmod(fd, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+            finally:
+                os.close(fd)
+            os.replace(source, target)  # in a sticky shared cache, another user's blob cannot be replaced
+        except OSError as exc:
+            raise self.write_error(target, exc, "write the blob") from None
         fsync_dir(target.parent)
         self._stamp(digest)
         return target
@@ -269,12 +557,12 @@ class Cache:
 
     def blobs(self) -> Iterator[tuple[str, Path]]:
         root = self.home / "blobs" / "sha256"
-        if not root.is_dir():
+        if not _is_dir(root):
             return
         for sub in sorted(root.iterdir()):
-            if sub.is_dir():
+            if _is_dir(sub):
                 for p in sorted(sub.iterdir()):
-                    if len(p.name) == 64 and p.is_file():
+                    if _DIGEST.fullmatch(p.name) and _is_file(p):
                         yield p.name, p
 
     def discard_partial(self, digest: str) -> None:
@@ -286,66 +574,90 @@ class Cache:
 
     # ----------------------------------------------------------------- model views
 
+    def view_current(self, model_id: str, filename: str, digest: str, *, size: int, file_format: str, url: str) -> bool:
+        """Whether the view already holds blob `digest` as `filename` with this record: nothing to write."""
+        directory = self.model_dir(model_id)
+        try:
+            fd = self.open_dir(directory, create=False)
+        except (OSError, RegistryError):
+            return False
+        try:
+            record = {"sha256": digest, "size": size, "format": file_format, "url": mask_passwords(url)}
+            data = _read_json(VIEW_FILE, dir_fd=fd)
+            return (isinstance(data, dict) and data.get("id") == model_id and _view_files(data).get(filename) == record
+                    and self._links_to(fd, filename, self.blob_path(digest), os.path.relpath(self.blob_path(digest), directory)))
+        finally:
+            os.close(fd)
+
     def link(self, model_id: str, filename: str, digest: str, *, size: int, file_format: str, url: str) -> Path:
         """Put blob `digest` in model `model_id`'s view as `filename` and record it. Call with the blob's lock held."""
         directory = self.model_dir(model_id)
         view = directory / filename
         blob = self.blob_path(digest)
         target = os.path.relpath(blob, directory)
-        record = {"sha256": digest, "size": size, "format": file_format, "url": url}
+        record = {"sha256": digest, "size": size, "format": file_format, "url": mask_passwords(url)}
         with self.model_lock(model_id):  # `rm` empties and removes the directory under this lock
-            self._mkdir(directory)
-            _sweep_tmp(directory)
+            fd = self.open_dir(directory)
             try:
-                if not self._links_to(view, blob, target):
-                    tmp = directory / f".{filename}.{os.getpid()}.{threading.get_ident()}.tmp"
+                _sweep_tmp(fd)
+                if not self._links_to(fd, filename, blob, target):
+                    # Not named after the file: a name near the 255-byte limit must still leave room for it.
+                    tmp = f".link.{os.getpid()}.{threading.get_ident()}.tmp"
                     try:
-                        os.symlink(target, tmp)
+                        os.symlink(target, tmp, dir_fd=fd)
                     except (OSError, NotImplementedError):
                         try:
-                            os.link(blob, tmp)
+                            os.link(blob, tmp, dst_dir_fd=fd, follow_symlinks=False)
                         except OSError:
-                            shutil.copyfile(blob, tmp)
-                    os.replace(tmp, view)
-                data = _read_json(directory / VIEW_FILE) or {}
-                files = data.get("files") if isinstance(data.get("files"), dict) else {}
-                if files.get(filename) != record or data.get("id") != model_id:
+                            self._copy_into(blob, tmp, fd)
+                    os.replace(tmp, filename, src_dir_fd=fd, dst_dir_fd=fd)
+                data = _read_json(VIEW_FILE, dir_fd=fd)
+                files = _view_files(data)
+                if files.get(filename) != record or not isinstance(data, dict) or data.get("id") != model_id:
                     files[filename] = record
                     write_atomic(directory / VIEW_FILE, json.dumps({"id": model_id, "files": files}, indent=1,
-                                                                   sort_keys=True).encode())
+                                                                   sort_keys=True).encode(), dir_fd=fd)
             except OSError as exc:
-                raise RegistryError(f"cannot write to the cache directory {directory}: {exc.strerror or exc}; "
-                                    "free some space or set REGISTRY_HOME to another disk", exit_code=2) from None
+                raise self.write_error(directory, exc, "write to the cache directory") from None
+            finally:
+                os.close(fd)
         return view
 
     @staticmethod
-    def _links_to(view: Path, blob: Path, target: str) -> bool:
+    def _copy_into(blob: Path, name: str, dir_fd: int) -> None:
+        out = _create_exclusive(name, 0o444, dir_fd=dir_fd)
+        with open(blob, "rb") as src, open(out, "wb") as dst:
+            while chunk := src.read(CHUNK):
+                dst.write(chunk)
+
+    @staticmethod
+    def _links_to(dir_fd: int, filename: str, blob: Path, target: str) -> bool:
         try:
-            if view.is_symlink():
-                return os.readlink(view) == target
-            a, b = os.stat(view), os.stat(blob)
+            st = os.stat(filename, dir_fd=dir_fd, follow_symlinks=False)
+            if stat.S_ISLNK(st.st_mode):
+                return os.readlink(filename, dir_fd=dir_fd) == target
+            b = os.lstat(blob)
         except OSError:
             return False
-        return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+        return (st.st_dev, st.st_ino) == (b.st_dev, b.st_ino)
 
     def views(self) -> list[tuple[str, Path, dict]]:
-        """(model id, view directory, its files record) for every model in the cache."""
+        """(model id, view directory, its well-formed files entries) for every model in the cache."""
         root = self.home / "models"
         found = []
-        if not root.is_dir():
+        if not _is_dir(root):
             return found
-        for dirpath, dirnames, filenames in os.walk(root):
+        for dirpath, dirnames, filenames in os.walk(root):  # does not descend into symlinked directories
             dirnames.sort()
             if VIEW_FILE in filenames:
-                data = _read_json(Path(dirpath) / VIEW_FILE) or {}
-                files = data.get("files") if isinstance(data.get("files"), dict) else {}
+                files = _view_files(_read_json(Path(dirpath) / VIEW_FILE))
                 model_id = Path(dirpath).relative_to(root).as_posix()
                 found.append((model_id, Path(dirpath), files))
         return sorted(found)
 
     def view_files(self) -> list[ViewFile]:
-        return [ViewFile(mid, fn, rec.get("sha256", ""), int(rec.get("size") or 0), rec.get("format", ""), rec.get("url", ""))
-                for mid, _, files in self.views() for fn, rec in sorted(files.items()) if isinstance(rec, dict)]
+        return [ViewFile(mid, fn, rec["sha256"], rec["size"], rec["format"], rec["url"])
+                for mid, _, files in self.views() for fn, rec in sorted(files.items())]
 
     def referenced(self) -> set[str]:
         return {vf.sha256 for vf in self.view_files()}
@@ -376,20 +688,20 @@ class Cache:
         for mid, directory, files in self.views():
             rows = []
             for fn, rec in sorted(files.items()):
-                digest = rec.get("sha256", "")
-                present = self.blob_path(digest).is_file() and (directory / fn).exists()
-                rows.append({"filename": fn, "sha256": digest, "size": int(rec.get("size") or 0),
-                             "format": rec.get("format", ""), "path": str(directory / fn), "present": present})
+                present = _is_file(self.blob_path(rec["sha256"])) and (directory / fn).exists()
+                rows.append({"filename": fn, "sha256": rec["sha256"], "size": rec["size"], "format": rec["format"],
+                             "path": str(directory / fn), "present": present})
             models.append({"id": mid, "files": rows, "size": sum(r["size"] for r in rows)})
-        blobs = [(d, p.stat().st_size) for d, p in self.blobs()]
+        blobs = [(d, os.lstat(p).st_size) for d, p in self.blobs()]
         refs = self.referenced()
-        partial = [p for p in (self.home / "partial").glob("*.part")] if (self.home / "partial").is_dir() else []
+        pdir = self.home / "partial"
+        partial = [p for p in pdir.glob("*.part") if _is_file(p)] if _is_dir(pdir) else []
         return {
             "home": str(self.home),
             "models": models,
             "blobs": {"count": len(blobs), "size": sum(s for _, s in blobs)},
             "unreferenced": [{"sha256": d, "size": s} for d, s in blobs if d not in refs],
-            "partial": {"count": len(partial), "size": sum(p.stat().st_size for p in partial)},
+            "partial": {"count": len(partial), "size": sum(os.lstat(p).st_size for p in partial)},
         }
 
     def verify(self) -> dict:
@@ -397,7 +709,7 @@ class Cache:
         checked, total, bad = 0, 0, []
         for digest, path in list(self.blobs()):
             with self.lock(digest):
-                if not path.exists():
+                if not _is_file(path):
                     continue
                 actual, size = hash_file(path)
                 checked += 1
@@ -408,24 +720,31 @@ class Cache:
                     bad.append({"sha256": digest, "actual": actual, "size": size})
                     self._remove_blob(digest)
         broken = [{"model": vf.model, "filename": vf.filename, "sha256": vf.sha256}
-                  for vf in self.view_files() if not self.blob_path(vf.sha256).is_file()]
+                  for vf in self.view_files() if not _is_file(self.blob_path(vf.sha256))]
         return {"checked": checked, "size": total, "bad": bad, "missing": broken}
+
+    def _try_lock(self, digest: str) -> _Lock | None:
+        """The blob's lock if no other process holds it right now, else None."""
+        lock = self.lock(digest, timeout=0)
+        try:
+            lock.acquire()
+        except LockBusy:  # a pull is using this blob right now
+            return None
+        return lock
 
     def _remove_unreferenced(self, digests) -> tuple[list[str], int]:
         """Remove blobs no view references, each under its lock, re-checking the views under the lock."""
         removed, freed = [], 0
         for digest in digests:
-            lock = self.lock(digest, timeout=0)
-            try:
-                lock.acquire()
-            except Exception:  # filelock.Timeout: a pull is using this blob right now
+            lock = self._try_lock(digest)
+            if lock is None:
                 continue
             try:
                 if digest in self.referenced():
                     continue
                 path = self.blob_path(digest)
-                size = path.stat().st_size if path.exists() else 0
-                if path.exists() or self.stamp_path(digest).exists():
+                size = os.lstat(path).st_size if os.path.lexists(path) else 0
+                if os.path.lexists(path) or os.path.lexists(self.stamp_path(digest)):
                     self._remove_blob(digest)
                     removed.append(digest)
                     freed += size
@@ -434,46 +753,74 @@ class Cache:
         return removed, freed
 
     def prune(self) -> dict:
-        """Remove blobs no model view uses, and partial downloads no process is writing."""
+        """Remove blobs no model view uses, partial downloads no process is writing, and temporary files
+        killed processes left."""
         refs = self.referenced()
         removed, freed = self._remove_unreferenced([d for d, _ in self.blobs() if d not in refs])
         partials = []
         pdir = self.home / "partial"
-        if pdir.is_dir():
-            for p in sorted(pdir.glob("*.part")) + sorted(pdir.glob("*.json")):
-                digest = p.name.split(".", 1)[0]
-                lock = self.lock(digest, timeout=0)
-                try:
-                    lock.acquire()
-                except Exception:  # a download in progress holds it
+        if _is_dir(pdir):
+            names = sorted(p.name for p in pdir.iterdir())
+            for name in names:
+                stem = _TMP.fullmatch(name).group(1) if _TMP.fullmatch(name) else name
+                digest = stem.split(".", 1)[0]
+                if not _DIGEST.fullmatch(digest):
+                    continue
+                lock = self._try_lock(digest)
+                if lock is None:  # a download in progress holds it
                     continue
                 try:
-                    if p.exists():
-                        freed += p.stat().st_size
+                    p = pdir / name
+                    if os.path.lexists(p):
+                        freed += os.lstat(p).st_size
                         p.unlink()
-                        partials.append(p.name)
+                        partials.append(name)
                 finally:
                     lock.release()
-        for d in self.home.joinpath("blobs", "sha256").glob("*/*.stamp") if self.home.joinpath("blobs").is_dir() else []:
-            if not d.with_name(d.name[:-6]).exists():  # a stamp left by a blob removed by hand
-                d.unlink(missing_ok=True)
+        blobs = self.home / "blobs" / "sha256"
+        for sub in sorted(blobs.iterdir()) if _is_dir(blobs) else ():
+            for p in sorted(sub.iterdir()) if _is_dir(sub) else ():
+                m = _TMP.fullmatch(p.name)
+                if p.name.endswith(".stamp") and not os.path.lexists(p.with_name(p.name[:-6])):
+                    p.unlink(missing_ok=True)  # a stamp left by a blob removed by hand
+                elif m and _DIGEST.fullmatch(m.group(1).split(".", 1)[0]):
+                    lock = self._try_lock(m.group(1).split(".", 1)[0])
+                    if lock is not None:  # a stamp being written by a process killed halfway
+                        try:
+                            p.unlink(missing_ok=True)
+                        finally:
+                            lock.release()
         return {"removed_blobs": removed, "removed_partial": partials, "freed": freed}
 
     def rm(self, name: str) -> dict:
-        """Remove a model's view, then the blobs no other view uses."""
+        """Remove a model's view, then the blobs no other view uses. Only plain names read from the view
+        record are removed, relative to the view directory (opened without following symlinks)."""
         model_id = self.find_model(name)
         directory = self.model_dir(model_id)
         with self.model_lock(model_id):
-            files = (_read_json(directory / VIEW_FILE) or {}).get("files") or {}
-            digests = sorted({rec.get("sha256", "") for rec in files.values() if isinstance(rec, dict)})
-            for fn in list(files) + [VIEW_FILE]:
-                (directory / fn).unlink(missing_ok=True)
-            if directory.is_dir():
-                _sweep_tmp(directory)
+            try:
+                fd = self.open_dir(directory, create=False)
+            except FileNotFoundError:
+                fd = None
+            digests = []
+            if fd is not None:
+                try:
+                    files = _view_files(_read_json(VIEW_FILE, dir_fd=fd))
+                    digests = sorted({rec["sha256"] for rec in files.values()})
+                    for fn in [*files, VIEW_FILE]:
+                        try:
+                            os.unlink(fn, dir_fd=fd)
+                        except FileNotFoundError:
+                            pass
+                        except IsADirectoryError:  # not a view file, whatever the record says: leave it
+                            pass
+                    _sweep_tmp(fd)
+                finally:
+                    os.close(fd)
             root = self.home / "models"
             d = directory
-            while d != root and d.is_dir() and not any(d.iterdir()):
-                d.rmdir()
+            while d != root and _is_dir(d) and not any(d.iterdir()):
+                d.rmdir()  # rmdir removes only an empty directory, and never follows a symlink
                 d = d.parent
         removed, freed = self._remove_unreferenced(digests)
         return {"id": model_id, "removed_blobs": removed, "freed": freed}
@@ -490,8 +837,8 @@ class Cache:
                 json.dump(data, out, indent=2, sort_keys=True)
                 out.write("\n")
             else:
-                for line in lines:
-                    print(line, file=out)
+                for line in lines:  # ids and file names come from view records anyone may have written
+                    print(printable(line), file=out)
 
         try:
             if action == "ls":

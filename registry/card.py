@@ -23,10 +23,15 @@ from typing import Any
 import yaml
 
 from .rules import blocks_use
+from .text import printable
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 MAX_CARD_BYTES = 1 << 20  # real cards are a few KiB; anything this big is not a card
+# Markdown parsing costs several microseconds a byte (markdown-it, linear but slow): sections and code blocks
+# are looked for in the first MAX_MARKDOWN_BYTES of the body (the largest corpus card is 78 KB); what follows
+# belongs to the last section found.
+MAX_MARKDOWN_BYTES = 256 << 10
 MAX_NODES = 10_000  # after alias expansion; real front matter has under 100
 MAX_DEPTH = 32  # nesting levels; real front matter has 3 (asset, item, key)
 # Read as the text written: versions and digests, and free-text fields, where YAML 1.1 would turn
@@ -56,14 +61,7 @@ class Problem:
 
     def format(self) -> str:
         """One line, whatever the path or the quoted values hold: control characters are escaped."""
-        return _CONTROL.sub(escape_control, f"{self.path}:{self.line}:{self.col}: {self.severity} {self.rule}: {self.message}")
-
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def escape_control(match: re.Match) -> str:
-    return repr(match.group())[1:-1]  # "\n", "\r", "\t", "\x1b", ...
+        return printable(f"{self.path}:{self.line}:{self.col}: {self.severity} {self.rule}: {self.message}")
 
 
 @dataclass(frozen=True)
@@ -286,9 +284,11 @@ def _parse_yaml(card: Card, source: str, line_offset: int) -> None:
 
 # Two MindSpore Hub quirks YAML cannot read, on a top-level line: `evaluation: -` (a placeholder
 # dash; the hub rewrote it and accepted the card) and `accuracy: vit-base: 83.78` (`: ` in a value).
-_LONE_DASH = re.compile(r"^([\w().-]+):\s*-\s*$")
-_COLON_IN_VALUE = re.compile(r"^([\w().-]+):\s+([^\"'].*:\s.*?)\s*$")
+# The line comes from the card (or a hostile server) and may be a megabyte long: only one anchored,
+# backtracking-free match and plain string operations are applied to it.
+_KEY_COLON = re.compile(r"[\w().-]+:")
 _NOT_PLAIN_TEXT = re.compile(r"^[\[{&*!|>%@`]| #")  # flow, anchor, tag, block scalar, comment: not one text
+QUOTED_MAX = 120  # longest value quoted back in a suggestion; a longer one would flood the message
 MAX_QUIRKS = 16  # quirk lines read per card (the hub has 1 at most); each costs one more YAML pass
 
 
@@ -302,29 +302,37 @@ def _quirk(exc: yaml.MarkedYAMLError, line_text: str) -> tuple[str, str, int] | 
     only reading. Not read: indented lines, and values that start like other YAML (quotes, flow
     collections, anchors, tags, block scalars) or hold a comment, where more than one reading exists."""
     problem = exc.problem or ""
-    dash = _LONE_DASH.match(line_text)
-    if dash and "block sequence entries are not allowed" in problem:
-        at = line_text.index("-", dash.end(1) + 1)
+    head = _KEY_COLON.match(line_text)
+    if not head:
+        return None
+    rest = line_text[head.end():]
+    value = rest.strip()
+    at = head.end() + len(rest) - len(rest.lstrip())  # where the value starts
+    if value == "-" and "block sequence entries are not allowed" in problem:
         return "yaml-dash-placeholder", line_text[:at] + '"-"', at + 1
-    colon = _COLON_IN_VALUE.match(line_text)
-    if colon and "mapping values are not allowed" in problem and not _NOT_PLAIN_TEXT.search(colon.group(2)):
-        at = colon.start(2)
-        return "yaml-colon-in-value", line_text[:at] + "'" + colon.group(2).replace("'", "''") + "'", at + 1
+    if ("mapping values are not allowed" in problem and rest[:1].isspace() and value[:1] not in ("", "\"", "'")
+            and (re.search(r":\s", value) or value.endswith(":")) and not _NOT_PLAIN_TEXT.search(value)):
+        return "yaml-colon-in-value", line_text[:at] + "'" + value.replace("'", "''") + "'", at + 1
     return None
 
 
 def _yaml_message(exc: yaml.MarkedYAMLError, line_text: str) -> str:
+    # Plain string operations around one anchored, backtracking-free match: the line comes from the card
+    # (or a hostile server) and may be a megabyte long, so no pattern here may be super-linear in it.
     problem = (exc.problem or "").strip()
-    lone_dash = _LONE_DASH.match(line_text)
-    if lone_dash:
-        return (f"`{lone_dash.group(1)}: -` : a lone `-` starts a YAML list, which cannot stand here; "
-                f"write the value, quote it (`{lone_dash.group(1)}: \"-\"`) or leave it empty")
+    head = _KEY_COLON.match(line_text)
+    key = head.group()[:-1] if head else ""
+    value = line_text[head.end():] if head else ""
+    if head and value.strip() == "-":
+        return (f"`{key}: -` : a lone `-` starts a YAML list, which cannot stand here; "
+                f"write the value, quote it (`{key}: \"-\"`) or leave it empty")
     if "mapping values are not allowed" in problem:
-        colon_in_value = _COLON_IN_VALUE.match(line_text)
-        if colon_in_value:
-            key, value = colon_in_value.groups()
+        value = value.strip()
+        if head and line_text[head.end():head.end() + 1].isspace() and value[:1] not in ("", "\"", "'") \
+                and re.search(r":\s", value):
+            shown = value if len(value) <= QUOTED_MAX else "..."
             return (f"the value of `{key}` contains `: `, which YAML reads as a nested key; "
-                    f"quote it: `{key}: \"{value}\"`")
+                    f"quote it: `{key}: \"{shown}\"`")
         return ("a value contains `: ` (or a key is mis-indented); quote the value, e.g. `summary: \"a: b\"`, "
                 "or fix the indentation")
     if "block sequence entries are not allowed" in problem or "expected <block end>" in problem:
@@ -430,7 +438,11 @@ def _parse_markdown(text: str, fm_open: int, fm_close: int) -> tuple[str, list[S
                 break
     offset = fm_close if fm_close else 0
     body_lines = lines[offset:]
-    tokens = MarkdownIt("commonmark").parse("\n".join(body_lines))
+    body = "\n".join(body_lines)
+    if len(body) > MAX_MARKDOWN_BYTES:
+        body = body[:body.rfind("\n", 0, MAX_MARKDOWN_BYTES) + 1]
+    # Block structure only: headings and code blocks need no inline parsing, the slowest part by far.
+    tokens = MarkdownIt("commonmark").disable("inline").parse(body)
     headings: list[tuple[int, int, str]] = []  # (body line index, level, title)
     blocks: list[CodeBlock] = []
     for i, tok in enumerate(tokens):

@@ -114,6 +114,7 @@ class Asset:
     sha256: str
     filename: str  # name of the file in a model's view of the cache
     index: int  # position in the card's asset list
+    size: int | None = None  # the card's asset-size (bytes), when it gives one
 
     @property
     def is_prefix(self) -> bool:
@@ -207,7 +208,9 @@ class Entry:
                 raise CardError(f"{where}: asset {i + 1} of card {self.id} has asset-sha256 {sha!r}, not 64 hex digits "
                                 "(nor a prefix of 8 or more): set it to the file's sha256 (`registry hash FILE`)")
             url = urljoin(self.base_url, link)
-            result.append(Asset(fmt, link, url, sha, _asset_filename(url, sha, fmt), i))
+            size = item.get("asset-size")
+            size = size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else None
+            result.append(Asset(fmt, link, url, sha, _asset_filename(url, sha, fmt), i, size))
         return result
 
     def select_assets(self, formats: Iterable[str] | None = None) -> list[Asset]:

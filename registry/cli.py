@@ -6,13 +6,13 @@ Every failure the user can cause ends as one line on stderr and the exit code it
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import warnings
 from typing import Sequence
 
 from . import __version__
 from .errors import RegistryError, UsageError
+from .text import mask_passwords, printable, printable_json
 
 
 class _Parser(argparse.ArgumentParser):
@@ -22,8 +22,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _print_json(data) -> None:
-    json.dump(data, sys.stdout, indent=2, sort_keys=True, ensure_ascii=False)
-    sys.stdout.write("\n")
+    sys.stdout.write(printable_json(data) + "\n")
 
 
 # --------------------------------------------------------------------------- commands
@@ -64,10 +63,8 @@ def _resolve(name: str, args):
     """The card a NAME argument means; which of several versions was chosen is said on stderr."""
     from .catalog import resolve
 
-    entry = resolve(name, registry=args.registry, mindspore_version=args.mindspore_version)
-    if entry.choice is not None:
-        print(f"registry: {entry.choice}", file=sys.stderr)
-    return entry
+    # which of several versions was chosen reaches stderr through the library's log (main)
+    return resolve(name, registry=args.registry, mindspore_version=args.mindspore_version)
 
 
 def cmd_pull(args) -> int:
@@ -76,7 +73,7 @@ def cmd_pull(args) -> int:
     settings = _settings_from(args)
     for name in args.names:
         for item in pull(_resolve(name, args), formats=args.format, force=args.force, settings=settings):
-            print(f"{item.sha256[:12]}  {item.path}")
+            print(printable(f"{item.sha256[:12]}  {item.path}"))
     return 0
 
 
@@ -247,15 +244,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_library_notices() -> None:
+    """The library reports through logging (it never prints): its notices go to stderr as one line each."""
+    import logging
+
+    logger = logging.getLogger("registry")
+    if not logger.handlers:
+        class Printable(logging.Formatter):
+            def format(self, record):
+                return printable(mask_passwords(super().format(record)))
+
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(Printable("registry: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from .errors import RegistryWarning
 
+    _show_library_notices()
     with warnings.catch_warnings():  # restores the caller's warning display when main() returns
         python_show = warnings.showwarning
 
         def show(message, category, *rest, **kw):  # the library's warnings: one line each on stderr
             if issubclass(category, RegistryWarning):
-                print(f"registry: warning: {message}", file=sys.stderr)
+                print(f"registry: warning: {printable(mask_passwords(str(message)))}", file=sys.stderr)
             else:
                 python_show(message, category, *rest, **kw)
 
@@ -273,7 +288,7 @@ def _main(argv: Sequence[str] | None) -> int:
             return 2
         return args.func(args)
     except RegistryError as exc:
-        print(f"registry: error: {exc.message}", file=sys.stderr)
+        print(f"registry: error: {printable(exc.message)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("registry: interrupted", file=sys.stderr)
@@ -283,7 +298,7 @@ def _main(argv: Sequence[str] | None) -> int:
     except Exception as exc:  # a bug of ours: one line, the traceback on request
         if debug:
             raise
-        print(f"registry: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", file=sys.stderr)
+        print(f"registry: internal error: {type(exc).__name__}: {printable(mask_passwords(str(exc)))} (rerun with --debug for the traceback)", file=sys.stderr)
         return 70
 
 

@@ -6,6 +6,8 @@ Exit codes: 0 success; 1 problems found (validate) or an invalid card; 2 usage o
 """
 from __future__ import annotations
 
+from .text import mask_passwords
+
 
 class RegistryError(Exception):
     """Base class: `str(err)` is the whole user-facing message."""
@@ -13,10 +15,18 @@ class RegistryError(Exception):
     exit_code = 1
 
     def __init__(self, message: str, *, exit_code: int | None = None):
-        super().__init__(message)
+        super().__init__(mask_passwords(message))
         self.message = message
         if exit_code is not None:
             self.exit_code = exit_code
+
+    @property
+    def message(self) -> str:
+        return self._message
+
+    @message.setter
+    def message(self, text: str) -> None:  # a password in a URL (user:pass@host) never reaches a message
+        self._message = mask_passwords(text)
 
     def __str__(self) -> str:
         return self.message

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import posixpath
 import re
@@ -47,16 +48,19 @@ from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from . import settings as _settings
 from . import versions
-from .card import MAX_CARD_BYTES, Card, escape_control, parse_bytes, parse_file
+from .card import MAX_CARD_BYTES, Card, parse_bytes, parse_file
+from .text import mask_passwords, printable, printable_json
 from .catalog import SHA256_RE, Entry, LocalRegistry, Registry, check_name, is_localized, open_registry, walk_markdown
 from .errors import CardError, IntegrityError, NotFoundError, OfflineError, TransferError, UsageError
 from .cache import write_atomic
 from .local_assets import inside, local_path
-from .transfer import http_session, network_reason
+from .transfer import _SpeedGuard, http_session, network_reason
 
+_log = logging.getLogger("registry")
 FORMAT = 1
 INDEX_NAME = "index.json"
 MAX_INDEX_BYTES = 256 << 20  # the 2,905-card corpus indexes to 2.4 MB; this is room for ~100x that
+MAX_INDEX_CONTAINERS = 1_000_000  # JSON objects + lists: ~200,000 cards (the corpus index has 14,884, 5 a card)
 SEARCH_FIELDS = ("model-name", "backbone-name", "module-type", "train-dataset", "mindspore-version", "user-id",
                  "train-backend", "infer-backend", "summary", "update-time")
 
@@ -254,7 +258,7 @@ class HttpRegistry(Registry):
         if not base_url.endswith("/"):
             base_url += "/"
         self.base_url = base_url
-        self.location = base_url
+        self.location = mask_passwords(base_url)  # what messages name; requests use base_url
         self.index_url = urljoin(base_url, INDEX_NAME)
         self.settings = settings or _settings.current()
         self.cache_dir = self.settings.home / "registries" / hashlib.sha256(base_url.encode()).hexdigest()
@@ -272,14 +276,22 @@ class HttpRegistry(Registry):
             with self._session.get(url, headers=headers, stream=True,
                                    timeout=(self.settings.connect_timeout, self.settings.read_timeout)) as resp:
                 body = bytearray()
-                for chunk in resp.iter_content(1 << 16):
+                guard = _SpeedGuard(self.settings)
+                # read1: what one read brought, so a trickling server meets the speed limit, not an endless wait
+                while chunk := resp.raw.read1(1 << 16, decode_content=True):
                     body += chunk
                     if len(body) > limit:
                         raise TransferError(f"{url} is over {limit:,} bytes, too large for what it should be: "
                                             "check the registry URL")
+                    if cause := guard.slow(len(chunk)):
+                        raise TransferError(f"cannot fetch {url}: {cause}; check the registry URL and your network")
                 return resp, bytes(body)
-        except requests.RequestException as exc:
+        except (requests.RequestException, OSError) as exc:
             raise TransferError(f"cannot fetch {url}: {network_reason(exc)}; check the registry URL and your network") from None
+        except Exception as exc:  # urllib3/http.client protocol errors while reading the body
+            if exc.__class__.__module__.split(".")[0] in ("urllib3", "http"):
+                raise TransferError(f"cannot fetch {url}: {network_reason(exc)}; check the registry URL and your network") from None
+            raise
 
     # -- index
     @property
@@ -304,7 +316,7 @@ class HttpRegistry(Registry):
         except TransferError as exc:
             if not have:
                 raise
-            print(f"registry: warning: {exc.message.split(';')[0]}; using the cached index", file=sys.stderr)
+            print(printable(f"registry: warning: {exc.message.split(';')[0]}; using the cached index"), file=sys.stderr)
             return self._read_cached(cached)
         if resp.status_code == 304 and have:
             return self._read_cached(cached)
@@ -313,17 +325,20 @@ class HttpRegistry(Registry):
                              "or its index is missing (create it with `registry index DIR`)")
         if resp.status_code != 200:
             if have:
-                print(f"registry: warning: {self.index_url} answered HTTP {resp.status_code}; using the cached index",
-                      file=sys.stderr)
+                print(f"registry: warning: {mask_passwords(self.index_url)} answered HTTP {resp.status_code}; "
+                      "using the cached index", file=sys.stderr)
                 return self._read_cached(cached)
             raise TransferError(f"cannot fetch {self.index_url}: HTTP {resp.status_code} {resp.reason}")
         index = self._parse_index(body, self.index_url)
-        write_atomic(cached, body)
-        new_etag = resp.headers.get("ETag", "")
-        if new_etag:
-            write_atomic(meta, json.dumps({"etag": new_etag, "sha256": hashlib.sha256(body).hexdigest()}).encode())
-        else:
-            meta.unlink(missing_ok=True)
+        try:
+            meta.unlink(missing_ok=True)  # first: a meta never describes other bytes than the cached index
+            write_atomic(cached, body)
+            new_etag = resp.headers.get("ETag", "")
+            if new_etag:
+                write_atomic(meta, json.dumps({"etag": new_etag, "sha256": hashlib.sha256(body).hexdigest()}).encode())
+        except OSError as exc:  # a full disk or a read-only cache: the index is read, only not kept for next time
+            _log.warning(f"could not keep a copy of {mask_passwords(self.index_url)} in the cache ({exc.strerror or exc}); "
+                         "the next command fetches it again")
         return index
 
     @staticmethod
@@ -343,10 +358,19 @@ class HttpRegistry(Registry):
 
     @staticmethod
     def _parse_index(raw: bytes, source: str) -> Index:
+        # What a server sends is bounded before it is parsed: objects and lists (each costs memory however
+        # small its text; 120 MiB of `{}` once took 3 GiB), and nesting (a RecursionError in the parser).
+        containers = raw.count(b"{") + raw.count(b"[")
+        if containers > MAX_INDEX_CONTAINERS:
+            raise UsageError(f"{source} holds {containers:,} JSON objects and lists, over the {MAX_INDEX_CONTAINERS:,} "
+                             "an index of this tool may have: check the registry URL, or split the registry")
         try:
             data = json.loads(raw)
         except ValueError as exc:
             raise UsageError(f"{source} is not valid JSON ({exc}): regenerate it with `registry index DIR`") from None
+        except RecursionError:
+            raise UsageError(f"{source} nests JSON deeper than an index ever does: it is not a registry index; "
+                             "check the registry URL") from None
         return Index(data, source)
 
     # -- Registry API
@@ -378,7 +402,8 @@ class HttpRegistry(Registry):
             raise CardError(f"card {card_id} could not be indexed on {self.base_url}: "
                             f"{'; '.join(record.get('problems') or ['no sha256 in the index'])}")
         raw = self._card_bytes(url, expected)
-        return Entry(card_id, parse_bytes(raw, url), url, url.rsplit("/", 1)[0] + "/", self)
+        shown = mask_passwords(url)
+        return Entry(card_id, parse_bytes(raw, shown), shown, url.rsplit("/", 1)[0] + "/", self)
 
     def _card_bytes(self, url: str, expected: str) -> bytes:
         cached = self.cache_dir / "cards" / f"{expected}.md"
@@ -397,7 +422,10 @@ class HttpRegistry(Registry):
         if actual != expected:
             raise IntegrityError(f"card {url} has sha256 {actual} but the index {self.index_url} says {expected}: "
                                  "the card was changed after indexing; refusing it (regenerate the index if the change is yours)")
-        write_atomic(cached, raw)
+        try:
+            write_atomic(cached, raw)
+        except OSError as exc:  # a full disk or a read-only cache: the card is verified, only not kept
+            _log.warning(f"could not keep a copy of card {mask_passwords(url)} in the cache ({exc.strerror or exc})")
         return raw
 
 
@@ -526,8 +554,7 @@ def cli_index(args, stdout: TextIO) -> int:
 
 
 def _json_out(stdout: TextIO, data) -> None:
-    json.dump(data, stdout, indent=2, sort_keys=True, ensure_ascii=False)
-    stdout.write("\n")
+    stdout.write(printable_json(data) + "\n")
 
 
 def _tty(stdout: TextIO) -> bool:
@@ -538,12 +565,9 @@ def _width(stdout: TextIO) -> int:
     return shutil.get_terminal_size((100, 24)).columns if _tty(stdout) else 100
 
 
-# Control characters but tab and newline: card text must not drive the terminal (clear it, set its title).
-_TERMINAL_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-
-
 def _plain(text: str) -> str:
-    return _TERMINAL_CONTROL.sub(escape_control, text)
+    """Card text for the terminal: it must not drive it (clear it, set its title, reorder a line)."""
+    return printable(text, "\t\n")
 
 
 def _table(rows: list[list[str]], header: list[str], stdout: TextIO) -> None:
@@ -578,7 +602,8 @@ def cli_list(args, stdout: TextIO) -> int:
 
 def _asset_rows(entry: Entry) -> tuple[list[dict], str | None]:
     try:
-        return [{"file-format": a.file_format, "sha256": a.sha256, "link": a.link, "url": a.url, "filename": a.filename}
+        return [{"file-format": a.file_format, "sha256": a.sha256, "link": mask_passwords(a.link),
+                 "url": mask_passwords(a.url), "filename": a.filename}
                 for a in entry.assets], None
     except CardError as exc:
         return [], exc.message
@@ -658,9 +683,16 @@ def _cli_tensors(entry: Entry, args, stdout: TextIO) -> int:
 # --------------------------------------------------------------------------- Markdown for a terminal
 
 
+MAX_RENDERED_BYTES = 128 << 10  # markdown-it takes up to ~20 us a byte (link brackets): ~2.5 s at this size
+
+
 def render_markdown(text: str, width: int = 100, tty: bool = False) -> str:
-    """Markdown as readable terminal text: headings set off, code indented, links as `text (url)`."""
+    """Markdown as readable terminal text: headings set off, code indented, links as `text (url)`.
+    A text over MAX_RENDERED_BYTES (no real card comes near) is returned as it is, after a note."""
     from markdown_it import MarkdownIt
+
+    if len(text) > MAX_RENDERED_BYTES:
+        return f"(the card's text is over {MAX_RENDERED_BYTES >> 10} KiB, shown as written)\n\n{text.strip(chr(10))}\n"
 
     tokens = MarkdownIt("commonmark").enable("table").parse(text)
     out: list[str] = []

@@ -87,6 +87,7 @@ from . import schema
 from .card import Card, Problem, parse_file
 from .catalog import _asset_filename, is_localized, walk_markdown
 from .local_assets import AssetChecker
+from .text import printable
 
 BACKENDS = frozenset({"ascend", "gpu", "cpu"})
 _VERSION_DIR = re.compile(r"^\d+\.\d+(\.\d+)?$")
@@ -470,8 +471,7 @@ def render(report: Report, fmt: str, stream: TextIO) -> None:
         data = {"problems": [{"path": p.path, "line": p.line, "col": p.col, "severity": p.severity,
                               "rule": p.rule, "message": p.message} for p in problems],
                 "summary": report.summary(), "exit_code": report.exit_code}
-        json.dump(data, stream, indent=2, ensure_ascii=False)
-        stream.write("\n")
+        stream.write(printable(json.dumps(data, indent=2, ensure_ascii=False), "\n") + "\n")
         return
     write = stream.write
     if fmt == "github":
@@ -479,7 +479,7 @@ def render(report: Report, fmt: str, stream: TextIO) -> None:
             where = f"file={_gh_escape(p.path, True)}"
             if p.line:
                 where += f",line={p.line},col={p.col}"
-            write(f"::{p.severity} {where},title={_gh_escape(p.rule, True)}::{_gh_escape(p.message)}\n")
+            write(printable(f"::{p.severity} {where},title={_gh_escape(p.rule, True)}::{_gh_escape(p.message)}") + "\n")
     else:
         for p in problems:
             write(p.format() + "\n")

@@ -40,8 +40,9 @@ builder. `mindspore_version=` picks among the cards of a short name (versions.py
 """
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
-import re
 import warnings
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterable
@@ -61,6 +62,7 @@ _TRAINING_COUNTERS = frozenset({
 })
 LOADABLE_FORMATS = ("safetensors", "ckpt", "mindir")
 WEIGHT_FORMATS = ("safetensors", "ckpt")  # formats whose entries load into a built network
+_log = logging.getLogger("registry")
 SHOWN = 8  # names listed per kind in an error message before "and K more"
 
 
@@ -269,12 +271,35 @@ def _loadable(entry, asset):
     return asset
 
 
-def _fetch(entry, asset, *, force: bool) -> str:
-    """The cached, verified local path of one asset of the card (pulled if not cached)."""
+@contextlib.contextmanager
+def _fetch(entry, asset, *, force: bool):
+    """A path to the bytes of one asset of the card, hashed and found to match its sha256 in this call:
+    pulled if not cached, then copied privately while hashed (cache.verified_copy), so what MindSpore parses
+    is what was checked. A cached blob that no longer matches (bit rot, tampering) is removed and pulled
+    again, once."""
     from . import transfer
+    from .cache import Cache, verified_copy
+    from .errors import IntegrityError, RegistryError
 
-    (item,) = transfer.pull(entry, assets=[asset], force=force)  # only the chosen asset is downloaded
-    return os.fspath(item.path)
+    for attempt in (1, 2):
+        (item,) = transfer.pull(entry, assets=[asset], force=force)  # only the chosen asset is downloaded
+        # item.sha256 is the full digest: a card may give only a prefix of it
+        with verified_copy(item.blob, item.sha256, f"asset.{asset.file_format.lower()}") as path:
+            if path is not None:
+                yield os.fspath(path)
+                return
+        what = f"the cached {asset.filename} of card {entry.id} ({item.blob})"
+        try:
+            cache = Cache.from_settings()
+            with cache.lock(item.sha256):
+                cache.verify_blob(item.sha256)  # removes it: its bytes are not the card's any more
+        except (RegistryError, OSError):
+            raise IntegrityError(f"{what} no longer matches its sha256 (bit rot or tampering), and this cache cannot "
+                                 "be repaired by you: ask its owner to run `registry cache verify`") from None
+        if attempt == 2:
+            raise IntegrityError(f"{what} did not match its sha256 even after a fresh download: the disk or "
+                                 "memory may be failing; run `registry cache verify`")
+        _log.warning(f"{what} no longer matches its sha256 (bit rot or tampering): removed, pulling it again")
 
 
 def _resolve(name, registry, source: str = "gitee", mindspore_version: str | None = None):
@@ -333,15 +358,16 @@ def load(name: str, *args, source: str = "gitee", pretrained: bool = True, force
 
 def _load_into(net, entry, chosen, *, strict: bool, force: bool, adaptation=None, network: str = "the network"):
     """Fetch, table-check and load one weights asset into `net`; its LoadReport."""
-    path = _fetch(entry, chosen, force=force)
     source = f"checkpoint {chosen.filename} of card {entry.id}"
     fmt = chosen.file_format.lower()
     options = {"strict": strict, "source": source, "adaptation": adaptation, "network": network}
-    if fmt == "safetensors":  # the header's table first: nothing of a file that does not fit is parsed
-        from .tensors import safetensors_table
+    with _fetch(entry, chosen, force=force) as path:
+        if fmt == "safetensors":  # the header's table first: nothing of a file that does not fit is parsed
+            from .tensors import safetensors_table
 
-        fit_parameters(net, safetensors_table(path, source), dry_run=True, **options)
-    return fit_parameters(net, read_checkpoint(path, source, file_format=fmt), **options)
+            fit_parameters(net, safetensors_table(path, source), dry_run=True, **options)
+        params = read_checkpoint(path, source, file_format=fmt)
+    return fit_parameters(net, params, **options)
 
 
 def _check_arguments(entry, label: str, builder, args, kwargs) -> None:
@@ -363,9 +389,9 @@ def _load_graph(entry, asset, *, force: bool):
     from mindspore import nn
 
     _warn_version(entry)
-    path = _fetch(entry, asset, force=force)
     try:
-        graph = mindspore.load(path)
+        with _fetch(entry, asset, force=force) as path:
+            graph = mindspore.load(path)
     except (ValueError, RuntimeError, OSError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise LoadError(f"mindir {asset.filename} of card {entry.id} cannot be loaded ({first})") from None
@@ -411,20 +437,26 @@ def load_weights(network_or_name, name: str | None = None, *, source: str = "git
     _warn_version(entry)
     if network is not None:
         return _load_into(network, entry, chosen, strict=strict, force=force_reload)
-    path = _fetch(entry, chosen, force=force_reload)
     source = f"checkpoint {chosen.filename} of card {entry.id}"
-    if fmt == "safetensors":  # refuse a lying header before MindSpore parses the file
-        from .tensors import safetensors_table
+    with _fetch(entry, chosen, force=force_reload) as path:
+        if fmt == "safetensors":  # refuse a lying header before MindSpore parses the file
+            from .tensors import safetensors_table
 
-        safetensors_table(path, source)
-    params = read_checkpoint(path, source, file_format=fmt)
+            safetensors_table(path, source)
+        params = read_checkpoint(path, source, file_format=fmt)
     weights = {k: v for k, v in params.items() if hasattr(v, "shape")}
     if weights and all(k.startswith(WRAPPER_PREFIX) for k in weights):
         weights = {k[len(WRAPPER_PREFIX):]: v for k, v in weights.items()}
     return weights
 
 
-_SHAPE_TEXT = re.compile(r"^\s*\[?\s*\d+(\s*,\s*\d+)*\s*\]?\s*$")
+def _shape_from_text(text: str) -> list[int] | None:
+    """`[300, 300, 3]` or `300,300,3` written as text -> [300, 300, 3]; None otherwise. String operations,
+    not a pattern: the text is the card's and may be long."""
+    parts = text.strip().removeprefix("[").removesuffix("]").split(",")
+    if not all(p.strip().isascii() and p.strip().isdigit() and len(p.strip()) <= 18 for p in parts):
+        return None
+    return [int(p) for p in parts]
 
 
 def get_desired_input_shape(name: str, registry=None, *, source: str = "gitee",
@@ -434,8 +466,8 @@ def get_desired_input_shape(name: str, registry=None, *, source: str = "gitee",
 
     entry = catalog.resolve(name, registry=registry, source=source, mindspore_version=mindspore_version)
     shape = entry.fields.get("input-shape")
-    if isinstance(shape, str) and _SHAPE_TEXT.match(shape):
-        shape = [int(x) for x in shape.strip(" []").split(",")]
+    if isinstance(shape, str):
+        shape = _shape_from_text(shape) or shape
     if not isinstance(shape, list) or not shape or not all(isinstance(x, int) and not isinstance(x, bool) for x in shape):
         line, col = entry.card.pos(("input-shape",))
         raise CardError(f"{entry.card.path}:{line}:{col}: card {entry.id} has no usable input-shape "

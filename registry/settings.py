@@ -17,6 +17,12 @@ REGISTRY_PROGRESS        1 force / 0 disable progress bars (default: only on a t
 REGISTRY_REQUIRE_FULL_SHA256  1: refuse assets whose card gives only a sha256 prefix (8 to 63 hex
                          digits, as mindspore-lab cards do); default 0: pull checks the prefix and warns
                          that it guards against corruption, not against a hostile server
+REGISTRY_SPEED_LIMIT     bytes per second ...
+REGISTRY_SPEED_TIME      ... a transfer must average over any window of this many seconds, else it fails as
+                         too slow (like curl --speed-limit/--speed-time; defaults 1000 and 30; a limit of 0 disables)
+REGISTRY_MAX_ASSET_SIZE  largest body accepted for an asset whose size neither the card (asset-size) nor the
+                         server (Content-Length) declares, in bytes (default 34359738368, 32 GiB)
+REGISTRY_LOCK_TIMEOUT    seconds to wait for another process's lock on a blob or model (default 3600)
 """
 from __future__ import annotations
 
@@ -130,6 +136,10 @@ class Settings:
     jobs: int = 4
     progress: bool | None = None
     require_full_sha256: bool = False
+    speed_limit: float = 1000.0
+    speed_time: float = 30.0
+    max_asset_size: int = 32 << 30
+    lock_timeout: float = 3600.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -149,6 +159,10 @@ class Settings:
             jobs=max(1, int(_number(env, "REGISTRY_JOBS", 4, int))),
             progress=_flag(env, "REGISTRY_PROGRESS", None),
             require_full_sha256=bool(_flag(env, "REGISTRY_REQUIRE_FULL_SHA256", False)),
+            speed_limit=_number(env, "REGISTRY_SPEED_LIMIT", 1000.0),
+            speed_time=_number(env, "REGISTRY_SPEED_TIME", 30.0, positive=True),
+            max_asset_size=int(_number(env, "REGISTRY_MAX_ASSET_SIZE", 32 << 30, int)),
+            lock_timeout=_number(env, "REGISTRY_LOCK_TIMEOUT", 3600.0),
         )
 
     def with_(self, **changes) -> "Settings":

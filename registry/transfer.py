@@ -35,6 +35,7 @@ import email.utils
 import functools
 import hashlib
 import json
+import logging
 import os
 import queue
 import random
@@ -52,7 +53,7 @@ from urllib.request import url2pathname
 
 from . import __version__
 from . import settings as _settings
-from .cache import VIEW_FILE, Cache, hash_file
+from .cache import VIEW_FILE, Cache, CacheLockError, _read_json, hash_file, write_atomic
 from .catalog import Asset, Entry, Registry, resolve
 from .errors import (
     CardError,
@@ -62,7 +63,9 @@ from .errors import (
     RegistryError,
     TransferError,
 )
+from .text import mask_passwords
 
+_log = logging.getLogger("registry")  # the CLI shows these on stderr; the library never prints
 CHUNK = 1 << 20  # read size: large reads keep per-call overhead negligible next to the copy itself
 DEPTH = 4  # buffers in flight between the reading thread and the hashing thread
 MAX_DELAY = 30.0  # cap of the exponential backoff
@@ -121,7 +124,12 @@ def pull(name_or_entry: str | os.PathLike | Entry, *, registry: str | os.PathLik
             again = force
             while True:
                 blob, downloaded = engine.fetch(asset, entry, force=again)
-                path = engine.place(entry, asset, names[asset.index], blob)
+                name = names[asset.index]
+                view = dict(size=os.lstat(blob).st_size, file_format=asset.file_format, url=asset.url)
+                if not downloaded and engine.cache.view_current(entry.id, name, blob.name, **view):
+                    # Nothing to write: a read-only cache (or another user's) serves it as it is.
+                    return Pulled(entry, asset, engine.cache.model_dir(entry.id) / name, blob, False)
+                path = engine.place(entry, asset, name, blob)
                 if path is not None:  # else a prune removed the blob since fetch returned: fetch it again
                     return Pulled(entry, asset, path, blob, downloaded)
                 again = False
@@ -278,6 +286,38 @@ class _DiskError(RegistryError):
     exit_code = 2
 
 
+def _hopeless(exc: RegistryError) -> RegistryError:
+    """Mark an error after which the partial file can never become the asset: it is deleted."""
+    exc.discard = True
+    return exc
+
+
+def part_name(out) -> Path | str:
+    return getattr(out, "path", None) or out.name
+
+
+class _SpeedGuard:
+    """Fails a transfer that averages under `speed_limit` bytes/s over a window of `speed_time` seconds (as curl's
+    --speed-limit/--speed-time): each read may arrive within the read timeout, yet the whole never ends."""
+
+    def __init__(self, settings: _settings.Settings, clock=time.monotonic):
+        self.limit, self.window, self.clock = settings.speed_limit, settings.speed_time, clock
+        self.start, self.bytes = clock(), 0
+
+    def slow(self, n: int) -> str | None:
+        """Count `n` bytes just received; the cause, when the transfer is too slow."""
+        if not self.limit:
+            return None
+        self.bytes += n
+        elapsed = self.clock() - self.start
+        if elapsed >= self.window:
+            if self.bytes < self.limit * elapsed:
+                return (f"{self.bytes:,} bytes in {elapsed:.1f} s, slower than REGISTRY_SPEED_LIMIT "
+                        f"({self.limit:g} bytes/s over REGISTRY_SPEED_TIME, {self.window:g} s)")
+            self.start, self.bytes = self.clock(), 0
+        return None
+
+
 class _Progress:
     def __init__(self, enabled: bool, label: str):
         self._bar = None
@@ -310,7 +350,7 @@ class Engine:
     def __init__(self, settings: _settings.Settings, *, progress: bool | None = None, label: str = "pull",
                  threaded_hash: bool = True):
         self.settings = settings
-        self.cache = Cache(settings.home)
+        self.cache = Cache.from_settings(settings, on_wait=_log.warning)
         self.threaded_hash = threaded_hash
         show = progress if progress is not None else settings.progress
         if show is None:
@@ -351,8 +391,22 @@ class Engine:
             if blob is not None:
                 return blob, False
         what = f"asset {asset.index + 1} of {entry.id}" if entry is not None else "asset"
-        key = self.cache.download_key(digest, asset.url)
-        with self.cache.lock(key):
+        if entry is not None and urlsplit(entry.source).scheme in ("http", "https") \
+                and urlsplit(asset.url).scheme.lower() == "file":
+            raise TransferError(f"{what} links the local file {asset.url}, but the card comes from the remote registry "
+                                f"{entry.source}: a remote card may not copy files of this machine; refusing it")
+        key = self.cache.download_key(digest, asset.url)  # names the partial and the download's lock
+        lock = self.cache.lock(key)
+        try:
+            lock.acquire()
+        except CacheLockError:
+            blob = self.cache.blob_path(full) if full else None  # a cache we cannot write: an intact blob is still usable
+            if not force and blob is not None and os.path.isfile(blob) and not os.path.islink(blob) \
+                    and hash_file(blob)[0] == full:
+                return blob, False
+            raise
+        try:
+            self.cache.sweep_partial_tmp(key)  # left by a process killed while writing a stamp or metadata
             full = None if force else known()
             if full:
                 # another process may have just downloaded it; lookup re-hashes under the blob's own lock
@@ -364,12 +418,14 @@ class Engine:
                 raise OfflineError(f"offline mode: {what} ({asset.filename}, sha256 {digest[:12]}) is not in the cache "
                                    f"{self.cache.home}; pull it once with the network on (unset REGISTRY_OFFLINE)")
             url = apply_mirrors(asset.url, self.settings.mirrors)
-            blob = self._download(url, digest, what, key)
+            blob = self._download(url, digest, what, key, asset.size)
             if asset.is_prefix and entry is not None:
                 # Recorded in the view before the download's lock is released, so that a process waiting
                 # on it finds the blob (known()) instead of downloading it again.
                 self.place(entry, asset, _view_names(entry.assets)[asset.index], blob)
             return blob, True
+        finally:
+            lock.release()
 
     def place(self, entry: Entry, asset: Asset, filename: str, blob: Path) -> Path | None:
         """Put `blob` in the view of `entry`'s model as `filename`; None when it is gone (a prune removed it)."""
@@ -379,9 +435,10 @@ class Engine:
             return self.cache.link(entry.id, filename, blob.name, size=blob.stat().st_size,
                                    file_format=asset.file_format, url=asset.url)
 
-    def _download(self, url: str, digest: str, what: str, key: str | None = None) -> Path:
+    def _download(self, url: str, digest: str, what: str, key: str | None = None, declared: int | None = None) -> Path:
         """Download `url` into the cache as the blob of its sha256, which must be `digest` or, when `digest` is
-        a prefix, start with it. `key` names the partial file and lock (default: the digest itself)."""
+        a prefix, start with it. `key` names the partial file and lock (default: the digest itself);
+        `declared`: the card's asset-size, if any."""
         scheme = urlsplit(url).scheme.lower()
         if scheme not in ("http", "https", "file"):
             raise TransferError(f"{what} has link {url}, which is not an http(s) or file URL: fix its asset-link")
@@ -390,60 +447,115 @@ class Engine:
         self.cache._mkdir(part.parent)
         hasher = _Hasher(self.threaded_hash)
         try:
-            return self._download_into(url, scheme, part, digest, what, hasher, key)
+            return self._download_into(url, scheme, part, digest, what, hasher, key, declared)
         except RegistryError as exc:
-            shown = _without_password(url)
-            if shown != url:  # a password in a link or mirror (user:pass@host) stays out of messages and logs
-                exc.message = exc.message.replace(url, shown)
+            if getattr(exc, "discard", False):  # a body that can never be valid, or a disk that could not hold it
+                self.cache.discard_partial(key)
             raise
         finally:
             hasher.close()
 
     def _download_into(self, url: str, scheme: str, part: Path, digest: str, what: str, hasher: _Hasher,
-                       key: str) -> Path:
+                       key: str, declared: int | None) -> Path:
         for final in (False, True):
+            self._local.encoding = None
             if scheme == "file":
-                resumed = self._copy_file(url, part, hasher, what)
+                resumed = self._copy_file(url, part, hasher, what, declared)
             else:
-                resumed = self._http(url, part, key, hasher)
+                resumed = self._http(url, part, key, hasher, what, declared)
             actual = hasher.hexdigest()
             if actual == digest or (len(digest) < 64 and actual.startswith(digest)):
-                with self.cache.lock(actual) if actual != key else _held():  # prune removes blobs under it
-                    blob = self.cache.commit(part, actual)
+                try:
+                    with self.cache.lock(actual) if actual != key else _held():  # prune removes blobs under it
+                        blob = self.cache.commit(part, actual)
+                except RegistryError as exc:
+                    raise _hopeless(exc) from None
                 self.cache.partial_meta_path(key).unlink(missing_ok=True)
                 return blob
             size = hasher.size
             self.cache.discard_partial(key)
             hasher.reset()
             if not resumed or final:
+                encoding = self._local.encoding
+                why = (f"the server sent it with Content-Encoding: {encoding} although asked for identity, and bodies "
+                       "are kept as sent, never decoded" if encoding else "the file differs from the one the card names")
                 expected = digest if len(digest) == 64 else f"a sha256 starting with {digest}"
                 raise IntegrityError(f"sha256 mismatch for {url} ({what}): expected {expected}, got {actual}; "
-                                     f"the {size} bytes were discarded (the file differs from the one the card names)")
+                                     f"the {size} bytes were discarded ({why})")
             # Bytes resumed from an earlier response may not belong with the rest: one clean download.
         raise AssertionError("unreachable")
 
+    # ------------------------------------------------------------------ sizes and space
+
+    def _limit(self, url: str, what: str, declared: int | None, server: int | None) -> int:
+        """The most bytes the body may have: the card's asset-size, else the server's length, else the
+        REGISTRY_MAX_ASSET_SIZE cap. A body that cannot match the card is refused before a byte is written."""
+        if declared is not None:
+            if server is not None and server != declared:
+                raise _hopeless(IntegrityError(
+                    f"{url} ({what}) is {server:,} bytes by the server's account, but the card's asset-size is "
+                    f"{declared:,}: refusing it (nothing kept); the file differs from the one the card names"))
+            return declared
+        cap = self.settings.max_asset_size
+        if server is not None and server > cap:
+            raise _hopeless(TransferError(
+                f"{url} ({what}) is {server:,} bytes, over REGISTRY_MAX_ASSET_SIZE ({cap:,}); nothing was kept: "
+                "raise the setting if the asset is really that large (the card's asset-size avoids the cap)"))
+        return server if server is not None else cap
+
+    def _too_big(self, url: str, what: str, declared: int | None, limit: int):
+        if declared is not None:
+            return _hopeless(IntegrityError(f"{url} ({what}) sent more than the card's asset-size of {declared:,} bytes: "
+                                            "refused at once and discarded (the file differs from the one the card names)"))
+        if limit == self.settings.max_asset_size:
+            return _hopeless(TransferError(f"{url} ({what}) sent more than REGISTRY_MAX_ASSET_SIZE ({limit:,} bytes) "
+                                           "without declaring its size; discarded: give the card an asset-size, or "
+                                           "raise the setting if the asset is really that large"))
+        return _hopeless(TransferError(f"{url} ({what}) sent more than the {limit:,} bytes it declared; discarded"))
+
+    def _check_space(self, part: Path, need: int) -> None:
+        """Refuse to start writing `need` bytes that the disk cannot hold."""
+        try:
+            st = os.statvfs(part.parent)
+        except (OSError, AttributeError):  # no statvfs (Windows): the write itself will say
+            return
+        free = st.f_bavail * st.f_frsize
+        if need > free:
+            raise _hopeless(_DiskError(f"the cache {self.cache.home} has {free:,} bytes free, and the asset needs "
+                                       f"{need:,} more: free some space or set REGISTRY_HOME to another disk"))
+
     # ------------------------------------------------------------------ streaming
 
-    def _stream(self, read_some, out, hasher: _Hasher) -> int:
+    def _stream(self, read_some, out, hasher: _Hasher, limit: int | None = None, too_big=None,
+                guard: "_SpeedGuard | None" = None) -> int:
         """Copy from `read_some` (readinto-like, may return short counts, 0 at the end) to `out`, feeding the
         hasher; returns bytes copied. Bytes received before a failure are still written and hashed, so the
-        partial file holds everything that arrived."""
+        partial file holds everything that arrived. `limit`: the most bytes the file may reach (one byte
+        more raises too_big() before it is written); `guard`: fails a transfer slower than the speed limit."""
         got = flushed = 0
         start = out.tell()
         progress = self.progress.update
         while True:
             buf = hasher.buffer()
             view = memoryview(buf)
+            if limit is not None:  # read at most one byte past the limit: enough to know it is exceeded
+                view = view[:max(1, min(len(buf), limit - start - got + 1))]
             n, end, failure = 0, False, None
             try:
-                while n < len(buf):
+                while n < len(view):
                     k = read_some(view[n:])
                     if not k:
                         end = True
                         break
                     n += k
+                    if guard is not None and (cause := guard.slow(k)):
+                        failure = _Retry(cause)  # raised once the bytes received are written
+                        break
             except BaseException as exc:
                 failure = exc
+            if limit is not None and start + got + n > limit:
+                hasher.unused(buf)
+                raise too_big()
             if not n:
                 hasher.unused(buf)
             else:
@@ -453,8 +565,7 @@ class Engine:
                     while data:
                         data = data[out.write(data):]
                 except OSError as exc:
-                    raise _DiskError(f"cannot write to the cache ({out.name}): {exc.strerror or exc}; "
-                                     "free some space or set REGISTRY_HOME to another disk") from None
+                    raise _hopeless(self.cache.write_error(part_name(out), exc, "write the cache file")) from None
                 got += n
                 progress(n)
                 if got - flushed >= WRITEBACK:
@@ -470,9 +581,9 @@ class Engine:
             out.flush()
             os.fsync(out.fileno())
         except OSError as exc:
-            raise _DiskError(f"cannot write to the cache ({out.name}): {exc.strerror or exc}") from None
+            raise _hopeless(self.cache.write_error(part_name(out), exc, "write the cache file")) from None
 
-    def _copy_file(self, url: str, part: Path, hasher: _Hasher, what: str) -> bool:
+    def _copy_file(self, url: str, part: Path, hasher: _Hasher, what: str, declared: int | None) -> bool:
         parts = urlsplit(url)
         if parts.netloc not in ("", "localhost"):
             raise TransferError(f"{what} has link {url} on another host: file:// links must be local paths")
@@ -484,10 +595,18 @@ class Engine:
             src = open(source, "rb", buffering=0)
         except OSError as exc:
             raise TransferError(f"cannot read {source} ({what}): {exc.strerror or exc}; check its asset-link") from None
-        with src, open(part, "wb", buffering=0) as out:
-            self.progress.add_total(os.fstat(src.fileno()).st_size)
+        try:
+            size = os.fstat(src.fileno()).st_size  # a sparse file may claim terabytes: checked like a body
+            limit = self._limit(url, what, declared, size)
+            self._check_space(part, limit)
+            out = self.cache.open_partial(part.name.removesuffix(".part"), resume=False)
+        except BaseException:
+            src.close()
+            raise
+        with src, out:
+            self.progress.add_total(size)
             try:
-                self._stream(src.readinto, out, hasher)
+                self._stream(src.readinto, out, hasher, limit, lambda: self._too_big(url, what, declared, limit))
             except OSError as exc:
                 raise TransferError(f"cannot read {source} ({what}): {exc.strerror or exc}") from None
             self._finish_file(out)
@@ -498,22 +617,21 @@ class Engine:
     def _resume_point(self, part: Path, digest: str, url: str) -> tuple[int, str | None, int | None]:
         """(bytes of the partial file that can be resumed, their validator, the full size if known)."""
         try:
-            have = part.stat().st_size
+            st = os.lstat(part)
         except FileNotFoundError:
             return 0, None, None
-        try:
-            meta = json.loads(self.cache.partial_meta_path(digest).read_text())
-        except (OSError, ValueError):
-            meta = None
-        if not isinstance(meta, dict) or meta.get("url") != url:
+        have = st.st_size if stat.S_ISREG(st.st_mode) else 0  # a symlink planted there is not our partial
+        meta = _read_json(self.cache.partial_meta_path(digest))
+        if not isinstance(meta, dict) or meta.get("url") != mask_passwords(url):
             return 0, None, None
         validator = meta.get("etag") or meta.get("last_modified")
         total = meta.get("size")
-        if not validator or not have or (isinstance(total, int) and have > total):
+        if not isinstance(validator, str) or not have or (isinstance(total, int) and have > total):
             return 0, None, None
         return have, validator, total if isinstance(total, int) else None
 
-    def _http(self, url: str, part: Path, digest: str, hasher: _Hasher) -> bool:
+    def _http(self, url: str, part: Path, digest: str, hasher: _Hasher, what: str = "asset",
+              declared: int | None = None) -> bool:
         """Download `url` into `part` with retries and resume; returns whether bytes from an earlier response
         were kept (resumed)."""
         s = self.settings
@@ -528,7 +646,7 @@ class Engine:
             if offset and total == offset:
                 return True  # complete on disk already (interrupted before the rename): just verify it
             try:
-                return self._http_attempt(url, part, digest, hasher, offset, validator, counted)
+                return self._http_attempt(url, part, digest, hasher, offset, validator, counted, what, declared)
             except _Retry as retry:
                 counted = counted or retry.counted
                 if attempt == attempts:
@@ -542,7 +660,7 @@ class Engine:
         return delay / 2 + random.uniform(0, delay / 2)  # jitter: processes that failed together retry apart
 
     def _http_attempt(self, url: str, part: Path, digest: str, hasher: _Hasher, offset: int,
-                      validator: str | None, counted: bool) -> bool:
+                      validator: str | None, counted: bool, what: str = "asset", declared: int | None = None) -> bool:
         import requests
 
         s = self.settings
@@ -580,8 +698,12 @@ class Engine:
             if status not in (200, 206):
                 raise TransferError(f"could not download {url}: the server answered HTTP {status} {resp.reason or ''}"
                                     f"{_status_hint(status, url, s)}".rstrip())
-            encoded = resp.headers.get("Content-Encoding", "identity").lower() not in ("", "identity")
-            length = None if encoded else _int(resp.headers.get("Content-Length"))
+            # The body is stored as sent, never decoded (a .gz asset keeps its bytes and its sha256), so the
+            # length that counts is the Content-Length of those bytes.
+            encoding = resp.headers.get("Content-Encoding", "identity").strip().lower()
+            encoded = encoding not in ("", "identity")
+            self._local.encoding = encoding if encoded else None
+            length = _int(resp.headers.get("Content-Length"))
             if status == 206:
                 start, total = _content_range(resp.headers.get("Content-Range", ""))
                 if start != offset:
@@ -595,26 +717,33 @@ class Engine:
                         self.progress.update(-offset)
                 offset, total, kept = 0, length, False
                 self._write_meta(digest, url, resp.headers, total, encoded)
+            limit = self._limit(url, what, declared, total)
+            if limit != s.max_asset_size or declared is not None:
+                self._check_space(part, limit - offset)
             if not counted:
-                self.progress.add_total(total or 0)
+                self.progress.add_total(total or declared or 0)
                 self.progress.update(offset)
             try:
-                return self._receive(resp, part, hasher, offset, total, encoded, kept)
+                return self._receive(resp, part, hasher, offset, total, encoded, kept, digest,
+                                     limit, lambda: self._too_big(url, what, declared, limit))
             except _Retry as retry:
                 retry.counted = True
                 raise
 
     def _receive(self, resp, part: Path, hasher: _Hasher, offset: int, total: int | None, encoded: bool,
-                 kept: bool) -> bool:
+                 kept: bool, digest: str, limit: int, too_big) -> bool:
         import requests
 
         s = self.settings
-        with open(part, "r+b" if offset else "wb", buffering=0) as out:
+        out = self.cache.open_partial(digest, resume=bool(offset))
+        if out is None:  # the bytes to resume are gone or not a file of ours
+            raise _Retry("the partial download disappeared; starting over", 0)
+        with out:
             out.seek(offset)
             out.truncate()
-            reader = _body_reader(resp, encoded)
+            reader = _body_reader(resp)
             try:
-                got = self._stream(reader, out, hasher)
+                got = self._stream(reader, out, hasher, limit, too_big, _SpeedGuard(s))
             except (OSError, requests.exceptions.RequestException) as exc:
                 raise _Retry(network_reason(exc, s.read_timeout)) from None
             except Exception as exc:  # urllib3/http.client protocol errors while reading the body
@@ -632,13 +761,14 @@ class Engine:
         etag = headers.get("ETag")
         if etag and etag.startswith("W/"):
             etag = None  # If-Range needs a strong validator
-        meta = {"url": url, "etag": etag, "last_modified": headers.get("Last-Modified"), "size": total}
+        meta = {"url": mask_passwords(url), "etag": etag, "last_modified": headers.get("Last-Modified"), "size": total}
         if encoded or not (meta["etag"] or meta["last_modified"]):
             path.unlink(missing_ok=True)  # nothing to validate a resume with: a later attempt starts over
             return
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(meta))
-        os.replace(tmp, path)
+        try:
+            write_atomic(path, json.dumps(meta).encode())
+        except OSError:  # without it the partial is not resumed by a later process: not worth failing the pull
+            path.unlink(missing_ok=True)
 
 
 _held = contextlib.nullcontext  # a lock the caller already holds
@@ -672,13 +802,14 @@ def _start_writeback(fd: int, offset: int, length: int) -> None:
         _sync_range(fd, offset, length)
 
 
-def _body_reader(resp, encoded: bool):
-    """readinto-like reader of the response body. For a plain body of known length it reads the socket's
-    buffered stream with readinto1 (one recv per call, no extra copy, and no bytes lost inside a read that
-    fails halfway); otherwise it goes through http.client's or urllib3's reader."""
+def _body_reader(resp):
+    """readinto-like reader of the response body as sent (a Content-Encoding is never decoded). For a body
+    of known length it reads the socket's buffered stream with readinto1 (one recv per call, no extra copy,
+    and no bytes lost inside a read that fails halfway); otherwise http.client's read1 (chunked bodies:
+    returns what one read brought, so the speed limit sees a trickle)."""
     response = getattr(resp.raw, "_fp", None)  # urllib3 wraps an http.client.HTTPResponse
     sock_file = getattr(response, "fp", None)
-    if (not encoded and response is not None and not getattr(response, "chunked", True)
+    if (response is not None and not getattr(response, "chunked", True)
             and isinstance(getattr(response, "length", None), int) and hasattr(sock_file, "readinto1")):
         remaining = response.length
 
@@ -691,22 +822,17 @@ def _body_reader(resp, encoded: bool):
             return n
 
         return read_some
-    if not encoded and response is not None and hasattr(response, "readinto"):
-        return response.readinto
+    read1 = getattr(response, "read1", None)
+    if read1 is None:  # not urllib3 over http.client: urllib3's own reader, still without decoding
+        def read1(n):
+            return resp.raw.read(n, decode_content=False)
 
-    def read_decoded(view):
-        data = resp.raw.read(len(view), decode_content=True)
+    def read_some(view):
+        data = read1(len(view))
         view[:len(data)] = data
         return len(data)
 
-    return read_decoded
-
-
-def _without_password(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)).geturl()
+    return read_some
 
 
 def _int(value) -> int | None:

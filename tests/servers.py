@@ -176,6 +176,9 @@ class Faults:
     redirect: str | None = None  # answer 302 to this base URL + the request's path
     chunked: bool = False  # send the body with Transfer-Encoding: chunked and no Content-Length
     gzip: bool = False  # send the body gzip-compressed with Content-Encoding: gzip (even if not asked for)
+    content_encoding: str | None = None  # send the file's bytes as they are, labelled with this Content-Encoding
+    length: int | None = None  # announce this Content-Length (and send the file's bytes, at most this many)
+    endless: bool = False  # after the file, keep sending bytes (chunked, no Content-Length) until the client leaves
     times: int | None = None
 
 
@@ -205,7 +208,8 @@ class _FaultHandler(BaseHTTPRequestHandler):
         with owner.lock:
             f = owner.faults
             manners = Faults(no_range=f.no_range, no_etag=f.no_etag, etag_salt=f.etag_salt, rate=f.rate,
-                             chunked=f.chunked, gzip=f.gzip)
+                             chunked=f.chunked, gzip=f.gzip, content_encoding=f.content_encoding, length=f.length,
+                             endless=f.endless)
             if self.command != "GET":
                 manners.redirect = f.redirect
                 return manners
@@ -254,7 +258,11 @@ class _FaultHandler(BaseHTTPRequestHandler):
                 body = gzip.compress(fh.read(length))
             headers["Content-Encoding"] = "gzip"
             headers["Content-Length"] = str(len(body))
-        if f.chunked:
+        if f.content_encoding:
+            headers["Content-Encoding"] = f.content_encoding
+        if f.length is not None:
+            headers["Content-Length"] = str(f.length)
+        if f.chunked or f.endless:
             del headers["Content-Length"]
             headers["Transfer-Encoding"] = "chunked"
         self._record(status)
@@ -264,6 +272,8 @@ class _FaultHandler(BaseHTTPRequestHandler):
         self.end_headers()
         if head:
             return
+        if f.endless:
+            return self._send_endless(path, f)
         if body is not None or f.chunked:
             if body is None:
                 with open(path, "rb") as fh:
@@ -276,6 +286,25 @@ class _FaultHandler(BaseHTTPRequestHandler):
             self.wfile.write(body)
             return
         self._send_body(path, start, length, f)
+
+    def _send_endless(self, path: Path, f: Faults) -> None:
+        """The file, then zeros, chunk after chunk, until the client goes away (or 1 GiB, a test's safety net)."""
+        step = 64 * 1024 if f.rate is None else max(1, int(f.rate / 20))
+        data = path.read_bytes()
+        pieces = [data[i:i + step] for i in range(0, len(data), step)]
+        sent, began = 0, time.monotonic()
+        try:
+            while sent < (1 << 30):
+                piece = pieces.pop(0) if pieces else bytes(step)
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                sent += len(piece)
+                if f.rate:
+                    ahead = sent / f.rate - (time.monotonic() - began)
+                    if ahead > 0:
+                        time.sleep(ahead)
+        except OSError:  # the client went away
+            pass
+        self.close_connection = True
 
     def _send_body(self, path: Path, start: int, length: int, f: Faults) -> None:
         limit = length

@@ -221,7 +221,7 @@ def test_a_view_record_that_cannot_be_written_is_one_sentence_naming_the_cache(t
 
     cache = Cache(tmp_path / "home")
     (cache.model_dir("m/cpu/1/a") / ".view.json").mkdir(parents=True)  # as a full disk or an I/O error would refuse it
-    with pytest.raises(RegistryError, match=r"^cannot write to the cache directory .*/models/m/cpu/1/a: .*; free some space"):
+    with pytest.raises(RegistryError, match=r"^cannot write to the cache directory .*/models/m/cpu/1/a: .*; check the disk"):
         put(cache, b"weights", "m/cpu/1/a", "a.ckpt")
 
 

@@ -19,7 +19,10 @@ def test_every_variable_is_read():
         "REGISTRY_MIRRORS": "https://a/=http://b/ file:///c/=file:///d/", "REGISTRY_TOKEN": "s3cr3t-token",
         "REGISTRY_TOKEN_HOST": "Example.ORG", "REGISTRY_CONNECT_TIMEOUT": "2.5", "REGISTRY_READ_TIMEOUT": "3",
         "REGISTRY_RETRIES": "0", "REGISTRY_JOBS": "8", "REGISTRY_PROGRESS": "0", "REGISTRY_REQUIRE_FULL_SHA256": "1",
+        "REGISTRY_SPEED_LIMIT": "0", "REGISTRY_SPEED_TIME": "5", "REGISTRY_MAX_ASSET_SIZE": "1000",
+        "REGISTRY_LOCK_TIMEOUT": "7.5",
     })
+    assert (s.speed_limit, s.speed_time, s.max_asset_size, s.lock_timeout) == (0, 5, 1000, 7.5)
     assert s.home == Path("/tmp/x") and s.registry_url == "http://127.0.0.1:9/r" and s.offline
     assert s.mirrors == (("https://a/", "http://b/"), ("file:///c/", "file:///d/"))
     assert (s.token, s.token_host) == ("s3cr3t-token", "example.org")
@@ -38,6 +41,9 @@ def test_every_variable_is_read():
     ({"REGISTRY_BACKOFF": "inf"}, "REGISTRY_BACKOFF"),
     ({"REGISTRY_CONNECT_TIMEOUT": "0"}, "REGISTRY_CONNECT_TIMEOUT='0' must be more than 0"),
     ({"REGISTRY_MIRRORS": "no-equals-sign"}, "FROM=TO"),
+    ({"REGISTRY_SPEED_TIME": "0"}, "REGISTRY_SPEED_TIME='0' must be more than 0"),
+    ({"REGISTRY_MAX_ASSET_SIZE": "lots"}, "REGISTRY_MAX_ASSET_SIZE"),
+    ({"REGISTRY_LOCK_TIMEOUT": "-2"}, "must not be negative"),
 ])
 def test_bad_values_are_usage_errors_naming_the_variable(env, fragment):
     with pytest.raises(UsageError, match=fragment) as info:

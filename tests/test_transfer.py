@@ -286,10 +286,31 @@ def test_mismatch_after_resume_retries_once_from_scratch(reg, site, home):
     assert sha(item.path) == digest
 
 
-@pytest.mark.parametrize("manner", ["chunked", "gzip"])
+def test_a_compressed_body_sent_although_identity_was_asked_is_never_decoded(reg, site, home):
+    # The bytes stored are the bytes sent: a server compressing a file on the fly sent other bytes than the file.
+    with fault_server(site, gzip=True) as srv:
+        with pytest.raises(IntegrityError, match=r"Content-Encoding: gzip although asked for identity"):
+            pull("tiny", registry=reg, settings=settings_for(home, srv.url), formats=["ckpt"])
+        assert [r["status"] for r in srv.gets("tiny.ckpt")] == [200]
+    assert blobs(home) == [] and list((home / "partial").iterdir()) == []
+
+
+def test_a_gz_asset_served_with_content_encoding_gzip_keeps_its_bytes_and_sha256(tmp_path, home):
+    import gzip
+
+    site = tmp_path / "gz"
+    site.mkdir()
+    (site / "tiny.ckpt.gz").write_bytes(gzip.compress(os.urandom(100_000)))
+    root = tmp_path / "reg"
+    write_card(root, CARD_ID, [("ckpt", BASE + "tiny.ckpt.gz", sha(site / "tiny.ckpt.gz"))])
+    with fault_server(site, content_encoding="gzip") as srv:  # as nginx gzip_static or S3 metadata label .gz files
+        (item,) = pull("tiny", registry=root, settings=settings_for(home, srv.url))
+    assert item.path.read_bytes() == (site / "tiny.ckpt.gz").read_bytes()
+
+
+@pytest.mark.parametrize("manner", ["chunked"])
 def test_chunked_and_compressed_bodies_go_through_the_general_reader(reg, site, home, manner):
-    # Not the plain known-length body of the fast reader: http.client's chunked reader, or urllib3 decoding
-    # a Content-Encoding the server sent although we asked for identity. The decoded bytes are what is verified.
+    # Not the plain known-length body of the fast reader: http.client's chunked reader.
     with fault_server(site, **{manner: True}) as srv:
         item = pull("tiny", registry=reg, settings=settings_for(home, srv.url), formats=["ckpt"])[0]
         assert [r["status"] for r in srv.gets("tiny.ckpt")] == [200]
