@@ -161,7 +161,7 @@ def list_page(data: dict) -> str:
         rows.append(
             f'<tr data-task="{esc(f.get("module-type", "").strip().lower())}" data-ms="{esc(_series(r))}" '
             f'data-fmt="{esc(" ".join(_formats(r)))}" data-text="{esc(f.get("summary", ""))}">'
-            f'<td><a href="{esc(_href(r["id"]))}">{shown}</a>{problems}<br><small>{esc(r["id"])}</small></td>'
+            f'<td><a href="{esc(_href(r["id"]))}">{shown}</a>{problems}<br><small class="id">{esc(r["id"])}</small></td>'
             f'<td>{esc(f.get("module-type", ""))}</td><td>{esc(f.get("backbone-name", ""))}</td>'
             f'<td>{esc(f.get("train-dataset", ""))}</td><td>{esc(_version_text(r))}</td>'
             f'<td>{_asset_summary(r)}</td></tr>\n')
