@@ -323,6 +323,7 @@ CSS = """\
     --link: #8ab4f8; --bad: #ff8a80; --warn: #ffd180; --code: #262626; }
 }
 * { box-sizing: border-box; }
+[hidden] { display: none !important; }  /* over `form { display: flex }`: the filters wait for the script */
 body { margin: 0 auto; max-width: 80rem; padding: 1rem 1.5rem 3rem; color: var(--fg); background: var(--bg);
   font: 16px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "Noto Sans", sans-serif; }
 a { color: var(--link); }
@@ -388,7 +389,11 @@ JS = """\
     }
     function fromHash() {
       var p = new URLSearchParams(location.hash.slice(1));
-      names.forEach(function (n) { form.elements[n].value = p.get(n) || ""; });
+      names.forEach(function (n) {
+        var el = form.elements[n];
+        el.value = p.get(n) || "";
+        if (el.selectedIndex === -1) el.value = "";  // a choice this registry does not have: all
+      });
       apply();
     }
     function changed() {
