@@ -45,7 +45,7 @@ class SiteReport:
     out: Path
     pages: int  # model pages written
     list_bytes: int  # size of index.html
-    with_problems: int  # cards whose page lists errors
+    with_problems: int  # cards whose page lists errors or warnings
 
 
 def esc(value) -> str:
@@ -213,8 +213,8 @@ def model_page(record: dict, card: Card | None, lint: list[Problem], siblings: l
     name = card_id.rsplit("/", 1)[-1]
     title = (card.title if card is not None else "") or f.get("model-name") or name
     command = f"registry pull {shlex.quote(card_id)}"
-    out = [f'<header><nav aria-label="Breadcrumb"><a href="{up}index.html">All models</a> / {esc(card_id)}</nav>\n'
-           f'<h1>{esc(title)}</h1>\n']
+    out = [(f'<header><nav aria-label="Breadcrumb"><a href="{up}index.html">All models</a> / {esc(card_id)}</nav>\n'
+            f'<h1>{esc(title)}</h1>\n')]
     if f.get("summary"):
         out.append(f'<p class="summary">{esc(f["summary"])}</p>\n')
     out.append('</header>\n<main>\n<section aria-labelledby="get"><h2 id="get">Files</h2>\n'
@@ -277,8 +277,7 @@ def _read_card(root: Path, record: dict) -> Card | None:
 # --------------------------------------------------------------------------- the site
 
 
-def render_site(root: str | os.PathLike) -> dict[str, bytes]:
-    """Every file of the site of registry tree `root`: relative POSIX path -> bytes."""
+def _render(root: str | os.PathLike) -> tuple[dict[str, bytes], int]:
     from .lint import check_card, check_set
 
     data = build_index(root)
@@ -294,23 +293,26 @@ def render_site(root: str | os.PathLike) -> dict[str, bytes]:
     for r in data["cards"]:
         siblings = by_version(by_id[i] for i in data["collisions"].get(r["id"].rsplit("/", 1)[-1], ()))
         files[r["id"] + ".html"] = model_page(r, cards[r["id"]], lint[r["id"]], siblings, md).encode()
-    return files
+    return files, sum(1 for r in data["cards"] if r["problems"] or lint[r["id"]])
+
+
+def render_site(root: str | os.PathLike) -> dict[str, bytes]:
+    """Every file of the site of registry tree `root`: relative POSIX path -> bytes."""
+    return _render(root)[0]
 
 
 def write_site(root: str | os.PathLike, out: str | os.PathLike | None = None) -> SiteReport:
-    files = render_site(root)
+    """Write the site of `root` into `out` (default: `root`)."""
     target = Path(out) if out is not None else Path(root)
     if target.exists() and not target.is_dir():
         raise UsageError(f"{target} is not a directory: give -o a directory for the site")
+    files, with_problems = _render(root)
     try:
         for rel, blob in sorted(files.items()):
             write_atomic(target.joinpath(*rel.split("/")), blob)
     except OSError as exc:
         raise UsageError(f"cannot write the site into {target}: {exc.strerror or exc}; check the directory's permissions") from None
-    pages = len(files) - 3
-    invalid = sum(1 for rel, blob in files.items() if rel.endswith(".html") and rel != "index.html"
-                  and b'<section aria-labelledby="problems"' in blob)
-    return SiteReport(target, pages, len(files["index.html"]), invalid)
+    return SiteReport(target, len(files) - 3, len(files["index.html"]), with_problems)
 
 
 # --------------------------------------------------------------------------- the static files
