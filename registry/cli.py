@@ -123,6 +123,16 @@ def cmd_info(args) -> int:
     return cli_info(args, sys.stdout, _resolve(args.name, args))
 
 
+def cmd_site(args) -> int:
+    from .site import write_site
+
+    report = write_site(args.directory, args.output)
+    print(f"wrote {report.pages} model pages and index.html ({report.list_bytes:,} bytes) into {report.out}; "
+          f"{report.with_problems} pages list problems. Publish the directory with its index.json "
+          f"(`registry index {args.directory}`)")
+    return 0
+
+
 def cmd_serve(args) -> int:
     from .serve import serve
 
@@ -230,6 +240,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tensors", action="store_true",
                    help="list the parameter table (name, shape, dtype) of each cached ckpt/safetensors asset")
     p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("site", help="write a static web catalogue (index.html, a page per model) of a registry tree")
+    p.add_argument("directory", metavar="DIR")
+    p.add_argument("-o", "--output", metavar="OUT", help="directory for the site (default: DIR, beside the cards)")
+    p.set_defaults(func=cmd_site)
 
     p = sub.add_parser("serve", help="serve a registry tree over HTTP for local trials (with Range support)")
     p.add_argument("directory", metavar="DIR")
