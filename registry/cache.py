@@ -47,6 +47,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import stat
 import sys
 import tempfile
@@ -87,7 +88,11 @@ def hash_file(path: str | os.PathLike, length: int | None = None, digest=None, c
                     break
                 digest.update(view[:n])
                 if copy_to is not None:
-                    copy_to.write(view[:n])
+                    try:
+                        copy_to.write(view[:n])  # a buffered file: all of it, or an error
+                    except OSError as exc:
+                        raise UsageError(f"cannot write a copy of {path} to {copy_to.name}: {exc.strerror or exc}; "
+                                         "free some space there or set TMPDIR to a roomier directory") from None
                 size += n
     except IsADirectoryError:
         raise UsageError(f"{path}: is a directory; give a file to hash") from None
@@ -96,17 +101,79 @@ def hash_file(path: str | os.PathLike, length: int | None = None, digest=None, c
     return digest.hexdigest(), size
 
 
+_VERIFIED_DIR = re.compile(r"registry-verified-(\d+)-.+")
+_ROOM = 1 << 20  # left free beside a private copy
+
+
+def _private_parent(need: int) -> str:
+    """Where a private copy of `need` bytes goes: /dev/shm (RAM) when it has room, else the temporary
+    directory (TMPDIR). A small /dev/shm (64 MiB in a default container) must not cut a copy short."""
+    tried = []
+    for parent in ("/dev/shm", tempfile.gettempdir()):
+        try:
+            if not (os.path.isdir(parent) and os.access(parent, os.W_OK)):
+                continue
+            st = os.statvfs(parent)
+        except (OSError, AttributeError):  # no statvfs (Windows): the temporary directory it is
+            return tempfile.gettempdir()
+        if st.f_bavail * st.f_frsize >= need + _ROOM:
+            return parent
+        tried.append(f"{parent} ({st.f_bavail * st.f_frsize:,} bytes free)")
+    raise UsageError(f"no room for a private copy of {need:,} bytes to verify and load (tried {', '.join(tried)}): "
+                     "free some space or set TMPDIR to a roomier directory")
+
+
+def _sweep_verified(parent: str) -> None:
+    """Remove private copies whose process is gone (killed while loading). Only our own directories, by
+    lstat (a symlink planted there is left alone); a live process's copy is never touched."""
+    try:
+        names = os.listdir(parent)
+    except OSError:
+        return
+    for name in names:
+        m = _VERIFIED_DIR.fullmatch(name)
+        if not m:
+            continue
+        try:
+            os.kill(int(m.group(1)), 0)
+            continue  # alive
+        except ProcessLookupError:
+            pass
+        except (PermissionError, OverflowError, ValueError):
+            continue  # another user's process, or not a pid
+        path = os.path.join(parent, name)
+        try:
+            st = os.lstat(path)
+        except OSError:
+            continue
+        if stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid():
+            shutil.rmtree(path, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def verified_copy(blob: Path, digest: str, name: str):
     """A private copy of `blob`, named `name`, made of the bytes hashed while they were copied: yields its
     path when they match `digest`, else None. The copy lives in a fresh 0700 directory (in RAM under
-    /dev/shm where there is one) and is removed afterwards. So what a parser reads next is exactly what was
-    verified, whatever happens to the blob meanwhile (bit rot, a writer with access to the cache)."""
-    shm = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
-    with tempfile.TemporaryDirectory(prefix="registry-verified-", dir=shm) as tmp:
+    /dev/shm when it has room for it, else in TMPDIR) and is removed afterwards, or by the next call once
+    a killed process left it. So what a parser reads next is exactly what was verified, whatever happens
+    to the blob meanwhile (bit rot, a writer with access to the cache)."""
+    try:
+        size = os.stat(blob).st_size
+    except OSError as exc:
+        raise UsageError(f"{blob}: cannot read the file: {exc.strerror or exc}") from None
+    parent = _private_parent(size)
+    _sweep_verified(parent)
+    with tempfile.TemporaryDirectory(prefix=f"registry-verified-{os.getpid()}-", dir=parent) as tmp:
         target = Path(tmp) / name
-        with open(target, "xb", buffering=0) as out:
-            actual, _ = hash_file(blob, copy_to=out)
+        with open(target, "xb") as out:
+            actual, copied = hash_file(blob, copy_to=out)
+            try:
+                out.flush()
+            except OSError as exc:
+                raise UsageError(f"cannot write a copy of {blob} to {target}: {exc.strerror or exc}; "
+                                 "free some space there or set TMPDIR to a roomier directory") from None
+        if os.path.getsize(target) != copied:  # never hand a parser a copy cut short
+            raise UsageError(f"the private copy {target} of {blob} is incomplete: free some space there or set TMPDIR")
         yield target if actual == digest else None
 
 

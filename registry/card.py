@@ -322,6 +322,7 @@ def _yaml_message(exc: yaml.MarkedYAMLError, line_text: str) -> str:
     problem = (exc.problem or "").strip()
     head = _KEY_COLON.match(line_text)
     key = head.group()[:-1] if head else ""
+    key = key if len(key) <= QUOTED_MAX else key[:QUOTED_MAX] + "..."  # quoted back: bounded
     value = line_text[head.end():] if head else ""
     if head and value.strip() == "-":
         return (f"`{key}: -` : a lone `-` starts a YAML list, which cannot stand here; "

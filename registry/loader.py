@@ -47,7 +47,7 @@ import warnings
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterable
 
-from .errors import CardError, LoadError, UsageError
+from .errors import CardError, LoadError, RegistryError, UsageError
 
 WRAPPER_PREFIX = "network."
 _OPTIMIZER_PREFIXES = (
@@ -150,10 +150,11 @@ def fit_parameters(net, params: dict, *, strict: bool = True, source: str = "che
             report.unexpected.append(key)
     report.missing = [name for name in expected if name not in matched]
     fitting = sum(value is not None for value in matched.values())
-    if strict and not report.ok:
+    another_network = bool(expected) and fitting * 2 < len(expected)
+    if strict and not report.ok and not another_network:
         raise LoadError(f"{source} does not fit {network}: {report.problems()}; "
                         "pass strict=False to load the parameters that fit")
-    if expected and fitting * 2 < len(expected):
+    if another_network:
         raise LoadError(f"{source} does not fit {network}: only {fitting} of its {len(expected)} parameters would "
                         f"load ({report.problems()}); strict=False is for a changed head, not for another network: "
                         "check that the card names the right builder")
@@ -347,7 +348,14 @@ def load(name: str, *args, source: str = "gitee", pretrained: bool = True, force
     _warn_version(entry)
     kwargs = {**facts.builder_args, **kwargs}
     _check_arguments(entry, label, builder, args, kwargs)
-    net = builder(*args, **kwargs)
+    try:
+        net = builder(*args, **kwargs)
+    except RegistryError:
+        raise
+    except Exception as exc:  # a builder (ours, mindcv's, a plugin's) that cannot build from these arguments
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+        raise LoadError(f"card {entry.id}: {label} could not build the network ({type(exc).__name__}"
+                        f"{': ' + first if first else ''}); check the card's builder-args and the arguments given") from None
     net.set_train(False)
     net.load_report = None
     if pretrained:

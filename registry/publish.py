@@ -138,7 +138,7 @@ def _hash_url(url: str, settings: _settings.Settings) -> tuple[str, int]:
     """sha256 and size of the body at `url`, streamed (never held whole in memory)."""
     import requests
 
-    from .transfer import _status_hint, http_session, network_reason
+    from .transfer import _body_reader, _SpeedGuard, _status_hint, http_session, network_reason
 
     digest, size = hashlib.sha256(), 0
     with http_session(settings) as session:
@@ -148,9 +148,21 @@ def _hash_url(url: str, settings: _settings.Settings) -> tuple[str, int]:
                 if resp.status_code != 200:
                     raise TransferError(f"cannot hash {url}: the server answered HTTP {resp.status_code} "
                                         f"{resp.reason or ''}{_status_hint(resp.status_code, url, settings)}".rstrip())
-                for chunk in resp.iter_content(1 << 20):
-                    digest.update(chunk)
-                    size += len(chunk)
+                # The bytes as sent, never decoded, within the same limits as a pull: what pull will hash.
+                read_some, guard = _body_reader(resp), _SpeedGuard(settings)
+                buf = memoryview(bytearray(1 << 20))
+                while n := read_some(buf):
+                    digest.update(buf[:n])
+                    size += n
+                    if size > settings.max_asset_size:
+                        raise TransferError(f"cannot hash {url}: it sent more than REGISTRY_MAX_ASSET_SIZE "
+                                            f"({settings.max_asset_size:,} bytes); raise the setting if the asset is that large")
+                    if cause := guard.slow(n):
+                        raise TransferError(f"cannot hash {url}: {cause}")
+                length = resp.headers.get("Content-Length")
+                if length and length.isdigit() and int(length) != size:
+                    raise TransferError(f"cannot hash {url}: the connection closed after {size:,} of {int(length):,} "
+                                        "bytes; try again")
         except requests.RequestException as exc:
             raise TransferError(f"cannot hash {url}: {network_reason(exc, settings.read_timeout)}; "
                                 "check the URL and your network") from None
@@ -218,19 +230,28 @@ def add_asset(card_path: str | os.PathLike, source: str, file_format: str | None
     if "asset" in card.data and not (isinstance(items, list) and items):
         raise UsageError(f"{card_path}: `asset` is written but holds no list of assets: remove the `asset:` line "
                          "or add the asset by hand")
-    entry = ["file-format: " + fmt, "asset-link: " + link, "asset-sha256: " + digest]
+    entry = ["file-format: " + fmt, "asset-link: " + link, "asset-sha256: " + digest, f"asset-size: {size}"]
     if items is None:
         at, indent = card.fm_close - 1, "  "
         new = ["asset:"] + [f"{indent}{'- ' if k == 0 else '  '}{e}" for k, e in enumerate(entry)]
     elif isinstance(items, list) and items and card.key_pos(("asset",))[0] < card.pos(("asset", 0))[0]:
-        first = lines[card.pos(("asset", 0))[0] - 1]
+        row = card.pos(("asset", 0))[0] - 1
+        first = lines[row]
         indent = first[:len(first) - len(first.lstrip())]
         item = first.lstrip()
-        if not item.startswith("- "):
-            raise UsageError(f"{card_path}: the asset list is not written one `- ` item per line: add the asset by hand")
-        dash = item[:len(item) - len(item[1:].lstrip())]  # `-` and the spaces after it, as the card writes them
         at = _asset_block_end(lines, card.key_pos(("asset",))[0] - 1, card.fm_close)
-        new = [f"{indent}{dash if k == 0 else ' ' * len(dash)}{e}" for k, e in enumerate(entry)]
+        if item.startswith("- "):  # `  - file-format: ckpt` then the other keys under it
+            dash = item[:len(item) - len(item[1:].lstrip())]  # `-` and the spaces after it, as the card writes them
+            new = [f"{indent}{dash if k == 0 else ' ' * len(dash)}{e}" for k, e in enumerate(entry)]
+        else:  # the MindSpore Hub's layout: a `-` alone on its line, then the keys indented below it
+            prev = row - 1
+            while prev > 0 and not lines[prev].strip():
+                prev -= 1
+            if lines[prev].strip() != "-":
+                raise UsageError(f"{card_path}: the asset list is written neither as `- file-format: ...` items nor as "
+                                 "`-` lines with the keys indented below: add the asset by hand")
+            dash_line = lines[prev].rstrip("\r")
+            new = [dash_line] + [indent + e for e in entry]
     else:
         raise UsageError(f"{card_path}: `asset` is not a block list (`asset:` then `  - file-format: ...` lines): "
                          "write it so, or add the asset by hand")

@@ -69,6 +69,8 @@ def _parse(fh, size: int) -> dict[str, TableEntry]:
         header = json.loads(fh.read(length).decode("utf-8"), object_pairs_hook=_no_duplicates)
     except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError is a ValueError
         raise _Bad(f"the header is not UTF-8 JSON: {exc}") from None
+    except RecursionError:  # `[[[[...` nested past the interpreter's limit: no header nests more than 3 deep
+        raise _Bad("the header nests too deeply to be a tensor table") from None
     if not isinstance(header, dict):
         raise _Bad("the header is not a JSON object")
     data_size = size - 8 - length
@@ -85,8 +87,9 @@ def _parse(fh, size: int) -> dict[str, TableEntry]:
             raise _Bad(f"entry {name!r} has the unknown dtype {dtype!r}")
         if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
             raise _Bad(f"entry {name!r} has the shape {shape!r}, not a list of non-negative integers")
-        if (not isinstance(offsets, list) or len(offsets) != 2 or not all(type(o) is int for o in offsets)
-                or not 0 <= offsets[0] <= offsets[1] <= data_size):
+        if not isinstance(offsets, list) or len(offsets) != 2 or not all(type(o) is int for o in offsets):
+            raise _Bad(f"entry {name!r} has data_offsets {offsets!r}, not two integers")
+        if not 0 <= offsets[0] <= offsets[1] <= data_size:
             raise _Bad(f"entry {name!r} has data_offsets {offsets!r} outside the {data_size:,} bytes of data")
         want = math.prod(shape) * DTYPE_BYTES[dtype]
         if offsets[1] - offsets[0] != want:

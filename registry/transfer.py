@@ -113,6 +113,8 @@ def pull(name_or_entry: str | os.PathLike | Entry, *, registry: str | os.PathLik
     entry.require_sound()
     if assets is None:
         assets = entry.select_assets(formats)
+        if not assets:
+            raise CardError(f"card {entry.id} lists no assets (no `asset:` list): there is nothing to pull")
     else:
         wanted = {a.index for a in assets}
         assets = [a for a in entry.assets if a.index in wanted]

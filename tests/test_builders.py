@@ -294,6 +294,10 @@ def test_builder_keyword_and_builder_args(files, server, reg):
     copy_card(reg, LENET_CARD, "mine.ckpt", sha256(files / "mine.ckpt"), extra="builder-args:\n  hidden: 64")
     with pytest.raises(UsageError, match=r"builder lenet5-mnist takes \(num_classes, in_channels\): .*'hidden'"):
         registry.load(name, registry=str(reg))
+    # A builder that raises on its arguments is one LoadError naming the card and the builder.
+    copy_card(reg, LENET_CARD, "mine.ckpt", sha256(files / "mine.ckpt"), extra="builder-args:\n  num_classes: abc")
+    with pytest.raises(LoadError, match=r"^card .*: builder lenet5-mnist could not build the network \(TypeError"):
+        registry.load(name, registry=str(reg))
 
 
 def test_explicit_builder_field(files, server, reg):

@@ -301,3 +301,12 @@ def test_processes_pulling_the_same_prefix_asset_download_it_once(tmp_path, site
     assert [rc for _, _, rc in results] == [0] * 4, [err for _, err, _ in results]
     assert len(gets) == 1 and len({out for out, _, _ in results}) == 1
     assert [d for d, _ in Cache(home).blobs()] == [digest(data)]
+
+
+def test_pull_of_a_card_without_assets_says_there_is_nothing_to_pull(home):
+    """26 hub cards list no asset (e.g. noah-cvlab's ghostnet_ssd): one sentence and exit 1, not a silent 0."""
+    corpus = str(require_shared(CORPUS))
+    proc = run_cli("--registry", corpus, "pull", "noah-cvlab/ascend/0.7/ghostnet_ssd_v1.0")
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert "card noah-cvlab/ascend/0.7/ghostnet_ssd_v1.0 lists no assets" in proc.stderr
+    assert not (home / "blobs").exists()

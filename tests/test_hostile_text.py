@@ -124,3 +124,8 @@ def test_links_with_control_characters_are_schema_errors(tmp_path):
         proc = run_cli("validate", str(card))
         assert proc.returncode == 1 and "asset-link" in proc.stdout, proc.stdout
         assert _clean(proc.stdout), proc.stdout
+
+
+def test_a_huge_key_is_not_quoted_back_whole():
+    card = parse_text(card_with("k" * 900_000 + ": a: b", ""))
+    assert card.problems and all(len(p.format()) < 1000 for p in card.problems)

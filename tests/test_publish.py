@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -16,7 +17,7 @@ from registry.card import parse_file
 from registry.lint import check_card
 from registry.local_assets import AssetChecker
 from registry.publish import card_template
-from tests.conftest import run_cli
+from tests.conftest import CORPUS, require_shared, run_cli
 from tests.servers import fault_server, free_port, nginx, write_card
 
 WEIGHTS = b"\x07weights" * 500
@@ -199,12 +200,12 @@ def test_add_asset_inserts_lines_and_keeps_every_other_byte(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert f"sha256 {sha(WEIGHTS)} ({len(WEIGHTS):,} bytes)" in proc.stdout
     entry = ("    - file-format: mindir\r\n      asset-link: sub%20dir/net%20fp16.mindir\r\n"
-             f"      asset-sha256: {sha(WEIGHTS)}\r\n")
+             f"      asset-sha256: {sha(WEIGHTS)}\r\n      asset-size: {len(WEIGHTS)}\r\n")
     before = CARD_WITH_ASSETS.split("    # the next")
     assert card.read_bytes() == (before[0] + entry + "    # the next" + before[1]).encode()
     parsed = parse_file(card)
     assert parsed.fields["asset"][1] == {"file-format": "mindir", "asset-link": "sub%20dir/net%20fp16.mindir",
-                                         "asset-sha256": sha(WEIGHTS)}
+                                         "asset-sha256": sha(WEIGHTS), "asset-size": len(WEIGHTS)}
     weights.chmod(0o644)
     # The link written resolves to the file (a.ckpt, the first asset, does not exist).
     assert [p.message.split(" (")[0] for p in AssetChecker().check(parsed, tmp_path, tmp_path)] == ["asset 1"]
@@ -217,7 +218,8 @@ def test_add_asset_follows_the_cards_own_item_layout(tmp_path):
     (tmp_path / "b.onnx").write_bytes(WEIGHTS)
     assert run_cli("add-asset", str(card), str(tmp_path / "b.onnx")).returncode == 0
     assert card.read_text() == text.replace("x: 1\n", f"-   file-format: onnx\n    asset-link: b.onnx\n"
-                                                      f"    asset-sha256: {sha(WEIGHTS)}\nx: 1\n")
+                                                      f"    asset-sha256: {sha(WEIGHTS)}\n"
+                                                      f"    asset-size: {len(WEIGHTS)}\nx: 1\n")
 
 
 def test_add_asset_creates_the_list_and_refuses_what_it_cannot_edit(tmp_path):
@@ -227,7 +229,7 @@ def test_add_asset_creates_the_list_and_refuses_what_it_cannot_edit(tmp_path):
     (tmp_path / "w.ckpt").write_bytes(WEIGHTS)
     assert run_cli("add-asset", str(card), str(tmp_path / "w.ckpt")).returncode == 0
     assert card.read_text() == ("---\nmodel-name: net\nasset:\n  - file-format: ckpt\n    asset-link: w.ckpt\n"
-                                f"    asset-sha256: {sha(WEIGHTS)}\n---\n# body\n")
+                                f"    asset-sha256: {sha(WEIGHTS)}\n    asset-size: {len(WEIGHTS)}\n---\n# body\n")
     flow = f"---\nmodel-name: net\nasset: [{{file-format: ckpt, asset-link: w.ckpt, asset-sha256: {sha(WEIGHTS)}}}]\n---\n"
     card.write_text(flow)
     proc = run_cli("add-asset", str(card), str(tmp_path / "w.ckpt"))
@@ -250,7 +252,7 @@ def test_add_asset_of_a_url_streams_and_hashes_it(tmp_path):
         assert proc.returncode == 0, proc.stderr
         missing = run_cli("add-asset", str(card), url + "gone.ckpt")
     assert parse_file(card).fields["asset"] == [{"file-format": "ckpt", "asset-link": url + "big.ckpt",
-                                                 "asset-sha256": sha(WEIGHTS * 300)}]
+                                                 "asset-sha256": sha(WEIGHTS * 300), "asset-size": len(WEIGHTS) * 300}]
     assert missing.returncode == 5 and "HTTP 404" in missing.stderr
 
 
@@ -348,3 +350,42 @@ def test_check_links_of_a_registry_by_name(tmp_path, home):
         everything = run_cli("check-links", "--registry", str(tmp_path))
     assert proc.returncode == 1 and "1 link checked: 1 dead" in proc.stderr
     assert everything.returncode == 1 and "1 link checked: 1 dead" in everything.stderr
+
+
+def test_add_asset_follows_the_hubs_dash_alone_layout(tmp_path):
+    """Every MindSpore Hub card writes `-` alone on a line with the keys indented below it."""
+    corpus_card = require_shared(CORPUS) / "mindspore" / "1.10" / "lenet_mnist.md"
+    card = tmp_path / "lenet_mnist.md"
+    shutil.copyfile(corpus_card, card)
+    (tmp_path / "w.ckpt").write_bytes(WEIGHTS)
+    before = parse_file(card).fields["asset"]
+    proc = run_cli("add-asset", str(card), str(tmp_path / "w.ckpt"))
+    assert proc.returncode == 0, proc.stderr
+    after = parse_file(card)
+    assert after.fields["asset"] == before + [{"file-format": "ckpt", "asset-link": "w.ckpt",
+                                               "asset-sha256": sha(WEIGHTS), "asset-size": len(WEIGHTS)}]
+    lines = card.read_text().splitlines()
+    at = lines.index("    asset-link: w.ckpt")
+    assert lines[at - 2:at + 3] == ["-", "    file-format: ckpt", "    asset-link: w.ckpt",
+                                    f"    asset-sha256: {sha(WEIGHTS)}", f"    asset-size: {len(WEIGHTS)}"]
+
+
+def test_add_asset_of_a_url_hashes_the_bytes_as_sent_as_pull_does(tmp_path):
+    """A .gz served with Content-Encoding: gzip: add-asset hashes the bytes sent (what pull keeps), not the
+    decoded ones, so the card it writes pulls."""
+    import gzip
+
+    served = tmp_path / "srv"
+    served.mkdir()
+    packed = gzip.compress(WEIGHTS * 50)
+    (served / "w.ckpt.gz").write_bytes(packed)
+    reg = tmp_path / "reg"
+    (reg / "me" / "cpu" / "2.10").mkdir(parents=True)
+    card = reg / "me" / "cpu" / "2.10" / "gz.md"
+    card.write_text("---\nmodel-name: gz\n---\n")
+    with fault_server(served, content_encoding="gzip") as srv:
+        proc = run_cli("add-asset", str(card), srv.url + "w.ckpt.gz", "--format", "ckpt")
+        assert proc.returncode == 0, proc.stderr
+        assert parse_file(card).fields["asset"][0]["asset-sha256"] == sha(packed)
+        pulled = run_cli("--registry", str(reg), "pull", "gz", env={"REGISTRY_HOME": str(tmp_path / "home")})
+    assert pulled.returncode == 0, pulled.stderr

@@ -52,6 +52,8 @@ GOOD = {"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}
     ({"w": {"dtype": "F32", "shape": [2]}}, bytes(8), None, "does not have exactly dtype, shape and data_offsets"),
     ({"__metadata__": {"n": 1}, **GOOD}, bytes(8), None, "__metadata__ is not a mapping of strings"),
     (None, b"", b"\xff\xfe", "the header is not UTF-8 JSON"),
+    (None, b"", b"[" * 100_000, "the header nests too deeply"),
+    ({"w": {"dtype": "F32", "shape": [2], "data_offsets": [0.0, 8.5]}}, bytes(8), None, "not two integers"),
 ])
 def test_lying_headers_are_one_sentence(tmp_path, header, data, raw, says):
     path = write(tmp_path / "bad.safetensors", header, data, raw)
