@@ -44,8 +44,9 @@ import contextlib
 import logging
 import os
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable
+from typing import Any
 
 from .errors import CardError, LoadError, UsageError
 
@@ -71,6 +72,7 @@ class VersionWarning(UserWarning):
 
 
 def is_optimizer_state(name: str) -> bool:
+    """Whether a checkpoint entry is training state (optimizer moments, step counters), not a weight."""
     return name in _TRAINING_COUNTERS or name.startswith(_OPTIMIZER_PREFIXES)
 
 
@@ -196,6 +198,43 @@ def read_checkpoint(path: str | os.PathLike, source: str, *, keep_optimizer: boo
     except (ValueError, RuntimeError, OSError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise LoadError(f"{source} is not a readable MindSpore checkpoint ({first}): check the card's asset-link") from None
+
+
+@dataclass(frozen=True)
+class AssetTable:
+    """The parameter table of one cached checkpoint asset of a card."""
+
+    filename: str
+    file_format: str
+    tensors: list  # tensors.TableEntry, in file order
+
+
+@dataclass
+class TablesReport:
+    """What `registry info NAME --tensors` shows: the tables of the cached assets, and those not cached."""
+
+    tables: list = field(default_factory=list)  # AssetTable
+    not_cached: list = field(default_factory=list)  # file names of ckpt/safetensors assets not in the cache
+
+
+def cached_tables(entry, settings=None) -> TablesReport:
+    """The parameter tables of the card's ckpt/safetensors assets that are in the cache (nothing is downloaded).
+    Raises LoadError or IntegrityError for a cached file that cannot be read."""
+    from .cache import Cache
+
+    cache = Cache.from_settings(settings)
+    report = TablesReport()
+    for asset in entry.assets:
+        if asset.file_format.lower() not in ("ckpt", "safetensors"):
+            continue
+        # The model's view, not the blob: MindSpore wants the file name's extension to match the format.
+        path = cache.model_dir(entry.id) / asset.filename
+        if cache.trusted(asset.sha256) is None or not path.is_file():
+            report.not_cached.append(asset.filename)
+            continue
+        table = checkpoint_table(path, asset.file_format, f"checkpoint {asset.filename} of card {entry.id}")
+        report.tables.append(AssetTable(asset.filename, asset.file_format, list(table.values())))
+    return report
 
 
 def checkpoint_table(path: str | os.PathLike, file_format: str, source: str) -> dict:

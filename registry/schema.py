@@ -49,6 +49,7 @@ _JSON_TYPES = {"string": "text", "number": "a number", "integer": "a whole numbe
 
 @lru_cache(maxsize=1)
 def schema() -> dict:
+    """The model-card JSON Schema document (raises OSError if the schema file is missing from the installation)."""
     path = schemas_dir() / SCHEMA_FILE
     with open(path, encoding="utf-8") as fh:
         return json.load(fh)
@@ -56,6 +57,7 @@ def schema() -> dict:
 
 @lru_cache(maxsize=1)
 def validator():
+    """The jsonschema validator of the card schema, made once per process."""
     from jsonschema import Draft202012Validator, FormatChecker
 
     # Only the date format: the others would need extra packages, and patterns cover them.

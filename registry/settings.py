@@ -28,9 +28,9 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Mapping
 
 from .errors import UsageError
 
@@ -86,6 +86,7 @@ def _number(env: Mapping[str, str], name: str, default: float, kind=float, posit
 
 
 def parse_mirrors(text: str, source: str = "REGISTRY_MIRRORS") -> tuple[tuple[str, str], ...]:
+    """The (FROM, TO) pairs of whitespace-separated `FROM=TO` items; raises UsageError naming `source` for a bad item."""
     pairs = []
     for item in text.split():
         src, sep, dst = item.partition("=")
@@ -140,9 +141,10 @@ class Settings:
     speed_time: float = 30.0
     max_asset_size: int = 32 << 30
     lock_timeout: float = 3600.0
+    no_color: bool = False  # NO_COLOR (no-color.org): plain terminal output
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         home = env.get("REGISTRY_HOME")
         return cls(
@@ -163,9 +165,10 @@ class Settings:
             speed_time=_number(env, "REGISTRY_SPEED_TIME", 30.0, positive=True),
             max_asset_size=int(_number(env, "REGISTRY_MAX_ASSET_SIZE", 32 << 30, int)),
             lock_timeout=_number(env, "REGISTRY_LOCK_TIMEOUT", 3600.0),
+            no_color=bool(env.get("NO_COLOR")),
         )
 
-    def with_(self, **changes) -> "Settings":
+    def with_(self, **changes) -> Settings:
         """A copy with some fields replaced (None values are ignored)."""
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 

@@ -11,7 +11,8 @@ Which model: an explicit `builder: mindcv:MODEL`, else the asset file name's ste
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from collections.abc import Iterable
+from typing import Any, Callable
 
 from ..errors import LoadError, UsageError
 from . import CardFacts, _norm
