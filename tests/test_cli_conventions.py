@@ -179,3 +179,18 @@ def test_errors_and_result_types_are_importable_from_the_package_and_builtin_cat
     for name in ("ModelRecord", "Entry", "Asset", "Pulled", "LoadReport", "Settings", "RegistryError"):
         assert isinstance(getattr(registry, name), type), name
     assert set(registry.__all__) <= set(dir(registry))
+
+
+def test_settings_passed_to_the_python_api_reach_the_cache_and_the_registry(tree, tmp_path, home):
+    """An explicit Settings wins over the environment at every layer: the cache it names is the one filled."""
+    from registry.settings import Settings
+
+    other = tmp_path / "other-home"
+    settings = Settings(home=other, registry_url=str(tree), progress=False)
+    items = registry.pull("lenet_digits", settings=settings)  # no registry=: settings.registry_url is used
+    assert items and all(str(p.path).startswith(str(other)) for p in items)
+    assert not home.exists() or not any(home.rglob("*.ckpt"))
+    assert registry.get_desired_input_shape("lenet_digits", settings=settings)
+    offline = Settings(home=tmp_path / "empty", offline=True)
+    with pytest.raises(registry.OfflineError, match="offline and the index of registry http://127.0.0.1:9/"):
+        registry.search(registry="http://127.0.0.1:9/", settings=offline)
