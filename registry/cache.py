@@ -52,7 +52,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .errors import NotFoundError, RegistryError, UsageError
@@ -239,6 +239,56 @@ class ViewFile:
     size: int
     format: str
     url: str
+
+
+class _Report:
+    def as_json(self) -> dict:
+        """The report as `registry cache ... --json` writes it."""
+        return asdict(self)
+
+
+@dataclass
+class CacheListing(_Report):
+    """`Cache.ls()`: the cached models with their files, and the blob and partial-download totals."""
+
+    home: str
+    models: list = field(default_factory=list)  # {"id", "files": [{filename, sha256, size, format, path, present}], "size"}
+    blobs: dict = field(default_factory=dict)  # {"count", "size"}
+    unreferenced: list = field(default_factory=list)  # {"sha256", "size"} of blobs no view uses
+    partial: dict = field(default_factory=dict)  # {"count", "size"}
+
+
+@dataclass
+class VerifyReport(_Report):
+    """`Cache.verify()`: blobs re-hashed, those that did not match (removed), view files without a blob."""
+
+    checked: int = 0
+    size: int = 0
+    bad: list = field(default_factory=list)  # {"sha256", "actual", "size"}
+    missing: list = field(default_factory=list)  # {"model", "filename", "sha256"}
+
+    @property
+    def ok(self) -> bool:
+        return not self.bad and not self.missing
+
+
+@dataclass
+class PruneReport(_Report):
+    """`Cache.prune()`: what was removed (with dry_run: what would be) and the bytes freed."""
+
+    removed_blobs: list = field(default_factory=list)
+    removed_partial: list = field(default_factory=list)
+    freed: int = 0
+    dry_run: bool = False
+
+
+@dataclass
+class RemoveReport(_Report):
+    """`Cache.rm(name)`: the model removed, the blobs only it used, the bytes freed."""
+
+    id: str
+    removed_blobs: list = field(default_factory=list)
+    freed: int = 0
 
 
 class CacheLockError(RegistryError):
@@ -679,7 +729,8 @@ class Cache:
 
     # ----------------------------------------------------------------- maintenance
 
-    def ls(self) -> dict:
+    def ls(self) -> CacheListing:
+        """The cached models and totals (a CacheListing)."""
         models = []
         for mid, directory, files in self.views():
             rows = []
@@ -692,15 +743,11 @@ class Cache:
         refs = self.referenced()
         pdir = self.home / "partial"
         partial = [p for p in pdir.glob("*.part") if _is_file(p)] if _is_dir(pdir) else []
-        return {
-            "home": str(self.home),
-            "models": models,
-            "blobs": {"count": len(blobs), "size": sum(s for _, s in blobs)},
-            "unreferenced": [{"sha256": d, "size": s} for d, s in blobs if d not in refs],
-            "partial": {"count": len(partial), "size": sum(os.lstat(p).st_size for p in partial)},
-        }
+        return CacheListing(str(self.home), models, {"count": len(blobs), "size": sum(s for _, s in blobs)},
+                            [{"sha256": d, "size": s} for d, s in blobs if d not in refs],
+                            {"count": len(partial), "size": sum(os.lstat(p).st_size for p in partial)})
 
-    def verify(self) -> dict:
+    def verify(self) -> VerifyReport:
         """Re-hash every blob (removing bad ones) and check that every view file points at a cached blob."""
         checked, total, bad = 0, 0, []
         for digest, path in list(self.blobs()):
@@ -717,7 +764,7 @@ class Cache:
                     self._remove_blob(digest)
         broken = [{"model": vf.model, "filename": vf.filename, "sha256": vf.sha256}
                   for vf in self.view_files() if not _is_file(self.blob_path(vf.sha256))]
-        return {"checked": checked, "size": total, "bad": bad, "missing": broken}
+        return VerifyReport(checked, total, bad, broken)
 
     def _try_lock(self, digest: str) -> _Lock | None:
         """The blob's lock if no other process holds it right now, else None."""
@@ -750,10 +797,10 @@ class Cache:
                 lock.release()
         return removed, freed
 
-    def prune(self, dry_run: bool = False) -> dict:
+    def prune(self, dry_run: bool = False) -> PruneReport:
         """Remove blobs no model view uses, partial downloads no process is writing, and temporary files
-        killed processes left; returns {"removed_blobs", "removed_partial", "freed", "dry_run"}. With
-        `dry_run`, nothing is removed: the result says what would be."""
+        killed processes left; returns a PruneReport. With `dry_run`, nothing is removed: the report says
+        what would be."""
         refs = self.referenced()
         removed, freed = self._remove_unreferenced([d for d, _ in self.blobs() if d not in refs], dry_run)
         partials = []
@@ -790,10 +837,9 @@ class Cache:
                             p.unlink(missing_ok=True)
                         finally:
                             lock.release()
-        result = {"removed_blobs": removed, "removed_partial": partials, "freed": freed}
-        return {**result, "dry_run": True} if dry_run else result
+        return PruneReport(removed, partials, freed, dry_run)
 
-    def rm(self, name: str) -> dict:
+    def rm(self, name: str) -> RemoveReport:
         """Remove a model's view, then the blobs no other view uses. Only plain names read from the view
         record are removed, relative to the view directory (opened without following symlinks)."""
         model_id = self.find_model(name)
@@ -824,5 +870,5 @@ class Cache:
                 d.rmdir()  # rmdir removes only an empty directory, and never follows a symlink
                 d = d.parent
         removed, freed = self._remove_unreferenced(digests)
-        return {"id": model_id, "removed_blobs": removed, "freed": freed}
+        return RemoveReport(model_id, removed, freed)
 

@@ -213,7 +213,7 @@ def test_a_stamp_that_cannot_be_written_leaves_a_verified_blob_that_is_rehashed_
     with cache.lock(digest):
         assert cache.lookup(digest) == cache.blob_path(digest)  # re-hashed, still usable
     assert [p.name for p in cache.blob_path(digest).parent.iterdir() if p.name.endswith(".tmp")] == []
-    assert cache.verify()["bad"] == []
+    assert cache.verify().bad == []
 
 
 def test_a_view_record_that_cannot_be_written_is_one_sentence_naming_the_cache(tmp_path):

@@ -62,7 +62,7 @@ def settings_for(home: Path, url: str | None, **kw) -> Settings:
 
 def assert_cache_clean(home: Path) -> None:
     report = Cache(home).verify()
-    assert not report["bad"] and not report["missing"], report
+    assert report.ok, report
 
 
 def blobs(home: Path) -> list[str]:
@@ -501,7 +501,7 @@ def test_an_asset_named_like_the_view_record_does_not_replace_it(tmp_path, site,
     write_card(root, CARD_ID, [("ckpt", BASE + ".view.json", sha(site / ".view.json"))])
     (item,) = pull("tiny", registry=root, settings=settings_for(home, site.as_uri() + "/"))
     assert item.path.name != ".view.json" and item.path.read_bytes() == b"checkpoint bytes"
-    assert Cache(home).ls()["models"][0]["files"][0]["path"] == str(item.path)
+    assert Cache(home).ls().models[0]["files"][0]["path"] == str(item.path)
     assert_cache_clean(home)
 
 

@@ -42,7 +42,7 @@ def cmd_cache(args, out: Output) -> int:
 
 def _emit(out: Output, data, lines) -> None:
     if out.as_json:
-        out.json(data)
+        out.json(data.as_json() if hasattr(data, "as_json") else data)
     else:
         for line in lines:  # ids and file names come from view records anyone may have written
             out.line(line)
@@ -51,41 +51,41 @@ def _emit(out: Output, data, lines) -> None:
 def _ls(cache, args, out: Output) -> int:
     from ..cache import human_size
 
-    data = cache.ls()
-    lines = [f"cache {data['home']}"]
-    for m in data["models"]:
+    report = cache.ls()
+    lines = [f"cache {report.home}"]
+    for m in report.models:
         lines.append(f"{m['id']}  {human_size(m['size'])}")
         for f in m["files"]:
             state = "" if f["present"] else "  (missing: pull it again)"
             lines.append(f"  {f['sha256'][:12]}  {human_size(f['size']):>10}  {f['filename']}{state}")
-    lines.append(f"{data['blobs']['count']} blobs, {human_size(data['blobs']['size'])}; "
-                 f"{len(data['unreferenced'])} unreferenced; {data['partial']['count']} partial downloads, "
-                 f"{human_size(data['partial']['size'])}")
-    _emit(out, data, lines)
+    lines.append(f"{report.blobs['count']} blobs, {human_size(report.blobs['size'])}; "
+                 f"{len(report.unreferenced)} unreferenced; {report.partial['count']} partial downloads, "
+                 f"{human_size(report.partial['size'])}")
+    _emit(out, report, lines)
     return 0
 
 
 def _verify(cache, args, out: Output) -> int:
     from ..cache import human_size
 
-    data = cache.verify()
-    lines = [f"bad blob {b['sha256']}: its bytes hash to {b['actual']}; removed (pull again)" for b in data["bad"]]
+    report = cache.verify()
+    lines = [f"bad blob {b['sha256']}: its bytes hash to {b['actual']}; removed (pull again)" for b in report.bad]
     lines += [f"model {m['model']}: {m['filename']} has no blob {m['sha256'][:12]} (pull it again)"
-              for m in data["missing"]]
-    state = "ok" if not lines else f"{len(data['bad'])} bad, {len(data['missing'])} missing"
-    lines.append(f"verified {data['checked']} blobs, {human_size(data['size'])}: {state}")
-    _emit(out, data, lines)
-    return 0 if not data["bad"] and not data["missing"] else 1
+              for m in report.missing]
+    state = "ok" if report.ok else f"{len(report.bad)} bad, {len(report.missing)} missing"
+    lines.append(f"verified {report.checked} blobs, {human_size(report.size)}: {state}")
+    _emit(out, report, lines)
+    return 0 if report.ok else 1
 
 
 def _prune(cache, args, out: Output) -> int:
     from ..cache import human_size
 
-    data = cache.prune(dry_run=args.dry_run)
+    report = cache.prune(dry_run=args.dry_run)
     verb = "would remove" if args.dry_run else "removed"
-    _emit(out, data, [f"{verb} {plural(len(data['removed_blobs']), 'blob')} and "
-                      f"{plural(len(data['removed_partial']), 'partial file')}, "
-                      f"{'would free' if args.dry_run else 'freed'} {human_size(data['freed'])}"])
+    _emit(out, report, [f"{verb} {plural(len(report.removed_blobs), 'blob')} and "
+                        f"{plural(len(report.removed_partial), 'partial file')}, "
+                        f"{'would free' if args.dry_run else 'freed'} {human_size(report.freed)}"])
     return 0
 
 
@@ -93,9 +93,9 @@ def _rm(cache, args, out: Output) -> int:
     from ..cache import human_size
 
     removed = [cache.rm(name) for name in args.names]
-    lines = [f"removed {d['id']}: {plural(len(d['removed_blobs']), 'blob')}, freed {human_size(d['freed'])}"
-             for d in removed]
-    _emit(out, removed[0] if len(removed) == 1 else removed, lines)  # one NAME: its record; several: a list
+    lines = [f"removed {r.id}: {plural(len(r.removed_blobs), 'blob')}, freed {human_size(r.freed)}" for r in removed]
+    docs = [r.as_json() for r in removed]
+    _emit(out, docs[0] if len(docs) == 1 else docs, lines)  # one NAME: its record; several: a list
     return 0
 
 
@@ -109,10 +109,10 @@ def _purge(cache, args, out: Output) -> int:
 
     removed = [cache.rm(mid) for mid in sorted({mid for mid, _, _ in cache.views()})]
     pruned = cache.prune()
-    data = {"models": [d["id"] for d in removed],
-            "removed_blobs": sorted({b for d in removed for b in d["removed_blobs"]} | set(pruned["removed_blobs"])),
-            "removed_partial": pruned["removed_partial"],
-            "freed": sum(d["freed"] for d in removed) + pruned["freed"]}
+    data = {"models": [r.id for r in removed],
+            "removed_blobs": sorted({b for r in removed for b in r.removed_blobs} | set(pruned.removed_blobs)),
+            "removed_partial": pruned.removed_partial,
+            "freed": sum(r.freed for r in removed) + pruned.freed}
     _emit(out, data, [f"purged {cache.home}: {plural(len(data['models']), 'model')}, "
                       f"{plural(len(data['removed_blobs']), 'blob')}, freed {human_size(data['freed'])}"])
     return 0
