@@ -23,6 +23,7 @@ from functools import lru_cache
 from typing import Any, Callable
 
 from .card import Card, Problem
+from .names import is_sha256
 from .settings import schemas_dir
 
 SCHEMA_FILE = "model-card.schema.json"
@@ -160,7 +161,7 @@ def _problems(card: Card, error, path: tuple) -> list[Problem]:
         detail, rule = "", "schema-pattern"
         if field == "asset-sha256" and isinstance(value, str) and value and all(c in "0123456789abcdefABCDEF" for c in value):
             detail = f" (it has {len(value)} hex digits)"
-            if 8 <= len(value) < 64:  # pull accepts a prefix and checks it; the publisher should give it all
+            if is_sha256(value, prefix=True):  # pull accepts a prefix and checks it; the publisher should give it all
                 detail, rule = f" (it has {len(value)} hex digits: a prefix, which only guards against corruption)", "sha256-prefix"
             elif len(value) < 8:
                 detail = f" (it has {len(value)} hex digits: a file-name hash, not a SHA-256)"
