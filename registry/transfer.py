@@ -305,7 +305,7 @@ class _Progress:
         if enabled:
             from tqdm import tqdm
 
-            self._bar = tqdm(total=0, unit="B", unit_scale=True, unit_divisor=1024, desc=label, file=sys.stderr,
+            self._bar = tqdm(total=0, unit="B", unit_scale=True, unit_divisor=1024, desc=label,
                              dynamic_ncols=True, leave=True)
 
     def add_total(self, n: int) -> None:
