@@ -46,6 +46,7 @@ def embedded_registry() -> Path:
 
 
 def schemas_dir() -> Path:
+    """The directory of the JSON Schemas: the installed copy, else the checkout's `schemas/`."""
     installed = PACKAGE_DIR / "_data" / "schemas"
     if installed.is_dir():
         return installed
@@ -117,6 +118,7 @@ def get_hub_dir() -> str:
 
 
 def default_home() -> Path:
+    """The platform's user cache directory for registry (the cache root without REGISTRY_HOME)."""
     from platformdirs import user_cache_dir
 
     return Path(user_cache_dir("registry", appauthor=False))

@@ -238,10 +238,12 @@ def _entry_points() -> list[_EntryPoint]:
 
 
 def all_builders() -> list[BuilderSpec]:
+    """Every BuilderSpec: the built-in ones, then those of installed packages' `registry.builders` entry points."""
     return list(BUILTIN) + [ep.spec for ep in _entry_points()]
 
 
 def known_builder_names() -> list[str]:
+    """The names a card's `builder:` field may give, sorted."""
     return sorted(spec.name for spec in all_builders())
 
 

@@ -22,6 +22,7 @@ _MINDCV_OWNS = ("pretrained", "checkpoint_path")  # arguments that would make mi
 
 
 def import_mindcv():
+    """The mindcv module; raises LoadError saying how to install it when it cannot be imported."""
     try:
         import mindcv
     except ImportError as exc:
