@@ -9,6 +9,13 @@ A registry is a tree of cards, `USER[/BACKEND]/VERSION/NAME.md`; a card's id is 
 `source` (the MindSpore Hub argument): "gitee" or "github" reads the name as above; "local" only as a
 path to a card file.
 Localized twins (`*_cn.md`) are translations of an English card and are not separate models.
+
+Every kind of registry lives here and answers the same questions (`Registry`: ids, entry, resolve,
+index, forget): LocalRegistry (a directory, its index built once per process), HttpRegistry (a tree
+served over HTTP: its index.json, cached and revalidated by ETag, and each card verified against the
+index's sha256) and card URLs (`entry_from_url`, fetched each time). The Settings given to
+open_registry/resolve travel with the registry (offline mode, token, timeouts, cache home); nothing
+here reads the environment or prints (a stale cached index is a RegistryWarning).
 """
 from __future__ import annotations
 
