@@ -92,9 +92,6 @@ def _main(argv: Sequence[str] | None) -> int:
         if not getattr(args, "func", None):
             parser.print_help()
             return 2
-        if args.registry is not None and not getattr(args, "reads_registry", False):
-            raise UsageError(f"--registry does nothing for `registry {args.command}`, which reads no registry: "
-                             "drop the option")
         return args.func(args, Output(args))
     except RegistryError as exc:
         sys.stderr.write(f"registry: error: {printable(exc.message)}\n")

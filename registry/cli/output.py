@@ -53,7 +53,6 @@ def add_registry_option(p: argparse.ArgumentParser) -> None:
     # SUPPRESS keeps a value given before the command when it is not repeated after it.
     p.add_argument("--registry", metavar="LOCATION", default=argparse.SUPPRESS,
                    help="registry directory or http(s) base URL (default: $REGISTRY_URL, else the embedded registry)")
-    p.set_defaults(reads_registry=True)
 
 
 def settings_from(args):
