@@ -73,7 +73,7 @@ def intact(path: Path) -> bool:
     if first < 0 or second < 0:
         return False
     block, inside = [], False
-    for line in (l.rstrip("\r") for l in lines[first + 1:second]):
+    for line in (raw.rstrip("\r") for raw in lines[first + 1:second]):
         if re.match(r"^asset\s*:\s*$", line):
             inside = True
             continue

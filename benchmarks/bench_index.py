@@ -51,8 +51,9 @@ def main() -> int:
         print(f"corpus {args.corpus} not found: pass --corpus DIR", file=sys.stderr)
         return 2
 
-    from registry.catalog import LocalRegistry
-    from registry.index import HttpRegistry, build_index, dumps_index, forget_remote_indexes, walk_tree
+    from registry.catalog import HttpRegistry, LocalRegistry, forget_remote_indexes
+    from registry.index import build_index, dumps_index
+    from registry.names import walk_tree
     from registry.serve import RegistryServer
 
     corpus = args.corpus.resolve()
@@ -99,8 +100,8 @@ def main() -> int:
             local.ids()
             for label, name in (("short name", short), ("full id", full),
                                 (f"shared name, {len(by_name[shared])} ids", shared)):
-                t_remote = timed(lambda: HttpRegistry(server.url).resolve(name), args.repeat * 20)
-                t_local = timed(lambda: local.resolve(name), args.repeat * 20)
+                t_remote = timed(lambda name=name: HttpRegistry(server.url).resolve(name), args.repeat * 20)
+                t_local = timed(lambda name=name: local.resolve(name), args.repeat * 20)
                 rows.append((f"resolve {label} (remote, warm)", t_remote, t_local, RESOLVE_TARGET))
         finally:
             server.shutdown()

@@ -49,23 +49,22 @@ import os
 import re
 import shutil
 import stat
-import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 from .errors import NotFoundError, RegistryError, UsageError
-from .text import mask_passwords, printable
+from .names import SHA256_RE, ShortNames, check_name
+from .text import mask_passwords
 
 CHUNK = 1 << 20
 VIEW_FILE = ".view.json"
 WAIT_NOTICE = 1.0  # seconds of waiting for a lock before on_wait is told
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _NOFOLLOW
-_DIGEST = re.compile(r"[0-9a-f]{64}")
 _TMP = re.compile(r"\.(.+)\.\d+(?:\.\d+)?\.tmp")  # .NAME.PID[.THREAD].tmp, as write_atomic names them
 
 
@@ -268,7 +267,7 @@ def _view_files(data: dict | None) -> dict[str, dict]:
         if not (plain_name(name) and name != VIEW_FILE and isinstance(rec, dict)):
             continue
         digest, size = rec.get("sha256"), rec.get("size")
-        if not (isinstance(digest, str) and _DIGEST.fullmatch(digest)):
+        if not (isinstance(digest, str) and SHA256_RE.match(digest)):
             continue
         out[name] = {"sha256": digest, "size": size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else 0,
                      "format": rec.get("format") if isinstance(rec.get("format"), str) else "",
@@ -291,6 +290,7 @@ def _is_file(path: Path) -> bool:
 
 
 def human_size(n: int) -> str:
+    """`n` bytes as text in B, KiB, MiB or GiB."""
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
             return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -308,6 +308,56 @@ class ViewFile:
     url: str
 
 
+class _Report:
+    def as_json(self) -> dict:
+        """The report as `registry cache ... --json` writes it."""
+        return asdict(self)
+
+
+@dataclass
+class CacheListing(_Report):
+    """`Cache.ls()`: the cached models with their files, and the blob and partial-download totals."""
+
+    home: str
+    models: list = field(default_factory=list)  # {"id", "files": [{filename, sha256, size, format, path, present}], "size"}
+    blobs: dict = field(default_factory=dict)  # {"count", "size"}
+    unreferenced: list = field(default_factory=list)  # {"sha256", "size"} of blobs no view uses
+    partial: dict = field(default_factory=dict)  # {"count", "size"}
+
+
+@dataclass
+class VerifyReport(_Report):
+    """`Cache.verify()`: blobs re-hashed, those that did not match (removed), view files without a blob."""
+
+    checked: int = 0
+    size: int = 0
+    bad: list = field(default_factory=list)  # {"sha256", "actual", "size"}
+    missing: list = field(default_factory=list)  # {"model", "filename", "sha256"}
+
+    @property
+    def ok(self) -> bool:
+        return not self.bad and not self.missing
+
+
+@dataclass
+class PruneReport(_Report):
+    """`Cache.prune()`: what was removed (with dry_run: what would be) and the bytes freed."""
+
+    removed_blobs: list = field(default_factory=list)
+    removed_partial: list = field(default_factory=list)
+    freed: int = 0
+    dry_run: bool = False
+
+
+@dataclass
+class RemoveReport(_Report):
+    """`Cache.rm(name)`: the model removed, the blobs only it used, the bytes freed."""
+
+    id: str
+    removed_blobs: list = field(default_factory=list)
+    freed: int = 0
+
+
 class CacheLockError(RegistryError):
     """A lock file that cannot be taken (a read-only or foreign cache, a planted symlink, a timeout)."""
 
@@ -321,7 +371,7 @@ class LockBusy(CacheLockError):
 class _Lock:
     """A FileLock with our errors and a report when another process holds it (see Cache.on_wait)."""
 
-    def __init__(self, cache: "Cache", path: Path, timeout: float, what: str):
+    def __init__(self, cache: Cache, path: Path, timeout: float, what: str):
         from filelock import FileLock
 
         kwargs = {"mode": 0o666} if cache.shared() else {}
@@ -383,7 +433,7 @@ class Cache:
         self.on_wait = on_wait  # called with a sentence when a lock is held by another process, and when it came
 
     @classmethod
-    def from_settings(cls, settings=None, on_wait=None) -> "Cache":
+    def from_settings(cls, settings=None, on_wait=None) -> Cache:
         from .settings import current
 
         settings = settings or current()
@@ -426,8 +476,7 @@ class Cache:
         return None
 
     def model_dir(self, model_id: str) -> Path:
-        from .catalog import check_name
-
+        """HOME/models/<id>: the model's view directory (raises UsageError for a bad id)."""
         return self.home.joinpath("models", *check_name(model_id).split("/"))
 
     def lock(self, digest: str, timeout: float | None = None) -> _Lock:
@@ -629,7 +678,7 @@ class Cache:
         for sub in sorted(root.iterdir()):
             if _is_dir(sub):
                 for p in sorted(sub.iterdir()):
-                    if _DIGEST.fullmatch(p.name) and _is_file(p):
+                    if SHA256_RE.match(p.name) and _is_file(p):
                         yield p.name, p
 
     def discard_partial(self, digest: str) -> None:
@@ -730,27 +779,25 @@ class Cache:
         return {vf.sha256 for vf in self.view_files()}
 
     def find_model(self, name: str) -> str:
-        """The cached model a user means: a full id or the short name of exactly one cached model."""
-        from .catalog import check_name
-
+        """The cached model a user means: a full id or the short name of exactly one cached model.
+        Raises NotFoundError (unknown, with suggestions, or ambiguous) or UsageError (a bad name)."""
         name = check_name(name)
         ids = [mid for mid, _, _ in self.views()]
         if name in ids:
             return name
-        matches = [i for i in ids if i.rsplit("/", 1)[-1] == name]
+        names = ShortNames(ids)
+        matches = names.matches(name)
         if len(matches) == 1:
             return matches[0]
         if matches:
             raise NotFoundError(f"model name {name!r} is ambiguous in the cache: use one of the full ids {', '.join(matches)}")
-        import difflib
-
-        close = difflib.get_close_matches(name, ids + [i.rsplit("/", 1)[-1] for i in ids], n=3, cutoff=0.6)
-        hint = f"; did you mean {', '.join(close)}?" if close else "; `registry cache ls` lists the cached models"
+        hint = names.hint(name, "`registry cache ls` lists the cached models")
         raise NotFoundError(f"no model {name!r} in the cache {self.home}{hint}")
 
     # ----------------------------------------------------------------- maintenance
 
-    def ls(self) -> dict:
+    def ls(self) -> CacheListing:
+        """The cached models and totals (a CacheListing)."""
         models = []
         for mid, directory, files in self.views():
             rows = []
@@ -763,15 +810,11 @@ class Cache:
         refs = self.referenced()
         pdir = self.home / "partial"
         partial = [p for p in pdir.glob("*.part") if _is_file(p)] if _is_dir(pdir) else []
-        return {
-            "home": str(self.home),
-            "models": models,
-            "blobs": {"count": len(blobs), "size": sum(s for _, s in blobs)},
-            "unreferenced": [{"sha256": d, "size": s} for d, s in blobs if d not in refs],
-            "partial": {"count": len(partial), "size": sum(os.lstat(p).st_size for p in partial)},
-        }
+        return CacheListing(str(self.home), models, {"count": len(blobs), "size": sum(s for _, s in blobs)},
+                            [{"sha256": d, "size": s} for d, s in blobs if d not in refs],
+                            {"count": len(partial), "size": sum(os.lstat(p).st_size for p in partial)})
 
-    def verify(self) -> dict:
+    def verify(self) -> VerifyReport:
         """Re-hash every blob (removing bad ones) and check that every view file points at a cached blob."""
         checked, total, bad = 0, 0, []
         for digest, path in list(self.blobs()):
@@ -788,7 +831,7 @@ class Cache:
                     self._remove_blob(digest)
         broken = [{"model": vf.model, "filename": vf.filename, "sha256": vf.sha256}
                   for vf in self.view_files() if not _is_file(self.blob_path(vf.sha256))]
-        return {"checked": checked, "size": total, "bad": bad, "missing": broken}
+        return VerifyReport(checked, total, bad, broken)
 
     def _try_lock(self, digest: str) -> _Lock | None:
         """The blob's lock if no other process holds it right now, else None."""
@@ -799,8 +842,9 @@ class Cache:
             return None
         return lock
 
-    def _remove_unreferenced(self, digests) -> tuple[list[str], int]:
-        """Remove blobs no view references, each under its lock, re-checking the views under the lock."""
+    def _remove_unreferenced(self, digests, dry_run: bool = False) -> tuple[list[str], int]:
+        """Remove blobs no view references, each under its lock, re-checking the views under the lock
+        (with `dry_run`, only say which and how many bytes)."""
         removed, freed = [], 0
         for digest in digests:
             lock = self._try_lock(digest)
@@ -812,18 +856,20 @@ class Cache:
                 path = self.blob_path(digest)
                 size = os.lstat(path).st_size if os.path.lexists(path) else 0
                 if os.path.lexists(path) or os.path.lexists(self.stamp_path(digest)):
-                    self._remove_blob(digest)
+                    if not dry_run:
+                        self._remove_blob(digest)
                     removed.append(digest)
                     freed += size
             finally:
                 lock.release()
         return removed, freed
 
-    def prune(self) -> dict:
+    def prune(self, dry_run: bool = False) -> PruneReport:
         """Remove blobs no model view uses, partial downloads no process is writing, and temporary files
-        killed processes left."""
+        killed processes left; returns a PruneReport. With `dry_run`, nothing is removed: the report says
+        what would be."""
         refs = self.referenced()
-        removed, freed = self._remove_unreferenced([d for d, _ in self.blobs() if d not in refs])
+        removed, freed = self._remove_unreferenced([d for d, _ in self.blobs() if d not in refs], dry_run)
         partials = []
         pdir = self.home / "partial"
         if _is_dir(pdir):
@@ -831,7 +877,7 @@ class Cache:
             for name in names:
                 stem = _TMP.fullmatch(name).group(1) if _TMP.fullmatch(name) else name
                 digest = stem.split(".", 1)[0]
-                if not _DIGEST.fullmatch(digest):
+                if not SHA256_RE.match(digest):
                     continue
                 lock = self._try_lock(digest)
                 if lock is None:  # a download in progress holds it
@@ -840,26 +886,27 @@ class Cache:
                     p = pdir / name
                     if os.path.lexists(p):
                         freed += os.lstat(p).st_size
-                        p.unlink()
+                        if not dry_run:
+                            p.unlink()
                         partials.append(name)
                 finally:
                     lock.release()
         blobs = self.home / "blobs" / "sha256"
-        for sub in sorted(blobs.iterdir()) if _is_dir(blobs) else ():
+        for sub in sorted(blobs.iterdir()) if _is_dir(blobs) and not dry_run else ():
             for p in sorted(sub.iterdir()) if _is_dir(sub) else ():
                 m = _TMP.fullmatch(p.name)
                 if p.name.endswith(".stamp") and not os.path.lexists(p.with_name(p.name[:-6])):
                     p.unlink(missing_ok=True)  # a stamp left by a blob removed by hand
-                elif m and _DIGEST.fullmatch(m.group(1).split(".", 1)[0]):
+                elif m and SHA256_RE.match(m.group(1).split(".", 1)[0]):
                     lock = self._try_lock(m.group(1).split(".", 1)[0])
                     if lock is not None:  # a stamp being written by a process killed halfway
                         try:
                             p.unlink(missing_ok=True)
                         finally:
                             lock.release()
-        return {"removed_blobs": removed, "removed_partial": partials, "freed": freed}
+        return PruneReport(removed, partials, freed, dry_run)
 
-    def rm(self, name: str) -> dict:
+    def rm(self, name: str) -> RemoveReport:
         """Remove a model's view, then the blobs no other view uses. Only plain names read from the view
         record are removed, relative to the view directory (opened without following symlinks)."""
         model_id = self.find_model(name)
@@ -890,56 +937,5 @@ class Cache:
                 d.rmdir()  # rmdir removes only an empty directory, and never follows a symlink
                 d = d.parent
         removed, freed = self._remove_unreferenced(digests)
-        return {"id": model_id, "removed_blobs": removed, "freed": freed}
-
-    # ----------------------------------------------------------------- CLI
-
-    def cli(self, args, out=None) -> int:
-        out = out or sys.stdout
-        action = args.cache_command
-        as_json = getattr(args, "json", False)
-
-        def emit(data, lines):
-            if as_json:
-                json.dump(data, out, indent=2, sort_keys=True)
-                out.write("\n")
-            else:
-                for line in lines:  # ids and file names come from view records anyone may have written
-                    print(printable(line), file=out)
-
-        try:
-            if action == "ls":
-                data = self.ls()
-                lines = [f"cache {data['home']}"]
-                for m in data["models"]:
-                    lines.append(f"{m['id']}  {human_size(m['size'])}")
-                    for f in m["files"]:
-                        state = "" if f["present"] else "  (missing: pull it again)"
-                        lines.append(f"  {f['sha256'][:12]}  {human_size(f['size']):>10}  {f['filename']}{state}")
-                lines.append(f"{data['blobs']['count']} blobs, {human_size(data['blobs']['size'])}; "
-                             f"{len(data['unreferenced'])} unreferenced; {data['partial']['count']} partial downloads, "
-                             f"{human_size(data['partial']['size'])}")
-                emit(data, lines)
-                return 0
-            if action == "verify":
-                data = self.verify()
-                lines = [f"bad blob {b['sha256']}: its bytes hash to {b['actual']}; removed (pull again)" for b in data["bad"]]
-                lines += [f"model {m['model']}: {m['filename']} has no blob {m['sha256'][:12]} (pull it again)" for m in data["missing"]]
-                state = "ok" if not lines else f"{len(data['bad'])} bad, {len(data['missing'])} missing"
-                lines.append(f"verified {data['checked']} blobs, {human_size(data['size'])}: {state}")
-                emit(data, lines)
-                return 0 if not data["bad"] and not data["missing"] else 1
-            if action == "prune":
-                data = self.prune()
-                emit(data, [f"removed {len(data['removed_blobs'])} blobs and {len(data['removed_partial'])} partial files, "
-                            f"freed {human_size(data['freed'])}"])
-                return 0
-            if action == "rm":
-                data = self.rm(args.name)
-                emit(data, [f"removed {data['id']}: {len(data['removed_blobs'])} blobs, freed {human_size(data['freed'])}"])
-                return 0
-        except OSError as exc:
-            where = f" ({exc.filename})" if exc.filename else ""
-            raise RegistryError(f"cache {self.home}: {exc.strerror or exc}{where}", exit_code=2) from None
-        raise UsageError(f"unknown cache action {action!r}: use ls, verify, prune or rm")
+        return RemoveReport(model_id, removed, freed)
 

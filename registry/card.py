@@ -95,6 +95,13 @@ class Card:
         return self.data if isinstance(self.data, dict) else {}
 
     @property
+    def asset_items(self) -> list[tuple[int, dict]]:
+        """(position, mapping) of each asset item of the front matter, as written: the one low-level reader
+        of the raw `asset` list (items that are not mappings are skipped; `catalog.Entry.assets` is the
+        typed, strict reading, and the schema reports malformed items)."""
+        return asset_items(self.fields)
+
+    @property
     def ok(self) -> bool:
         return not any(p.severity == "error" for p in self.problems)
 
@@ -141,6 +148,12 @@ class Card:
 # --------------------------------------------------------------------------- reading
 
 
+def asset_items(fields) -> list[tuple[int, dict]]:
+    """(position, mapping) of each asset item of a card's fields (see Card.asset_items)."""
+    items = fields.get("asset") if isinstance(fields, dict) else None
+    return [(i, item) for i, item in enumerate(items if isinstance(items, list) else []) if isinstance(item, dict)]
+
+
 def parse_file(path: str | os.PathLike, display: str | None = None) -> Card:
     """Read and parse a card file. I/O failures become a `read-error` problem, never an exception."""
     shown = display if display is not None else str(path)
@@ -168,6 +181,7 @@ def parse_file(path: str | os.PathLike, display: str | None = None) -> Card:
 
 
 def parse_bytes(raw: bytes, path: str = "<bytes>") -> Card:
+    """The Card of a file's bytes (UTF-8, a BOM allowed); never raises: defects are the Card's problems."""
     if b"\x00" in raw:
         return _fail(path, "", 0, "binary-file", "is a binary file, not a Markdown card")
     if raw.startswith(b"\xef\xbb\xbf"):
@@ -202,6 +216,7 @@ def find_front_matter(lines: list[str]) -> tuple[int, int]:
 
 
 def parse_text(text: str, path: str = "<string>") -> Card:
+    """The Card of a card's text; never raises: every defect is a Problem with its line and column."""
     card = Card(path=path, text=text)
     if not text.strip():
         card.problems.append(Problem(path, 0, 0, "error", "empty-file",

@@ -9,101 +9,61 @@ A registry is a tree of cards, `USER[/BACKEND]/VERSION/NAME.md`; a card's id is 
 `source` (the MindSpore Hub argument): "gitee" or "github" reads the name as above; "local" only as a
 path to a card file.
 Localized twins (`*_cn.md`) are translations of an English card and are not separate models.
+
+Every kind of registry lives here and answers the same questions (`Registry`: ids, entry, resolve,
+index, forget): LocalRegistry (a directory, its index built once per process), HttpRegistry (a tree
+served over HTTP: its index.json, cached and revalidated by ETag, and each card verified against the
+index's sha256) and card URLs (`entry_from_url`, fetched each time). The Settings given to
+open_registry/resolve travel with the registry (offline mode, token, timeouts, cache home); nothing
+here reads the environment or prints (a stale cached index is a RegistryWarning).
 """
 from __future__ import annotations
 
-import difflib
+import hashlib
+import json
 import logging
 import os
 import posixpath
-import re
+import threading
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterable, Iterator
-from urllib.parse import unquote, urljoin, urlsplit
+from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from . import settings as _settings
 from . import versions as _versions
-from .card import Card, Problem, parse_file
-from .errors import CardError, CardWarning, NotFoundError, UsageError
+from .cache import write_atomic
+from .card import MAX_CARD_BYTES, Card, Problem, parse_bytes, parse_file
+from .errors import (
+    CardError,
+    CardWarning,
+    IntegrityError,
+    MissingFileError,
+    NotFoundError,
+    OfflineError,
+    RegistryWarning,
+    TransferError,
+    UsageError,
+)
+from .http import SpeedGuard, network_reason, retrying_session
+from .index import INDEX_NAME, MAX_INDEX_BYTES, Index, build_index, parse_index
+from .names import (
+    SHA256_PREFIX_RE,
+    SHA256_RE,
+    ShortNames,
+    asset_filename,
+    check_name,
+    is_card_filename,
+    parent_url,
+    sha256_text,
+    short_name,
+    walk_markdown,
+)
+from .text import mask_passwords
 
-SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
-# An asset-sha256 of 8 to 63 hex digits is a prefix of the file's sha256 (mindspore-lab cards give
-# the 8 that their file names carry): pull checks the file's digest starts with it.
-SHA256_PREFIX_RE = re.compile(r"^[0-9a-f]{8,63}$")
 SOURCES = ("gitee", "github", "local")  # mindspore_hub's `source` values (see the module doc)
 _log = logging.getLogger("registry")
-_ID_PART = re.compile(r"^[^\x00-\x1f\\/:*?\"<>|]+$")
-
-
-def is_localized(filename: str) -> bool:
-    return filename.endswith("_cn.md")
-
-
-def is_card_filename(filename: str) -> bool:
-    return filename.endswith(".md") and not is_localized(filename) and filename.lower() != "readme.md"
-
-
-IGNORE_FILE = ".registryignore"
-# Documents a registry tree commonly holds beside its cards; they need no card front matter.
-DOC_NAMES = frozenset({"readme", "contributing", "changelog", "changes", "license", "licence", "notice",
-                       "authors", "code_of_conduct", "security", "support", "howto", "index"})
-DOC_DIRS = frozenset({"docs", "doc"})  # at the root of a tree only: a user may be called `doc` deeper down
-
-
-def is_doc_file(rel: str) -> bool:
-    """A documentation file (README.md, docs/HOWTO.md, ...) rather than a card, by its path in the tree."""
-    parts = rel.split("/")
-    return (len(parts) > 1 and parts[0].lower() in DOC_DIRS) or parts[-1][:-3].lower() in DOC_NAMES
-
-
-def ignore_spec(root: str | os.PathLike):
-    """The `.registryignore` patterns of a tree (gitignore syntax), or None when it has none."""
-    try:
-        with open(os.path.join(root, IGNORE_FILE), encoding="utf-8") as fh:
-            lines = fh.read().splitlines()
-    except FileNotFoundError:
-        return None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{os.path.join(root, IGNORE_FILE)} cannot be read ({exc}): fix or remove it") from None
-    import pathspec  # only for trees that have the file
-
-    try:
-        return pathspec.GitIgnoreSpec.from_lines(lines)
-    except ValueError as exc:  # pathspec's pattern errors are ValueErrors naming the pattern
-        raise UsageError(f"{os.path.join(root, IGNORE_FILE)}: {exc}: fix the pattern (gitignore syntax)") from None
-
-
-def walk_markdown(root: str | os.PathLike) -> Iterator[str]:
-    """Relative POSIX paths of the `.md` files of a registry tree, in sorted walk order.
-
-    Skipped: hidden directories, documentation (is_doc_file: README.md, CHANGELOG.md, docs/, ...)
-    and what the tree's `.registryignore` matches. Localized twins are included (callers that want
-    models only filter with is_card_filename)."""
-    spec = ignore_spec(root)
-    for dirpath, dirnames, filenames in os.walk(root):
-        rel = os.path.relpath(dirpath, root)
-        prefix = "" if rel == "." else rel.replace(os.sep, "/") + "/"
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")
-                             and not (spec is not None and spec.match_file(prefix + d + "/")))
-        for fn in sorted(filenames):
-            if fn.endswith(".md") and not is_doc_file(prefix + fn) and not (spec is not None and spec.match_file(prefix + fn)):
-                yield prefix + fn
-
-
-def check_name(name: str) -> str:
-    """A registry name as given by a user, refused if it could escape the registry root."""
-    if not isinstance(name, str) or not name.strip():
-        raise UsageError("empty model name: give an id such as mindspore/ascend/0.7/ssd_v1_coco2017 or a short name")
-    name = name.strip()
-    if "\\" in name or name.startswith("/") or re.match(r"^[A-Za-z]:", name):
-        raise UsageError(f"model name {name!r} is not allowed: use forward slashes and a path relative to the registry")
-    parts = name.removesuffix(".md").split("/")
-    for part in parts:
-        if part in ("", ".", "..") or not _ID_PART.match(part):
-            raise UsageError(f"model name {name!r} is not allowed: each part must be a plain name (no '..', empty parts or control characters)")
-    return name.removesuffix(".md")
 
 
 @dataclass(frozen=True)
@@ -122,13 +82,6 @@ class Asset:
         return len(self.sha256) < 64
 
 
-def _asset_filename(url: str, sha256: str, file_format: str) -> str:
-    name = posixpath.basename(unquote(urlsplit(url).path))
-    if not name or name in (".", "..") or not _ID_PART.match(name):
-        name = f"{sha256[:12]}.{file_format or 'bin'}"
-    return name
-
-
 @dataclass
 class Entry:
     """One resolved card."""
@@ -137,8 +90,8 @@ class Entry:
     card: Card
     source: str  # where the card was read: a file path or a URL
     base_url: str  # the URL its relative links are resolved against (ends with '/')
-    registry: "Registry | None" = field(default=None, repr=False)
-    choice: "_versions.Choice | None" = None  # set when a short name had several cards to choose from
+    registry: Registry | None = field(default=None, repr=False)
+    choice: _versions.Choice | None = None  # set when a short name had several cards to choose from
     _problems: list | None = field(default=None, init=False, repr=False, compare=False)
     _warned: bool = field(default=False, init=False, repr=False, compare=False)
 
@@ -148,7 +101,7 @@ class Entry:
 
     @property
     def name(self) -> str:
-        return self.id.rsplit("/", 1)[-1]
+        return short_name(self.id)
 
     def problems(self) -> list[Problem]:
         """Every problem of the card (parse, schema, lint; as `registry validate` finds them), found once
@@ -200,7 +153,7 @@ class Entry:
                 raise CardError(f"{where}: asset {i + 1} of card {self.id} is not a mapping: "
                                 "write file-format, asset-link and asset-sha256 under its `- `")
             link = str(item.get("asset-link") or "").strip()
-            sha = str(item.get("asset-sha256") or "").strip().lower()
+            sha = sha256_text(str(item.get("asset-sha256") or ""))
             fmt = str(item.get("file-format") or "").strip()
             if not link:
                 raise CardError(f"{where}: asset {i + 1} of card {self.id} has no asset-link: add the download URL")
@@ -210,10 +163,11 @@ class Entry:
             url = urljoin(self.base_url, link)
             size = item.get("asset-size")
             size = size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else None
-            result.append(Asset(fmt, link, url, sha, _asset_filename(url, sha, fmt), i, size))
+            result.append(Asset(fmt, link, url, sha, asset_filename(url, sha, fmt), i, size))
         return result
 
     def select_assets(self, formats: Iterable[str] | None = None) -> list[Asset]:
+        """The assets of these file-formats (all without `formats`); raises NotFoundError naming the formats the card has."""
         assets = self.assets
         if not formats:
             return assets
@@ -226,23 +180,43 @@ class Entry:
 
 
 class Registry:
-    """Where cards live. Subclasses: LocalRegistry (a directory), and an HTTP registry (catalog.open_registry)."""
+    """Where cards live: LocalRegistry (a directory) or HttpRegistry (a tree served over HTTP with its index.json).
+
+    Every kind answers the same questions: `ids()`, `entry(id)`, `resolve(name)` and `index()`, the
+    registry's index document (what list and search read)."""
 
     location: str
 
     def ids(self) -> list[str]:
+        """Every card id of the registry, sorted."""
         raise NotImplementedError
 
     def entry(self, card_id: str) -> Entry:
+        """The card of an exact id; raises NotFoundError (with suggestions) when there is none."""
         raise NotImplementedError
+
+    def index(self) -> Index:
+        """The registry's index (index.py), read or built once per process."""
+        raise NotImplementedError
+
+    def forget(self) -> None:
+        """Drop what this process holds of the registry's index, so the next use reads it again."""
+
+    def short_names(self) -> ShortNames:
+        """The short-name lookup of this registry's ids."""
+        return ShortNames(self.ids())
 
     def matches(self, name: str) -> list[str]:
         """The ids whose last part is `name`."""
-        return [i for i in self.ids() if i.rsplit("/", 1)[-1] == name]
+        return self.short_names().matches(name)
 
     def declared_versions(self, ids: list[str]) -> dict[str, str | None]:
         """The mindspore-version each of these cards declares (None if it has none or cannot be read)."""
         raise NotImplementedError
+
+    def id_of(self, path: Path) -> str | None:
+        """The id a card file on disk has in this registry, or None when the file is not in it."""
+        return None
 
     def resolve(self, name: str, mindspore_version: str | None = None) -> Entry:
         """The card `name` means; `mindspore_version` (a version or specifier) picks among a short name's cards."""
@@ -261,22 +235,18 @@ class Registry:
             _log.info("%s", choice)
         return entry
 
-    def _unknown(self, name: str, ids: list[str] | None = None) -> NotFoundError:
-        ids = self.ids() if ids is None else ids
-        short = name.rsplit("/", 1)[-1]
-        pool = {i.rsplit("/", 1)[-1]: i for i in ids}
-        close = difflib.get_close_matches(short, list(pool), n=3, cutoff=0.6)
-        if len(close) < 3 and len(short) >= 3:  # the start or a part of a longer name: `lenet` for lenet_digits
-            parts = sorted((p for p in pool if short in p and p not in close), key=lambda p: (not p.startswith(short), len(p), p))
-            close += parts[:3 - len(close)]
-        if "/" in name:
-            close = sorted({*close, *difflib.get_close_matches(name, ids, n=3, cutoff=0.6)})
-        hint = f"; did you mean {', '.join(close)}?" if close else "; `registry list` shows the models it has"
+    def _unknown(self, name: str) -> NotFoundError:
+        hint = self.short_names().hint(name, "`registry list` shows the models it has")
         return NotFoundError(f"no model {name!r} in registry {self.location}{hint}")
 
 
+_LOCAL_INDEXES: dict[Path, Index] = {}
+
+
 class LocalRegistry(Registry):
-    def __init__(self, root: str | os.PathLike):
+    """A directory of cards; its index is built from the tree once per process."""
+
+    def __init__(self, root: str | os.PathLike, settings: _settings.Settings | None = None):
         if not Path(root).is_dir():  # checked first: resolve() raises on a symlink loop before Python 3.13
             raise UsageError(f"registry {root} is not a directory: pass a directory of cards or an http(s) URL")
         self.root = Path(root).resolve()
@@ -303,6 +273,219 @@ class LocalRegistry(Registry):
             raise self._unknown(card_id)
         return entry_from_file(path, card_id, registry=self)
 
+    def id_of(self, path: Path) -> str | None:
+        try:
+            return path.resolve().relative_to(self.root).with_suffix("").as_posix()
+        except ValueError:
+            return None
+
+    def index(self) -> Index:
+        if self.root not in _LOCAL_INDEXES:
+            _LOCAL_INDEXES[self.root] = Index(build_index(self.root), str(self.root))
+        return _LOCAL_INDEXES[self.root]
+
+    def forget(self) -> None:
+        _LOCAL_INDEXES.pop(self.root, None)
+
+
+# One index per URL and cache directory per process: resolve() and pull() may each open the registry.
+_REMOTE_INDEXES: dict[tuple[str, str], Index] = {}
+_REMOTE_LOCK = threading.Lock()
+
+
+def forget_remote_indexes() -> None:
+    """Drop the indexes read in this process, so the next use revalidates them with the server."""
+    with _REMOTE_LOCK:
+        _REMOTE_INDEXES.clear()
+
+
+class HttpRegistry(Registry):
+    """A registry tree served over HTTP(S): `base_url/index.json` plus the cards it lists."""
+
+    def __init__(self, base_url: str, settings: _settings.Settings | None = None):
+        if not base_url.endswith("/"):
+            base_url += "/"
+        self.base_url = base_url
+        self.location = mask_passwords(base_url)  # what messages name; requests use base_url
+        self.index_url = urljoin(base_url, INDEX_NAME)
+        self.settings = settings or _settings.current()
+        self.cache_dir = self.settings.home / "registries" / hashlib.sha256(base_url.encode()).hexdigest()
+        self._session = None
+
+    # -- HTTP
+    def _get(self, url: str, limit: int, headers: dict | None = None) -> tuple[object, bytes]:
+        """(response, body) of a GET; a body over `limit` bytes is refused, so a wrong URL or a hostile server
+        cannot fill the memory."""
+        import requests
+
+        if self._session is None:
+            self._session = retrying_session(self.settings)
+        try:
+            with self._session.get(url, headers=headers, stream=True,
+                                   timeout=(self.settings.connect_timeout, self.settings.read_timeout)) as resp:
+                body = bytearray()
+                guard = SpeedGuard(self.settings)
+                # read1: what one read brought, so a trickling server meets the speed limit, not an endless wait
+                while chunk := resp.raw.read1(1 << 16, decode_content=True):
+                    body += chunk
+                    if len(body) > limit:
+                        raise TransferError(f"{url} is over {limit:,} bytes, too large for what it should be: "
+                                            "check the registry URL")
+                    if cause := guard.slow(len(chunk)):
+                        raise TransferError(f"cannot fetch {url}: {cause}; check the registry URL and your network")
+                return resp, bytes(body)
+        except (requests.RequestException, OSError) as exc:
+            raise TransferError(f"cannot fetch {url}: {network_reason(exc)}; check the registry URL and your network") from None
+        except Exception as exc:  # urllib3/http.client protocol errors while reading the body
+            if exc.__class__.__module__.split(".")[0] in ("urllib3", "http"):
+                raise TransferError(f"cannot fetch {url}: {network_reason(exc)}; check the registry URL and your network") from None
+            raise
+
+    # -- index
+    def index(self) -> Index:
+        key = (self.index_url, str(self.cache_dir))
+        with _REMOTE_LOCK:
+            if key not in _REMOTE_INDEXES:
+                _REMOTE_INDEXES[key] = self._load_index()
+            return _REMOTE_INDEXES[key]
+
+    def _load_index(self) -> Index:
+        cached, meta = self.cache_dir / INDEX_NAME, self.cache_dir / "index.meta.json"
+        have = cached.is_file()
+        if self.settings.offline:
+            if not have:
+                raise OfflineError(f"offline and the index of registry {self.base_url} is not cached: "
+                                   "use the registry once online, or unset REGISTRY_OFFLINE")
+            return self._read_cached(cached)
+        etag = self._cached_etag(cached, meta) if have else ""
+        try:
+            resp, body = self._get(self.index_url, MAX_INDEX_BYTES, {"If-None-Match": etag} if etag else None)
+        except TransferError as exc:
+            if not have:
+                raise
+            warnings.warn(f"{exc.message.split(';')[0]}; using the cached index", RegistryWarning, stacklevel=2)
+            return self._read_cached(cached)
+        if resp.status_code == 304 and have:
+            return self._read_cached(cached)
+        if resp.status_code == 404:
+            raise UsageError(f"{self.index_url} does not exist (HTTP 404): {self.base_url} is not a registry, "
+                             "or its index is missing (create it with `registry index DIR`)")
+        if resp.status_code != 200:
+            if have:
+                warnings.warn(f"{mask_passwords(self.index_url)} answered HTTP {resp.status_code}; "
+                              "using the cached index", RegistryWarning, stacklevel=2)
+                return self._read_cached(cached)
+            raise TransferError(f"cannot fetch {self.index_url}: HTTP {resp.status_code} {resp.reason}")
+        index = parse_index(body, self.index_url)
+        try:
+            meta.unlink(missing_ok=True)  # first: a meta never describes other bytes than the cached index
+            write_atomic(cached, body)
+            new_etag = resp.headers.get("ETag", "")
+            if new_etag:
+                write_atomic(meta, json.dumps({"etag": new_etag, "sha256": hashlib.sha256(body).hexdigest()}).encode())
+        except OSError as exc:  # a full disk or a read-only cache: the index is read, only not kept for next time
+            _log.warning(f"could not keep a copy of {mask_passwords(self.index_url)} in the cache ({exc.strerror or exc}); "
+                         "the next command fetches it again")
+        return index
+
+    @staticmethod
+    def _cached_etag(cached: Path, meta: Path) -> str:
+        """The ETag of the cached index, if it still describes those bytes (another process may
+        have replaced one file and not yet the other): else "" and the index is fetched whole."""
+        try:
+            info = json.loads(meta.read_bytes())
+            if info["sha256"] == hashlib.sha256(cached.read_bytes()).hexdigest():
+                return str(info["etag"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        return ""
+
+    def _read_cached(self, path: Path) -> Index:
+        return parse_index(path.read_bytes(), f"{path} (cached copy of {self.index_url})")
+
+    # -- Registry API
+    def forget(self) -> None:
+        forget_remote_indexes()
+
+    def ids(self) -> list[str]:
+        return self.index().ids
+
+    def short_names(self) -> ShortNames:
+        return self.index().names
+
+    def declared_versions(self, ids: list[str]) -> dict[str, str | None]:
+        # The index records the fields: choosing among versions fetches no card.
+        return {i: self.index().by_id[i]["fields"].get("mindspore-version") for i in ids}
+
+    def card_url(self, record: dict) -> str:
+        try:
+            rel = check_name(record["path"])
+        except UsageError:  # the index, not the user, gave this path
+            raise UsageError(f"the index {self.index_url} gives card {record['id']} the path {record['path']!r}, "
+                             "which leaves the registry: regenerate the index with `registry index DIR`") from None
+        return urljoin(self.base_url, quote(rel + ".md"))
+
+    def entry(self, card_id: str) -> Entry:
+        record = self.index().by_id.get(card_id)
+        if record is None:
+            raise self._unknown(card_id)
+        url = self.card_url(record)
+        expected = record.get("sha256")
+        if not expected:
+            raise CardError(f"card {card_id} could not be indexed on {self.base_url}: "
+                            f"{'; '.join(record.get('problems') or ['no sha256 in the index'])}")
+        raw = self._card_bytes(url, expected)
+        shown = mask_passwords(url)
+        return Entry(card_id, parse_bytes(raw, shown), shown, parent_url(url), self)
+
+    def _card_bytes(self, url: str, expected: str) -> bytes:
+        cached = self.cache_dir / "cards" / f"{expected}.md"
+        if cached.is_file():
+            raw = cached.read_bytes()
+            if hashlib.sha256(raw).hexdigest() == expected:
+                return raw
+            cached.unlink(missing_ok=True)  # damaged cache entry: fetch it again
+        if self.settings.offline:
+            raise OfflineError(f"offline and card {url} is not cached: use it once online, or unset REGISTRY_OFFLINE")
+        resp, raw = self._get(url, MAX_CARD_BYTES)
+        if resp.status_code != 200:
+            raise TransferError(f"cannot fetch card {url}: HTTP {resp.status_code} {resp.reason}; "
+                                f"the index {self.index_url} lists it, so the server tree and its index differ")
+        actual = hashlib.sha256(raw).hexdigest()
+        if actual != expected:
+            raise IntegrityError(f"card {url} has sha256 {actual} but the index {self.index_url} says {expected}: "
+                                 "the card was changed after indexing; refusing it (regenerate the index if the change is yours)")
+        try:
+            write_atomic(cached, raw)
+        except OSError as exc:  # a full disk or a read-only cache: the card is verified, only not kept
+            _log.warning(f"could not keep a copy of card {mask_passwords(url)} in the cache ({exc.strerror or exc})")
+        return raw
+
+
+def entry_from_url(url: str, settings: _settings.Settings | None = None) -> Entry:
+    """The card at an http(s) URL (`.../NAME.md`), fetched as a remote registry's cards are (same session,
+    same size limit); its id is NAME and its relative links resolve against the URL. There is no index to
+    check it against and it is not cached: it is fetched each time, and not at all offline."""
+    settings = settings or _settings.current()
+    filename = posixpath.basename(unquote(urlsplit(url).path))
+    try:
+        card_id = check_name(filename) if filename.endswith(".md") else ""
+    except UsageError:
+        card_id = ""
+    if not card_id:
+        raise UsageError(f"{url} is not the URL of a card: it must name the card file, e.g. https://host/path/NAME.md")
+    if settings.offline:
+        raise OfflineError(f"offline and {url} is a card URL, which is fetched each time: unset REGISTRY_OFFLINE, "
+                           "or use the card from a registry (REGISTRY_URL) that was used once online")
+    base = parent_url(url)
+    resp, raw = HttpRegistry(base, settings)._get(url, MAX_CARD_BYTES)
+    if resp.status_code in (404, 410):
+        raise NotFoundError(f"there is no card at {url} (HTTP {resp.status_code}): check the URL")
+    if resp.status_code != 200:
+        raise TransferError(f"cannot fetch card {url}: HTTP {resp.status_code} {resp.reason}")
+    return Entry(card_id, parse_bytes(raw, url), url, base, None)
+
+
 
 def _check_wanted(entry: Entry, mindspore_version: str | None) -> Entry:
     """A card named exactly (id, path or URL) is used as it is, but not against an explicit version."""
@@ -320,58 +503,57 @@ def _declared(fields: dict) -> str | None:
 
 
 def entry_from_file(path: Path, card_id: str | None = None, registry: Registry | None = None) -> Entry:
+    """The Entry of a card file (its id: `card_id`, else the file's stem); raises UsageError when the file cannot be read as text."""
     card = parse_file(path)
     if card.problems and card.problems[0].rule in ("read-error", "binary-file", "encoding", "too-large"):
         raise UsageError(card.problems[0].format())
     return Entry(card_id or path.stem, card, str(path), path.parent.resolve().as_uri() + "/", registry)
 
 
-def open_registry(location: str | os.PathLike | Registry | None = None) -> Registry:
-    """A registry from an explicit location, else REGISTRY_URL, else the embedded one."""
+def open_registry(location: str | os.PathLike | Registry | None = None,
+                  settings: _settings.Settings | None = None) -> Registry:
+    """A registry from an explicit location, else settings.registry_url (REGISTRY_URL), else the embedded one.
+
+    `settings` (default: read now) travel with the registry: offline mode, token, timeouts, cache home.
+    Raises UsageError for a location that is not a directory or an http(s) URL."""
     if isinstance(location, Registry):
         return location
-    location = location or _settings.current().registry_url or _settings.embedded_registry()
-    text = str(location)
+    settings = settings or _settings.current()
+    text = str(location or settings.registry_url or _settings.embedded_registry())
     if text.startswith(("http://", "https://")):
-        from .index import HttpRegistry  # remote registries are served from their index.json
-
-        return HttpRegistry(text)
+        return HttpRegistry(text, settings)
     if text.startswith("file://"):
         text = unquote(urlsplit(text).path)
-    return LocalRegistry(text)
+    return LocalRegistry(text, settings)
 
 
 def resolve(name: str, registry: str | os.PathLike | Registry | None = None, *, mindspore_version: str | None = None,
-            source: str = "gitee") -> Entry:
+            source: str = "gitee", settings: _settings.Settings | None = None) -> Entry:
     """The card a user means by `name`: a full id, a short name, a path to a `.md` file or a card URL.
 
     `mindspore_version` (a version or specifier) picks among the cards of a short name; `source` is
-    mindspore_hub's: "gitee"/"github" (the default reading) or "local" (`name` is a card file path)."""
+    mindspore_hub's: "gitee"/"github" (the default reading) or "local" (`name` is a card file path);
+    `settings` (default: read now) reach the registry (offline mode, token, cache).
+    Returns the Entry; raises NotFoundError (unknown or ambiguous name), UsageError (a bad name or path),
+    OfflineError, TransferError, IntegrityError (a remote card that differs from its index)."""
     if source not in SOURCES:
         raise UsageError(f"source={source!r} is not one of {', '.join(map(repr, SOURCES))}: 'local' reads a card file, "
                          "'gitee' or 'github' the configured registry (REGISTRY_URL or registry=)")
     if source == "local":
         path = Path(os.path.expanduser(name)) if isinstance(name, (str, os.PathLike)) else None
         if path is None or not path.is_file():
-            raise UsageError(f"no card file {name}: with source='local' the name is the path of a card (.md) file")
+            raise MissingFileError(f"no card file {name}: with source='local' the name is the path of a card (.md) file")
         name = path
     if isinstance(name, str) and name.startswith(("http://", "https://")):
-        from .index import entry_from_url  # fetched like a remote registry's cards
-
-        return _check_wanted(entry_from_url(name), mindspore_version)
+        return _check_wanted(entry_from_url(name, settings), mindspore_version)
     if isinstance(name, os.PathLike) or (isinstance(name, str) and name.endswith(".md") and os.path.isfile(name)):
         path = Path(name)
-        reg = open_registry(registry) if registry is not None else None
-        card_id = None
-        if isinstance(reg, LocalRegistry):
-            try:
-                card_id = path.resolve().relative_to(reg.root).with_suffix("").as_posix()
-            except ValueError:
-                card_id = None
+        reg = open_registry(registry, settings) if registry is not None else None
+        card_id = reg.id_of(path) if reg is not None else None
         return _check_wanted(entry_from_file(path, card_id, reg), mindspore_version)
     if isinstance(name, str) and name.endswith(".md"):
         try:
             check_name(name)
         except UsageError:  # not an id (`../x.md`, `/abs/x.md`): a path to a card file that is not there
-            raise UsageError(f"no card file {name}: check the path") from None
-    return open_registry(registry).resolve(name, mindspore_version)
+            raise MissingFileError(f"no card file {name}: check the path") from None
+    return open_registry(registry, settings).resolve(name, mindspore_version)

@@ -3,6 +3,12 @@
 Exit codes: 0 success; 1 problems found (validate) or an invalid card; 2 usage or I/O error;
 3 unknown or ambiguous name; 4 integrity (sha256 mismatch, tampered card); 5 transfer;
 6 offline and not cached; 7 model building or weight loading.
+
+Each error also subclasses the builtin exception a Python caller would catch for it (as huggingface_hub's
+errors do): UsageError and CardError are ValueErrors, MissingFileError (a card file that is not there) a
+FileNotFoundError, NotFoundError a LookupError, IntegrityError a ValueError, LoadError a RuntimeError.
+TransferError and OfflineError are not ConnectionErrors: those are OSErrors, and the transfer engine treats
+an OSError as a failed disk write, so the two must stay apart. All are importable from `registry` itself.
 """
 from __future__ import annotations
 
@@ -32,25 +38,29 @@ class RegistryError(Exception):
         return self.message
 
 
-class UsageError(RegistryError):
+class UsageError(RegistryError, ValueError):
     """Bad arguments, bad names, unreadable files."""
 
     exit_code = 2
 
 
-class CardError(RegistryError):
+class MissingFileError(UsageError, FileNotFoundError):
+    """A file the user named does not exist (a card file, a file to hash)."""
+
+
+class CardError(RegistryError, ValueError):
     """A card that cannot be used: unparseable or failing the schema."""
 
     exit_code = 1
 
 
-class NotFoundError(RegistryError):
+class NotFoundError(RegistryError, LookupError):
     """Unknown model name (with suggestions) or an ambiguous short name (with candidates)."""
 
     exit_code = 3
 
 
-class IntegrityError(RegistryError):
+class IntegrityError(RegistryError, ValueError):
     """Bytes whose sha256 differs from the one promised (asset, card or index)."""
 
     exit_code = 4
@@ -68,7 +78,7 @@ class OfflineError(RegistryError):
     exit_code = 6
 
 
-class LoadError(RegistryError):
+class LoadError(RegistryError, RuntimeError):
     """No builder for a card, or weights that do not fit the network."""
 
     exit_code = 7

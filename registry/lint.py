@@ -75,25 +75,23 @@ Choices, measured on the 2,905 English cards of the MindSpore Hub corpus:
 from __future__ import annotations
 
 import difflib
-import json
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
-from typing import Iterable, TextIO
 
 from . import schema
-from .card import Card, Problem, parse_file
-from .catalog import _asset_filename, is_localized, walk_markdown
+from .card import Card, Problem, asset_items, parse_file
 from .local_assets import AssetChecker
-from .text import printable
+from .names import asset_filename as _asset_filename
+from .names import is_localized, is_sha256, walk_markdown
 
 BACKENDS = frozenset({"ascend", "gpu", "cpu"})
 _VERSION_DIR = re.compile(r"^\d+\.\d+(\.\d+)?$")
 _NOT_ALNUM = re.compile(r"[^a-z0-9]")
 _VERSION_TOKEN = re.compile(r"[_-]v\d+(?:\.\d+)*(?=[_.-])")
-_SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 _LOOPBACK = re.compile(r"^http://(localhost|127\.\d+\.\d+\.\d+|\[::1\])(:\d+)?(/|$)", re.IGNORECASE)
 # Parse problems that still let a twin count as readable; every other one is reported for twins.
 _TWIN_RULES = frozenset({"read-error", "too-large", "binary-file", "encoding", "empty-file",
@@ -189,9 +187,8 @@ def _links(card: Card, fields: dict) -> list[Problem]:
     if isinstance(repo, str) and repo.lower().startswith("http://"):
         out.append(card.problem(("repo-link",), "warning", "insecure-link",
                                 f"repo-link uses http://: write `https://{repo[7:]}` if the site serves https"))
-    assets = fields.get("asset")
-    for i, item in enumerate(assets if isinstance(assets, list) else []):
-        link = item.get("asset-link") if isinstance(item, dict) else None
+    for i, item in asset_items(fields):
+        link = item.get("asset-link")
         if isinstance(link, str) and link.lower().startswith("http://") and not _LOOPBACK.match(link):
             out.append(card.problem(("asset", i, "asset-link"), "warning", "insecure-link",
                                     f"asset-link of asset {i + 1} uses http://, which exposes the download and lets "
@@ -279,14 +276,11 @@ def _fields_after(card: Card) -> list[Problem]:
 
 
 def _sha_within(card: Card, fields: dict) -> list[Problem]:
-    assets = fields.get("asset")
     seen: dict[str, tuple[int, str]] = {}
     out = []
-    for i, item in enumerate(assets if isinstance(assets, list) else []):
-        if not isinstance(item, dict):
-            continue
+    for i, item in asset_items(fields):
         sha, link = item.get("asset-sha256"), item.get("asset-link")
-        if not (isinstance(sha, str) and _SHA256.match(sha) and isinstance(link, str)):
+        if not (is_sha256(sha) and isinstance(link, str)):
             continue
         first = seen.setdefault(sha.lower(), (i, link))
         if first[0] != i and first[1] != link:
@@ -308,19 +302,16 @@ def check_set(cards: Iterable[Card]) -> list[Problem]:
     """Rules over several cards: one sha256 given to differently named files in different cards."""
     by_sha: dict[str, list[tuple[Card, int, str]]] = {}
     for card in cards:
-        assets = card.fields.get("asset")
-        for i, item in enumerate(assets if isinstance(assets, list) else []):
-            if not isinstance(item, dict):
-                continue
+        for i, item in card.asset_items:
             sha, link = item.get("asset-sha256"), item.get("asset-link")
-            if isinstance(sha, str) and _SHA256.match(sha) and isinstance(link, str):
+            if is_sha256(sha) and isinstance(link, str):
                 by_sha.setdefault(sha.lower(), []).append((card, i, link))
     out = []
     for uses in by_sha.values():
         if len({id(c) for c, _, _ in uses}) < 2 or len({_file_key(link) for _, _, link in uses}) < 2:
             continue
         for card, i, link in uses:
-            other = next(((c, l) for c, _, l in uses if c is not card and _file_key(l) != _file_key(link)), None)
+            other = next(((c, u) for c, _, u in uses if c is not card and _file_key(u) != _file_key(link)), None)
             if other is None:
                 continue
             out.append(card.problem(("asset", i, "asset-sha256"), "warning", "sha256-reused",
@@ -441,46 +432,3 @@ def validate_paths(paths: Iterable[str], check_assets: bool = False) -> Report:
     for result in report.results:
         result.problems.sort(key=lambda p: (p.line, p.col, p.rule))
     return report
-
-
-# --------------------------------------------------------------------------- output
-
-
-def _summary_line(report: Report) -> str:
-    s = report.summary()
-    line = (f"{s['cards']} card{'s' if s['cards'] != 1 else ''} checked: {s['clean']} clean, "
-            f"{s['with_errors']} with errors; {s['errors']} error{'s' if s['errors'] != 1 else ''}, "
-            f"{s['warnings']} warning{'s' if s['warnings'] != 1 else ''}")
-    if s["localized"]:
-        line += (f"; {s['localized']} localized twin{'s' if s['localized'] != 1 else ''} (_cn.md) "
-                 f"checked for readability only")
-    return line
-
-
-def _gh_escape(text: str, prop: bool = False) -> str:
-    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-    if prop:
-        text = text.replace(":", "%3A").replace(",", "%2C")
-    return text
-
-
-def render(report: Report, fmt: str, stream: TextIO) -> None:
-    """Write the report as `text` (one line per problem), `json` or `github` (workflow annotations)."""
-    problems = report.problems
-    if fmt == "json":
-        data = {"problems": [{"path": p.path, "line": p.line, "col": p.col, "severity": p.severity,
-                              "rule": p.rule, "message": p.message} for p in problems],
-                "summary": report.summary(), "exit_code": report.exit_code}
-        stream.write(printable(json.dumps(data, indent=2, ensure_ascii=False), "\n") + "\n")
-        return
-    write = stream.write
-    if fmt == "github":
-        for p in problems:
-            where = f"file={_gh_escape(p.path, True)}"
-            if p.line:
-                where += f",line={p.line},col={p.col}"
-            write(printable(f"::{p.severity} {where},title={_gh_escape(p.rule, True)}::{_gh_escape(p.message)}") + "\n")
-    else:
-        for p in problems:
-            write(p.format() + "\n")
-    write(_summary_line(report) + "\n")

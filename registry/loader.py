@@ -44,8 +44,9 @@ import contextlib
 import logging
 import os
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable
+from typing import Any
 
 from .errors import CardError, LoadError, RegistryError, UsageError
 
@@ -71,6 +72,7 @@ class VersionWarning(UserWarning):
 
 
 def is_optimizer_state(name: str) -> bool:
+    """Whether a checkpoint entry is training state (optimizer moments, step counters), not a weight."""
     return name in _TRAINING_COUNTERS or name.startswith(_OPTIMIZER_PREFIXES)
 
 
@@ -199,6 +201,43 @@ def read_checkpoint(path: str | os.PathLike, source: str, *, keep_optimizer: boo
         raise LoadError(f"{source} is not a readable MindSpore checkpoint ({first}): check the card's asset-link") from None
 
 
+@dataclass(frozen=True)
+class AssetTable:
+    """The parameter table of one cached checkpoint asset of a card."""
+
+    filename: str
+    file_format: str
+    tensors: list  # tensors.TableEntry, in file order
+
+
+@dataclass
+class TablesReport:
+    """What `registry info NAME --tensors` shows: the tables of the cached assets, and those not cached."""
+
+    tables: list = field(default_factory=list)  # AssetTable
+    not_cached: list = field(default_factory=list)  # file names of ckpt/safetensors assets not in the cache
+
+
+def cached_tables(entry, settings=None) -> TablesReport:
+    """The parameter tables of the card's ckpt/safetensors assets that are in the cache (nothing is downloaded).
+    Raises LoadError or IntegrityError for a cached file that cannot be read."""
+    from .cache import Cache
+
+    cache = Cache.from_settings(settings)
+    report = TablesReport()
+    for asset in entry.assets:
+        if asset.file_format.lower() not in ("ckpt", "safetensors"):
+            continue
+        # The model's view, not the blob: MindSpore wants the file name's extension to match the format.
+        path = cache.model_dir(entry.id) / asset.filename
+        if cache.trusted(asset.sha256) is None or not path.is_file():
+            report.not_cached.append(asset.filename)
+            continue
+        table = checkpoint_table(path, asset.file_format, f"checkpoint {asset.filename} of card {entry.id}")
+        report.tables.append(AssetTable(asset.filename, asset.file_format, list(table.values())))
+    return report
+
+
 def checkpoint_table(path: str | os.PathLike, file_format: str, source: str) -> dict:
     """The (name, shape, dtype) table (`tensors.TableEntry` by name) of a safetensors file, from its
     header, or of a ckpt file, which MindSpore parses whole (ckpt has no header); every entry included."""
@@ -273,7 +312,7 @@ def _loadable(entry, asset):
 
 
 @contextlib.contextmanager
-def _fetch(entry, asset, *, force: bool):
+def _fetch(entry, asset, *, force: bool, settings=None):
     """A path to the bytes of one asset of the card, hashed and found to match its sha256 in this call:
     pulled if not cached, then copied privately while hashed (cache.verified_copy), so what MindSpore parses
     is what was checked. A cached blob that no longer matches (bit rot, tampering) is removed and pulled
@@ -283,7 +322,7 @@ def _fetch(entry, asset, *, force: bool):
     from .errors import IntegrityError, RegistryError
 
     for attempt in (1, 2):
-        (item,) = transfer.pull(entry, assets=[asset], force=force)  # only the chosen asset is downloaded
+        (item,) = transfer.pull(entry, assets=[asset], force=force, settings=settings)  # only the chosen asset
         # item.sha256 is the full digest: a card may give only a prefix of it
         with verified_copy(item.blob, item.sha256, f"asset.{asset.file_format.lower()}") as path:
             if path is not None:
@@ -291,7 +330,7 @@ def _fetch(entry, asset, *, force: bool):
                 return
         what = f"the cached {asset.filename} of card {entry.id} ({item.blob})"
         try:
-            cache = Cache.from_settings()
+            cache = Cache.from_settings(settings)
             with cache.lock(item.sha256):
                 cache.verify_blob(item.sha256)  # removes it: its bytes are not the card's any more
         except (RegistryError, OSError):
@@ -303,17 +342,18 @@ def _fetch(entry, asset, *, force: bool):
         _log.warning(f"{what} no longer matches its sha256 (bit rot or tampering): removed, pulling it again")
 
 
-def _resolve(name, registry, source: str = "gitee", mindspore_version: str | None = None):
+def _resolve(name, registry, source: str = "gitee", mindspore_version: str | None = None, settings=None):
     from . import catalog
 
-    entry = catalog.resolve(name, registry=registry, source=source, mindspore_version=mindspore_version)
+    entry = catalog.resolve(name, registry=registry, source=source, mindspore_version=mindspore_version,
+                            settings=settings)
     entry.require_sound()
     return entry
 
 
 def load(name: str, *args, source: str = "gitee", pretrained: bool = True, force_reload: bool = False,
          strict: bool = True, file_format: str | None = None, asset: int | str | None = None, registry=None,
-         mindspore_version: str | None = None, builder=None, **kwargs):
+         mindspore_version: str | None = None, builder=None, settings=None, **kwargs):
     """The network a card describes, built here and loaded with the card's weights, in eval mode.
 
     `name` is a full id, a short name, a card file path or a card URL. `args` and `kwargs` pass to
@@ -324,9 +364,12 @@ def load(name: str, *args, source: str = "gitee", pretrained: bool = True, force
     (at least half of the network); `net.load_report` tells what was loaded, missing, unexpected,
     mismatched, adapted and ignored. `registry` is a registry location (default: REGISTRY_URL, else
     the embedded one); `mindspore_version` picks among the cards of a short name ("1.8", ">=2";
-    default: the newest for the installed MindSpore).
+    default: the newest for the installed MindSpore); `settings` (settings.Settings, default: read now)
+    reach the registry, the transfer and the cache.
+    Raises NotFoundError, CardError, LoadError (no builder, weights that do not fit), IntegrityError,
+    TransferError, OfflineError, UsageError.
     """
-    entry = _resolve(name, registry, source, mindspore_version)
+    entry = _resolve(name, registry, source, mindspore_version, settings)
     chosen = choose_asset(entry, file_format, asset) if pretrained or file_format or asset is not None else None
     if chosen is not None and chosen.file_format.lower() == "mindir":
         if args or kwargs or builder is not None:
@@ -335,7 +378,7 @@ def load(name: str, *args, source: str = "gitee", pretrained: bool = True, force
                              f"({', '.join(given)}) do not apply to it")
         if not pretrained:
             raise UsageError(f"card {entry.id}: a mindir asset holds its weights; pretrained=False needs a ckpt or safetensors asset")
-        return _load_graph(entry, chosen, force=force_reload)
+        return _load_graph(entry, chosen, force=force_reload, settings=settings)
 
     from .builders import CardFacts, find_builder
 
@@ -359,17 +402,18 @@ def load(name: str, *args, source: str = "gitee", pretrained: bool = True, force
     net.set_train(False)
     net.load_report = None
     if pretrained:
-        net.load_report = _load_into(net, entry, chosen, strict=strict, force=force_reload,
+        net.load_report = _load_into(net, entry, chosen, strict=strict, force=force_reload, settings=settings,
                                      adaptation=getattr(builder, "adaptation", None), network=label)
     return net
 
 
-def _load_into(net, entry, chosen, *, strict: bool, force: bool, adaptation=None, network: str = "the network"):
+def _load_into(net, entry, chosen, *, strict: bool, force: bool, adaptation=None, network: str = "the network",
+               settings=None):
     """Fetch, table-check and load one weights asset into `net`; its LoadReport."""
     source = f"checkpoint {chosen.filename} of card {entry.id}"
     fmt = chosen.file_format.lower()
     options = {"strict": strict, "source": source, "adaptation": adaptation, "network": network}
-    with _fetch(entry, chosen, force=force) as path:
+    with _fetch(entry, chosen, force=force, settings=settings) as path:
         if fmt == "safetensors":  # the header's table first: nothing of a file that does not fit is parsed
             from .tensors import safetensors_table
 
@@ -392,13 +436,13 @@ def _check_arguments(entry, label: str, builder, args, kwargs) -> None:
         raise UsageError(f"card {entry.id}: {label} takes ({takes}): {exc}") from None
 
 
-def _load_graph(entry, asset, *, force: bool):
+def _load_graph(entry, asset, *, force: bool, settings=None):
     import mindspore
     from mindspore import nn
 
     _warn_version(entry)
     try:
-        with _fetch(entry, asset, force=force) as path:
+        with _fetch(entry, asset, force=force, settings=settings) as path:
             graph = mindspore.load(path)
     except (ValueError, RuntimeError, OSError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -410,7 +454,7 @@ def _load_graph(entry, asset, *, force: bool):
 
 def load_weights(network_or_name, name: str | None = None, *, source: str = "gitee", force_reload: bool = False,
                  strict: bool = True, file_format: str | None = None, asset: int | str | None = None, registry=None,
-                 mindspore_version: str | None = None, handle: str | None = None):
+                 mindspore_version: str | None = None, handle: str | None = None, settings=None):
     """The card's checkpoint weights.
 
     `load_weights(name, source="gitee")`: the weights as a dict of name -> Parameter, with optimizer
@@ -436,7 +480,7 @@ def load_weights(network_or_name, name: str | None = None, *, source: str = "git
         network = network_or_name
         if name is None:
             raise UsageError("load_weights(network, name): give the model name whose weights to load")
-    entry = _resolve(name, registry, source, mindspore_version)
+    entry = _resolve(name, registry, source, mindspore_version, settings)
     chosen = choose_asset(entry, file_format, asset, formats=WEIGHT_FORMATS)
     fmt = chosen.file_format.lower()
     if fmt not in WEIGHT_FORMATS:
@@ -444,9 +488,9 @@ def load_weights(network_or_name, name: str | None = None, *, source: str = "git
                         f"{chosen.filename} is {chosen.file_format}")
     _warn_version(entry)
     if network is not None:
-        return _load_into(network, entry, chosen, strict=strict, force=force_reload)
+        return _load_into(network, entry, chosen, strict=strict, force=force_reload, settings=settings)
     source = f"checkpoint {chosen.filename} of card {entry.id}"
-    with _fetch(entry, chosen, force=force_reload) as path:
+    with _fetch(entry, chosen, force=force_reload, settings=settings) as path:
         if fmt == "safetensors":  # refuse a lying header before MindSpore parses the file
             from .tensors import safetensors_table
 
@@ -468,11 +512,12 @@ def _shape_from_text(text: str) -> list[int] | None:
 
 
 def get_desired_input_shape(name: str, registry=None, *, source: str = "gitee",
-                            mindspore_version: str | None = None) -> list[int]:
+                            mindspore_version: str | None = None, settings=None) -> list[int]:
     """The card's input-shape, e.g. [300, 300, 3] (the layout the card documents)."""
     from . import catalog
 
-    entry = catalog.resolve(name, registry=registry, source=source, mindspore_version=mindspore_version)
+    entry = catalog.resolve(name, registry=registry, source=source, mindspore_version=mindspore_version,
+                            settings=settings)
     shape = entry.fields.get("input-shape")
     if isinstance(shape, str):
         shape = _shape_from_text(shape) or shape

@@ -18,15 +18,13 @@ Each problem is located at the asset's line in the card. A file is hashed once p
 from __future__ import annotations
 
 import os
-import re
 import stat
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from .card import Card, Problem
 from .errors import UsageError
-
-_DIGEST = re.compile(r"^[0-9a-f]{8,64}$")
+from .names import is_sha256, sha256_text
 
 
 def local_path(link: str, card_dir: Path) -> tuple[Path, bool] | None:
@@ -64,11 +62,10 @@ class AssetChecker:
     def check(self, card: Card, card_dir: str | os.PathLike, root: str | os.PathLike | None = None) -> list[Problem]:
         """Problems of the local assets of `card`, whose file lies in `card_dir`; with `root`, links
         must stay inside that tree."""
-        items = card.fields.get("asset")
         root = Path(root).resolve() if root is not None else None
         out = []
-        for i, item in enumerate(items if isinstance(items, list) else []):
-            link = item.get("asset-link") if isinstance(item, dict) else None
+        for i, item in card.asset_items:
+            link = item.get("asset-link")
             found = local_path(link, Path(card_dir)) if isinstance(link, str) else None
             if found is None:
                 continue
@@ -102,9 +99,8 @@ class AssetChecker:
             out.append(card.problem(("asset", i, "asset-size"), "error", "asset-size-mismatch",
                                     f"{what} is {st.st_size} bytes but the card says asset-size {size}: "
                                     f"write `asset-size: {st.st_size}` (`registry hash FILE` prints both)"))
-        declared = item.get("asset-sha256")
-        declared = declared.strip().lower() if isinstance(declared, str) else ""
-        if _DIGEST.match(declared):  # other values are the schema's to report
+        declared = sha256_text(item.get("asset-sha256"))
+        if is_sha256(declared, prefix=True):  # other values are the schema's to report
             try:
                 actual = self.digest(path, st)
             except UsageError as exc:  # unreadable by us: the mode bits above may still allow others

@@ -11,29 +11,28 @@
                                            GET, closed unread): status, size, Range support; exit 1 on
                                            a dead link. Bodies are never downloaded.
 
-Library functions return typed results (IndexCheck, LinkStatus); the cli_* functions format them.
+Library functions return typed results (IndexResult, IndexCheck, LinkReport, AddedAsset, NewCard);
+the CLI (cli/publishing.py) formats them.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import TextIO
 from urllib.parse import quote, urlsplit
 
 from . import settings as _settings
 from .card import Problem, parse_bytes
-from .catalog import (Asset, Entry, check_name, entry_from_file, is_card_filename, open_registry, resolve,
-                      walk_markdown)
+from .catalog import Entry, entry_from_file, open_registry, resolve
 from .errors import CardError, RegistryError, TransferError, UsageError
-from .index import INDEX_NAME, _table, build_index, dumps_index
+from .index import INDEX_NAME, build_index, dumps_index
 from .lint import PLACEHOLDER, validate_paths
+from .names import check_name, is_card_filename, short_name, walk_markdown
 
 # --------------------------------------------------------------------------- registry new
 
@@ -117,14 +116,6 @@ def new_card(name: str, directory: str | os.PathLike = ".") -> Path:
     return path
 
 
-def cli_new(args, stdout: TextIO) -> int:
-    path = new_card(args.name, args.dir)
-    count = path.read_text(encoding="utf-8").count(f": {PLACEHOLDER} ")
-    print(f"wrote {path}: replace its {count} {PLACEHOLDER} placeholders (`registry validate {path}` lists them), "
-          f"then add the weights with `registry add-asset {path} FILE`", file=stdout)
-    return 0
-
-
 # --------------------------------------------------------------------------- registry add-asset
 
 
@@ -138,7 +129,8 @@ def _hash_url(url: str, settings: _settings.Settings) -> tuple[str, int]:
     """sha256 and size of the body at `url`, streamed (never held whole in memory)."""
     import requests
 
-    from .transfer import _body_reader, _SpeedGuard, _status_hint, http_session, network_reason
+    from .http import SpeedGuard, http_session, network_reason, status_hint
+    from .transfer import _body_reader
 
     digest, size = hashlib.sha256(), 0
     with http_session(settings) as session:
@@ -147,9 +139,9 @@ def _hash_url(url: str, settings: _settings.Settings) -> tuple[str, int]:
                              timeout=(settings.connect_timeout, settings.read_timeout)) as resp:
                 if resp.status_code != 200:
                     raise TransferError(f"cannot hash {url}: the server answered HTTP {resp.status_code} "
-                                        f"{resp.reason or ''}{_status_hint(resp.status_code, url, settings)}".rstrip())
+                                        f"{resp.reason or ''}{status_hint(resp.status_code, url, settings)}".rstrip())
                 # The bytes as sent, never decoded, within the same limits as a pull: what pull will hash.
-                read_some, guard = _body_reader(resp), _SpeedGuard(settings)
+                read_some, guard = _body_reader(resp), SpeedGuard(settings)
                 buf = memoryview(bytearray(1 << 20))
                 while n := read_some(buf):
                     digest.update(buf[:n])
@@ -266,37 +258,12 @@ def add_asset(card_path: str | os.PathLike, source: str, file_format: str | None
     return AddedAsset(card_path, fmt, link, digest, size)
 
 
-def cli_add_asset(args, stdout: TextIO) -> int:
-    added = add_asset(args.card, args.source, args.file_format, settings=_settings.current())
-    print(f"added a {added.file_format} asset to {added.card}: {added.link} sha256 {added.sha256} "
-          f"({added.size:,} bytes)", file=stdout)
-    return 0
-
-
 # --------------------------------------------------------------------------- registry index: errors and --check
 
 
 def index_errors(root: str | os.PathLike) -> list[Problem]:
     """The errors `registry validate --check-assets ROOT` reports: what makes `registry index` exit 1."""
     return [p for p in validate_paths([str(root)], check_assets=True).problems if p.severity == "error"]
-
-
-def cli_index_errors(args, stdout: TextIO) -> int:
-    """After `registry index` wrote the index: name every card error, exit 1 unless --allow-invalid."""
-    report = sys.stderr if args.output == "-" else stdout
-    errors = [p for p in index_errors(args.directory) if p.rule != "no-cards"]  # an empty tree indexes fine
-    if not errors:
-        return 0
-    cards = len({p.path for p in errors})
-    if args.allow_invalid:
-        print(f"{len(errors)} errors in {cards} cards, published anyway (--allow-invalid)", file=report)
-        return 0
-    for p in errors:
-        print(p.format(), file=report)
-    print(f"the index is written, but {cards} card{'s' if cards != 1 else ''} ha{'ve' if cards != 1 else 's'} "
-          f"{len(errors)} error{'s' if len(errors) != 1 else ''}: fix them, or pass --allow-invalid to publish anyway",
-          file=report)
-    return 1
 
 
 @dataclass
@@ -335,29 +302,6 @@ def check_index(root: str | os.PathLike, path: str | os.PathLike | None = None) 
                       reason="" if new != old else "its cards are current but not its other fields or layout")
 
 
-def _some(ids: list[str]) -> str:
-    return ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
-
-
-def cli_index_check(args, stdout: TextIO) -> int:
-    result = check_index(args.directory, args.output if args.output not in (None, "-") else None)
-    fix = f"run `registry index {args.directory}` and commit the result"
-    if result.ok:
-        print(f"{result.path} is current", file=stdout)
-        return 0
-    if result.state == "missing":
-        print(f"{result.path} is missing: {fix}", file=sys.stderr)
-        return 1
-    if result.state == "unreadable":
-        print(f"{result.path} cannot be read ({result.reason}): fix its permissions or {fix}", file=sys.stderr)
-        return 1
-    parts = [f"{len(ids)} card{'s' if len(ids) != 1 else ''} {what} ({_some(ids)})"
-             for what, ids in (("changed", result.changed), ("added", result.added), ("removed", result.removed)) if ids]
-    detail = "; ".join(parts) or result.reason
-    print(f"{result.path} is stale: {detail}; {fix}", file=sys.stderr)
-    return 1
-
-
 # --------------------------------------------------------------------------- registry check-links
 
 
@@ -379,7 +323,8 @@ def probe(session, url: str, settings: _settings.Settings) -> LinkStatus:
     starts sending the whole file: closing the connection stops it)."""
     import requests
 
-    from .transfer import _content_range, _int, _status_hint, network_reason
+    from .http import network_reason, status_hint
+    from .transfer import _content_range, _int
 
     try:
         with session.get(url, headers={"Range": "bytes=0-0", "Accept-Encoding": "identity"}, stream=True,
@@ -394,12 +339,12 @@ def probe(session, url: str, settings: _settings.Settings) -> LinkStatus:
     if status == 416:  # an empty file has no byte 0
         return LinkStatus(url, status, 0, True)
     return LinkStatus(url, status, None, None,
-                      f"HTTP {status} {resp.reason or ''}".rstrip() + _status_hint(status, url, settings))
+                      f"HTTP {status} {resp.reason or ''}".rstrip() + status_hint(status, url, settings))
 
 
 def check_links(urls: list[str], settings: _settings.Settings) -> dict[str, LinkStatus]:
     """Probe each URL once, `settings.jobs` at a time (one session per worker thread)."""
-    from .transfer import http_session
+    from .http import http_session
 
     local = threading.local()
     sessions = []
@@ -419,56 +364,92 @@ def check_links(urls: list[str], settings: _settings.Settings) -> dict[str, Link
             s.close()
 
 
-def link_entries(names: list[str], registry=None) -> list[Entry]:
+def link_entries(names: list[str], registry=None, settings: _settings.Settings | None = None) -> list[Entry]:
     """The cards named: card files, directories of cards (searched as a registry tree), ids or short
     names of the registry; all cards of the registry when no name is given."""
     if not names:
-        reg = open_registry(registry)
+        reg = open_registry(registry, settings)
         return [reg.entry(i) for i in reg.ids()]
     entries = []
     for name in names:
         if os.path.isdir(name):
             entries += [entry_from_file(Path(name, rel), rel[:-3]) for rel in walk_markdown(name)
-                        if is_card_filename(rel.rsplit("/", 1)[-1])]
+                        if is_card_filename(short_name(rel))]
         else:
-            entries.append(resolve(name, registry=registry))
+            entries.append(resolve(name, registry=registry, settings=settings))
     return entries
 
 
-def cli_check_links(args, settings: _settings.Settings, stdout: TextIO) -> int:
-    uses: list[tuple[Entry, Asset]] = []
-    failed = 0
-    local = 0
-    for entry in link_entries(args.names, args.registry):
+@dataclass
+class LinkReport:
+    """What `registry check-links` found: each remote asset's status, cards whose assets could not be read."""
+
+    uses: list = field(default_factory=list)  # (Entry, Asset) of every remote asset link
+    results: dict = field(default_factory=dict)  # url -> LinkStatus
+    unreadable: list = field(default_factory=list)  # messages of cards whose asset list is malformed
+    local: int = 0  # local asset links skipped
+
+    @property
+    def dead(self) -> list:
+        """(Entry, Asset) of the links that are dead."""
+        return [(e, a) for e, a in self.uses if self.results[a.url].dead]
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.dead or self.unreadable else 0
+
+
+def link_report(names: list[str], registry=None, settings: _settings.Settings | None = None) -> LinkReport:
+    """Probe the remote asset links of the cards named (link_entries) and return a LinkReport.
+    Raises what resolving the names raises (NotFoundError, UsageError, TransferError, OfflineError)."""
+    settings = settings or _settings.current()
+    report = LinkReport()
+    for entry in link_entries(names, registry, settings):
         try:
             assets = entry.assets
         except RegistryError as exc:
-            print(f"registry: error: {exc.message}", file=sys.stderr)
-            failed += 1
+            report.unreadable.append(exc.message)
             continue
         for asset in assets:
             if asset.url.lower().startswith(("http://", "https://")):
-                uses.append((entry, asset))
+                report.uses.append((entry, asset))
             else:
-                local += 1
-    results = check_links([a.url for _, a in uses], settings)
-    if args.json:
-        json.dump([{"card": e.id, "asset": a.index + 1, "url": a.url, "status": results[a.url].status,
-                    "size": results[a.url].size, "ranges": results[a.url].ranges, "error": results[a.url].error}
-                   for e, a in uses], stdout, indent=2)
-        stdout.write("\n")
-    elif uses:
-        def cell(r: LinkStatus) -> list[str]:
-            return [str(r.status) if r.status else "-", "-" if r.size is None else f"{r.size:,}",
-                    {True: "yes", False: "no", None: "-"}[r.ranges]]
-        _table([[*cell(results[a.url]), f"{e.id}#{a.index + 1}", a.url] for e, a in uses],
-               ["STATUS", "SIZE", "RANGE", "CARD#ASSET", "URL"], stdout)
-    dead = [(e, a) for e, a in uses if results[a.url].dead]
-    for e, a in dead:
-        print(f"registry: dead link: {e.source}: asset {a.index + 1}: {a.url}: {results[a.url].error}", file=sys.stderr)
-    no_range = sum(1 for r in results.values() if r.ranges is False)
-    note = f"; {no_range} without Range support (downloads cannot resume)" if no_range else ""
-    skipped = f"; {local} local assets skipped (`registry validate --check-assets` checks them)" if local else ""
-    print(f"{len(results)} link{'s' if len(results) != 1 else ''} checked: {len({a.url for _, a in dead})} dead{note}{skipped}",
-          file=sys.stderr)
-    return 1 if dead or failed else 0
+                report.local += 1
+    report.results = check_links([a.url for _, a in report.uses], settings)
+    return report
+
+
+# --------------------------------------------------------------------------- registry index
+
+
+@dataclass
+class IndexResult:
+    """What `registry index DIR` did: the index written (or `blob` for stdout) and the errors of its cards."""
+
+    root: Path
+    data: dict
+    blob: bytes
+    output: str  # the file written, or "-" (the caller writes `blob` to stdout)
+    errors: list = field(default_factory=list)  # Problems that make the index exit 1 (see index_errors)
+
+    @property
+    def error_cards(self) -> int:
+        return len({p.path for p in self.errors})
+
+
+def write_index(root: str | os.PathLike, output: str | None = None) -> IndexResult:
+    """Build the index of the tree at `root` and write it atomically to `output` (default ROOT/index.json;
+    "-": not written, the caller prints `blob`); raises UsageError (not a directory, not writable)."""
+    from .cache import write_atomic
+
+    root = Path(root)
+    data = build_index(root)
+    blob = dumps_index(data)
+    output = output or str(root / INDEX_NAME)
+    if output != "-":
+        try:
+            write_atomic(Path(output), blob)
+        except OSError as exc:
+            raise UsageError(f"cannot write {output}: {exc.strerror or exc}") from None
+    errors = [p for p in index_errors(root) if p.rule != "no-cards"]  # an empty tree indexes fine
+    return IndexResult(root, data, blob, output, errors)

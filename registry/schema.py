@@ -23,6 +23,7 @@ from functools import lru_cache
 from typing import Any, Callable
 
 from .card import Card, Problem
+from .names import is_sha256
 from .settings import schemas_dir
 
 SCHEMA_FILE = "model-card.schema.json"
@@ -49,6 +50,7 @@ _JSON_TYPES = {"string": "text", "number": "a number", "integer": "a whole numbe
 
 @lru_cache(maxsize=1)
 def schema() -> dict:
+    """The model-card JSON Schema document (raises OSError if the schema file is missing from the installation)."""
     path = schemas_dir() / SCHEMA_FILE
     with open(path, encoding="utf-8") as fh:
         return json.load(fh)
@@ -56,6 +58,7 @@ def schema() -> dict:
 
 @lru_cache(maxsize=1)
 def validator():
+    """The jsonschema validator of the card schema, made once per process."""
     from jsonschema import Draft202012Validator, FormatChecker
 
     # Only the date format: the others would need extra packages, and patterns cover them.
@@ -158,7 +161,7 @@ def _problems(card: Card, error, path: tuple) -> list[Problem]:
         detail, rule = "", "schema-pattern"
         if field == "asset-sha256" and isinstance(value, str) and value and all(c in "0123456789abcdefABCDEF" for c in value):
             detail = f" (it has {len(value)} hex digits)"
-            if 8 <= len(value) < 64:  # pull accepts a prefix and checks it; the publisher should give it all
+            if is_sha256(value, prefix=True):  # pull accepts a prefix and checks it; the publisher should give it all
                 detail, rule = f" (it has {len(value)} hex digits: a prefix, which only guards against corruption)", "sha256-prefix"
             elif len(value) < 8:
                 detail = f" (it has {len(value)} hex digits: a file-name hash, not a SHA-256)"

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import email.utils
 import hashlib
+import logging
 import os
-import sys
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,6 +20,8 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from .errors import UsageError
+
+_log = logging.getLogger("registry")
 
 CHUNK = 1 << 16
 TYPES = {".md": "text/markdown; charset=utf-8", ".json": "application/json", ".txt": "text/plain; charset=utf-8"}
@@ -55,8 +57,8 @@ class _GeneratedIndex:
         self.mtime = 0.0
 
     def get(self) -> tuple[bytes, float]:
-        from .catalog import walk_markdown
         from .index import build_index, dumps_index
+        from .names import walk_markdown
 
         with self.lock:
             stamp = hashlib.sha256()
@@ -77,7 +79,7 @@ class _GeneratedIndex:
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "registry-serve"
-    server: "RegistryServer"
+    server: RegistryServer
 
     def do_GET(self):
         self._serve(head=False)
@@ -87,7 +89,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format, *args):
         if not self.server.quiet:
-            sys.stderr.write(f"{self.address_string()} - {format % args}\n")
+            _log.info("%s - %s", self.address_string(), format % args)
 
     def _target(self) -> Path | None:
         rel = unquote(urlsplit(self.path).path)
@@ -204,17 +206,3 @@ class RegistryServer(ThreadingHTTPServer):
     def url(self) -> str:
         host, port = self.server_address[:2]
         return f"http://{host}:{port}/"
-
-
-def serve(directory: str | os.PathLike, host: str = "127.0.0.1", port: int = 8000) -> int:
-    """Serve until Ctrl-C (exit status 0). Port 0 picks a free port; the URL is printed first."""
-    server = RegistryServer(directory, host, port)
-    index_note = "" if (server.root / "index.json").is_file() else " (index.json generated from the tree)"
-    print(f"serving {server.root} at {server.url}{index_note}; Ctrl-C to stop", flush=True)
-    try:
-        server.serve_forever(poll_interval=0.2)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-    return 0

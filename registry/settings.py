@@ -28,9 +28,9 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Mapping
 
 from .errors import UsageError
 
@@ -46,6 +46,7 @@ def embedded_registry() -> Path:
 
 
 def schemas_dir() -> Path:
+    """The directory of the JSON Schemas: the installed copy, else the checkout's `schemas/`."""
     installed = PACKAGE_DIR / "_data" / "schemas"
     if installed.is_dir():
         return installed
@@ -86,6 +87,7 @@ def _number(env: Mapping[str, str], name: str, default: float, kind=float, posit
 
 
 def parse_mirrors(text: str, source: str = "REGISTRY_MIRRORS") -> tuple[tuple[str, str], ...]:
+    """The (FROM, TO) pairs of whitespace-separated `FROM=TO` items; raises UsageError naming `source` for a bad item."""
     pairs = []
     for item in text.split():
         src, sep, dst = item.partition("=")
@@ -116,6 +118,7 @@ def get_hub_dir() -> str:
 
 
 def default_home() -> Path:
+    """The platform's user cache directory for registry (the cache root without REGISTRY_HOME)."""
     from platformdirs import user_cache_dir
 
     return Path(user_cache_dir("registry", appauthor=False))
@@ -140,9 +143,10 @@ class Settings:
     speed_time: float = 30.0
     max_asset_size: int = 32 << 30
     lock_timeout: float = 3600.0
+    no_color: bool = False  # NO_COLOR (no-color.org): plain terminal output
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         home = env.get("REGISTRY_HOME")
         return cls(
@@ -163,9 +167,10 @@ class Settings:
             speed_time=_number(env, "REGISTRY_SPEED_TIME", 30.0, positive=True),
             max_asset_size=int(_number(env, "REGISTRY_MAX_ASSET_SIZE", 32 << 30, int)),
             lock_timeout=_number(env, "REGISTRY_LOCK_TIMEOUT", 3600.0),
+            no_color=bool(env.get("NO_COLOR")),
         )
 
-    def with_(self, **changes) -> "Settings":
+    def with_(self, **changes) -> Settings:
         """A copy with some fields replaced (None values are ignored)."""
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 

@@ -33,7 +33,8 @@ from . import versions
 from .cache import human_size, write_atomic
 from .card import Card, Problem, parse_bytes
 from .errors import UsageError
-from .index import _text, build_index, by_version
+from .index import build_index, field_text
+from .listing import by_version
 
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
        "base-uri 'none'; form-action 'none'")
@@ -200,7 +201,7 @@ def _problem_items(problems: list[Problem], parse_errors: list[str]) -> str:
 
 
 def _value(key: str, value) -> str:
-    text = _text(value) or ""
+    text = field_text(value) or ""
     if key.endswith("-link") and isinstance(value, str) and _SCHEME.match(text) and link_ok(text):
         return f'<a href="{esc(text)}" rel="nofollow noopener noreferrer">{esc(text)}</a>'
     return esc(text)

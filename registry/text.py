@@ -13,7 +13,7 @@ import re
 _UNPRINTABLE = ("\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _unprintable(keep: str) -> re.Pattern:
     return re.compile(f"[{_UNPRINTABLE}]" if not keep else f"(?![{re.escape(keep)}])[{_UNPRINTABLE}]")
 

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
-import functools
 import hashlib
 import json
 import logging
@@ -44,14 +43,14 @@ import sys
 import threading
 import time
 import warnings
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable
 from urllib.parse import unquote, urlsplit
 from urllib.request import url2pathname
 
-from . import __version__
 from . import settings as _settings
 from .cache import VIEW_FILE, Cache, CacheLockError, _read_json, hash_file, write_atomic
 from .catalog import Asset, Entry, Registry, resolve
@@ -63,6 +62,9 @@ from .errors import (
     RegistryError,
     TransferError,
 )
+from .http import SpeedGuard as _SpeedGuard
+from .http import http_session, network_reason
+from .http import status_hint as _status_hint
 from .text import mask_passwords
 
 _log = logging.getLogger("registry")  # the CLI shows these on stderr; the library never prints
@@ -109,7 +111,7 @@ def pull(name_or_entry: str | os.PathLike | Entry, *, registry: str | os.PathLik
     """
     settings = settings or _settings.current()
     entry = (name_or_entry if isinstance(name_or_entry, Entry)
-             else resolve(name_or_entry, registry, mindspore_version=mindspore_version))
+             else resolve(name_or_entry, registry, mindspore_version=mindspore_version, settings=settings))
     entry.require_sound()
     if assets is None:
         assets = entry.select_assets(formats)
@@ -298,28 +300,6 @@ def part_name(out) -> Path | str:
     return getattr(out, "path", None) or out.name
 
 
-class _SpeedGuard:
-    """Fails a transfer that averages under `speed_limit` bytes/s over a window of `speed_time` seconds (as curl's
-    --speed-limit/--speed-time): each read may arrive within the read timeout, yet the whole never ends."""
-
-    def __init__(self, settings: _settings.Settings, clock=time.monotonic):
-        self.limit, self.window, self.clock = settings.speed_limit, settings.speed_time, clock
-        self.start, self.bytes = clock(), 0
-
-    def slow(self, n: int) -> str | None:
-        """Count `n` bytes just received; the cause, when the transfer is too slow."""
-        if not self.limit:
-            return None
-        self.bytes += n
-        elapsed = self.clock() - self.start
-        if elapsed >= self.window:
-            if self.bytes < self.limit * elapsed:
-                return (f"{self.bytes:,} bytes in {elapsed:.1f} s, slower than REGISTRY_SPEED_LIMIT "
-                        f"({self.limit:g} bytes/s over REGISTRY_SPEED_TIME, {self.window:g} s)")
-            self.start, self.bytes = self.clock(), 0
-        return None
-
-
 class _Progress:
     def __init__(self, enabled: bool, label: str):
         self._bar = None
@@ -327,7 +307,7 @@ class _Progress:
         if enabled:
             from tqdm import tqdm
 
-            self._bar = tqdm(total=0, unit="B", unit_scale=True, unit_divisor=1024, desc=label, file=sys.stderr,
+            self._bar = tqdm(total=0, unit="B", unit_scale=True, unit_divisor=1024, desc=label,
                              dynamic_ncols=True, leave=True)
 
     def add_total(self, n: int) -> None:
@@ -529,7 +509,7 @@ class Engine:
     # ------------------------------------------------------------------ streaming
 
     def _stream(self, read_some, out, hasher: _Hasher, limit: int | None = None, too_big=None,
-                guard: "_SpeedGuard | None" = None) -> int:
+                guard: _SpeedGuard | None = None) -> int:
         """Copy from `read_some` (readinto-like, may return short counts, 0 at the end) to `out`, feeding the
         hasher; returns bytes copied. Bytes received before a failure are still written and hashed, so the
         partial file holds everything that arrived. `limit`: the most bytes the file may reach (one byte
@@ -866,64 +846,3 @@ def _retry_after(value: str | None) -> float | None:
     except (TypeError, ValueError, OverflowError):
         return None
     return max(0.0, when - time.time())
-
-
-def _status_hint(status: int, url: str, settings) -> str:
-    if status in (401, 403):
-        host = urlsplit(url).hostname
-        # A static server answers 403 for a file it may not read (save_checkpoint writes mode 0400).
-        files = "; the file on the server may not be readable by the web server (the publisher must `chmod o+r` it)"
-        if settings.token and settings.token_host == host:
-            return f"; the token in REGISTRY_TOKEN was refused by {host}" + (", or" + files[1:] if status == 403 else "")
-        token = f"if {host} needs a token, set REGISTRY_TOKEN and REGISTRY_TOKEN_HOST={host}"
-        return f"{files}, or {token}" if status == 403 else f"; {token}"
-    if status in (404, 410):
-        return "; the asset-link is wrong or the file moved: fix the card or use a mirror (--mirror FROM=TO)"
-    return ""
-
-
-def http_session(settings: _settings.Settings):
-    """A requests session for all registry traffic (assets, indexes, cards): our User-Agent, and the bearer
-    token only on requests to REGISTRY_TOKEN_HOST. On a redirect requests drops the Authorization header
-    when the host changes and does not run this hook again, so the token never follows to another host."""
-    import requests  # only when the network is actually used
-
-    session = requests.Session()
-    session.headers["User-Agent"] = f"registry/{__version__}"
-    session.auth = functools.partial(_token_auth, settings)
-    return session
-
-
-def _token_auth(settings: _settings.Settings, request):
-    if settings.token and settings.token_host:
-        parts = urlsplit(request.url)
-        if settings.token_host in ((parts.hostname or "").lower(), parts.netloc.lower()):
-            request.headers["Authorization"] = f"Bearer {settings.token}"
-    return request
-
-
-def network_reason(exc: BaseException, read_timeout: float | None = None) -> str:
-    """A short cause for a network failure, from the innermost exception that says something."""
-    seen = []
-    while isinstance(exc, BaseException) and exc not in seen:
-        seen.append(exc)
-        inner = getattr(exc, "reason", None)  # urllib3's MaxRetryError keeps its cause here
-        if not isinstance(inner, BaseException):
-            inner = exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else None
-        exc = exc.__cause__ or exc.__context__ or inner
-    for e in reversed(seen):
-        if isinstance(e, TimeoutError) or type(e).__name__ in ("ReadTimeoutError", "timeout"):
-            return f"no data for {read_timeout:g} s (read timeout)" if read_timeout else "timed out"
-        if isinstance(e, ConnectionResetError):
-            return "the connection was reset by the server"
-        if isinstance(e, ConnectionRefusedError):
-            return "connection refused"
-        if type(e).__name__ == "IncompleteRead":
-            return "the connection closed before the end of the body"
-        reason = getattr(e, "reason", None)
-        if isinstance(e, OSError) and e.strerror:
-            return e.strerror[0].lower() + e.strerror[1:]
-        if isinstance(reason, str) and reason:
-            return reason
-    text = str(seen[-1]) if seen else "unknown error"
-    return text.split(": ", 1)[-1] if "Max retries" in text else text

@@ -20,8 +20,8 @@ Versions are always compared as versions, never as text: `sort_key` orders `regi
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from .errors import NotFoundError, UsageError
 

@@ -25,8 +25,8 @@ sys.path.insert(0, str(ROOT))
 
 from registry.builders import CardFacts, _norm, match_builtin  # noqa: E402
 from registry.card import parse_file  # noqa: E402
-from registry.catalog import is_card_filename, walk_markdown  # noqa: E402
 from registry.lint import check_card  # noqa: E402
+from registry.names import is_card_filename, walk_markdown  # noqa: E402
 
 SIZES = (224, 256, 299)  # tried in turn when a model's config gives no input size
 

@@ -184,7 +184,7 @@ class Faults:
 
 class _FaultHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server: "_FaultHTTPServer"
+    server: _FaultHTTPServer
 
     def log_message(self, format, *args):  # keep test output clean; requests are recorded instead
         pass
@@ -381,7 +381,7 @@ def _parse_range(value: str, size: int) -> tuple[int, int] | None:
 
 class _FaultHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
-    owner: "FaultServer"
+    owner: FaultServer
 
 
 class FaultServer:
@@ -409,7 +409,7 @@ class FaultServer:
         """GET requests recorded so far (for a path relative to the root, if given)."""
         return [r for r in self.requests if r["method"] == "GET" and (path is None or r["path"] == "/" + path.lstrip("/"))]
 
-    def start(self) -> "FaultServer":
+    def start(self) -> FaultServer:
         self._thread.start()
         return self
 

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import CORPUS, ROOT, require_shared
 
 from registry.builders import CardFacts, find_builder, match_builtin
 from registry.card import parse_file
 from registry.errors import LoadError, UsageError
+
 
 def facts(rel: str) -> CardFacts:
     return CardFacts.of(parse_file(require_shared(CORPUS / rel)).fields)
@@ -146,11 +146,12 @@ def test_broken_entry_point_is_one_error_and_blocks_nothing(tmp_path):
 
 ms = pytest.importorskip("mindspore", reason="MindSpore is not installed")
 
+from conftest import PUBLISHED  # noqa: E402
+from servers import fault_server  # noqa: E402
+from test_loader import sha256  # noqa: E402
+
 import registry  # noqa: E402
 from registry.builders import lenet, ssd  # noqa: E402
-from servers import fault_server  # noqa: E402
-from conftest import PUBLISHED  # noqa: E402
-from test_loader import sha256  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::registry.loader.VersionWarning")
 

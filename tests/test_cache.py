@@ -156,7 +156,7 @@ def test_prune_removes_unreferenced_blobs_and_idle_partials_but_not_locked_ones(
     assert cli(home, "rm", "m/cpu/1/a").returncode == 0
     assert {d for d, _ in cache.blobs()} == {kept}  # orphan went with a; kept is still b's
     out = cli(home, "prune")
-    assert out.stdout.startswith("removed 0 blobs and 1 partial files")
+    assert out.stdout.startswith("removed 0 blobs and 1 partial file,")
 
 
 def test_rm_removes_the_view_and_only_blobs_no_other_view_uses(tmp_path):
@@ -213,7 +213,7 @@ def test_a_stamp_that_cannot_be_written_leaves_a_verified_blob_that_is_rehashed_
     with cache.lock(digest):
         assert cache.lookup(digest) == cache.blob_path(digest)  # re-hashed, still usable
     assert [p.name for p in cache.blob_path(digest).parent.iterdir() if p.name.endswith(".tmp")] == []
-    assert cache.verify()["bad"] == []
+    assert cache.verify().bad == []
 
 
 def test_a_view_record_that_cannot_be_written_is_one_sentence_naming_the_cache(tmp_path):

@@ -6,7 +6,6 @@ import os
 import pytest
 
 from registry.card import MAX_CARD_BYTES, parse_bytes, parse_file, parse_text
-
 from tests.conftest import SEED_CARD, require_shared
 
 

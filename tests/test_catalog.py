@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from registry import catalog
 from registry.catalog import LocalRegistry, check_name, open_registry, resolve
 from registry.errors import NotFoundError, UsageError
+from registry.names import asset_filename
 from tests.conftest import MANIFESTS, run_cli
 from tests.servers import write_card
 
@@ -109,9 +109,9 @@ def test_relative_links_resolve_against_the_card_location(reg):
 
 
 def test_asset_filenames_never_carry_path_parts():
-    assert catalog._asset_filename("https://h/a/b/c.ckpt?x=1", SHA, "ckpt") == "c.ckpt"
-    assert catalog._asset_filename("https://h/a/%2e%2e", SHA, "ckpt") == f"{SHA[:12]}.ckpt"
-    assert catalog._asset_filename("https://h/", SHA, "") == f"{SHA[:12]}.bin"
+    assert asset_filename("https://h/a/b/c.ckpt?x=1", SHA, "ckpt") == "c.ckpt"
+    assert asset_filename("https://h/a/%2e%2e", SHA, "ckpt") == f"{SHA[:12]}.ckpt"
+    assert asset_filename("https://h/", SHA, "") == f"{SHA[:12]}.bin"
 
 
 def test_cli_global_registry_option_selects_the_registry(reg, tmp_path):

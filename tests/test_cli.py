@@ -18,12 +18,42 @@ def test_version():
     assert proc.returncode == 0 and proc.stdout.startswith("registry ")
 
 
-def test_hash_prints_digest_and_size(tmp_path):
-    f = tmp_path / "w.bin"
-    f.write_bytes(b"abc")
-    proc = run_cli("hash", str(f))
+ABC = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
+
+def test_hash_prints_sha256sum_lines_that_sha256sum_checks(tmp_path):
+    import shutil
+    import subprocess
+
+    (tmp_path / "w.bin").write_bytes(b"abc")
+    (tmp_path / "v.bin").write_bytes(b"")
+    proc = run_cli("hash", "w.bin", "v.bin", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[0] == f"{ABC}  w.bin"
+    sums = tmp_path / "SHA256SUMS"
+    sums.write_text(proc.stdout)
+    tool = shutil.which("sha256sum")
+    assert tool, "coreutils sha256sum is needed for this test"
+    check = subprocess.run([tool, "-c", str(sums)], cwd=tmp_path, capture_output=True, text=True)
+    assert check.returncode == 0 and "w.bin: OK" in check.stdout, check.stdout + check.stderr
+    (tmp_path / "w.bin").write_bytes(b"abd")
+    assert subprocess.run([tool, "-c", str(sums)], cwd=tmp_path, capture_output=True).returncode == 1
+
+
+def test_hash_json_is_one_document_and_card_is_an_asset_snippet(tmp_path):
+    import json
+
+    import yaml
+
+    (tmp_path / "w.ckpt").write_bytes(b"abc")
+    (tmp_path / "x.bin").write_bytes(b"")
+    proc = run_cli("hash", "--json", "w.ckpt", "x.bin", cwd=tmp_path)
     assert proc.returncode == 0
-    assert proc.stdout.split() == ["ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", "3", str(f)]
+    assert json.loads(proc.stdout) == [{"path": "w.ckpt", "sha256": ABC, "size": 3},
+                                       {"path": "x.bin", "sha256": proc.stdout.split('"sha256": "')[2][:64], "size": 0}]
+    proc = run_cli("hash", "--card", "w.ckpt", cwd=tmp_path)
+    assert yaml.safe_load(proc.stdout) == {"asset": [{"file-format": "ckpt", "asset-link": "w.ckpt",
+                                                      "asset-sha256": ABC, "asset-size": 3}]}
 
 
 def test_hash_of_a_missing_file_is_one_sentence():

@@ -12,7 +12,6 @@ import pytest
 from registry import schema
 from registry.card import parse_file
 from registry.lint import validate_paths
-
 from tests.conftest import CORPUS, require_shared
 
 

@@ -10,7 +10,6 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import MANIFESTS, ROOT, run_cli
 
 import registry

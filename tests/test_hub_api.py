@@ -13,7 +13,7 @@ import pytest
 ms = pytest.importorskip("mindspore", reason="MindSpore is not installed")
 
 import registry  # noqa: E402
-from registry import index as index_module  # noqa: E402
+from registry import catalog as remote_module  # noqa: E402  (HttpRegistry's limits)
 from registry import settings  # noqa: E402
 from registry.builders.lenet import lenet_digits, preprocess  # noqa: E402
 from registry.errors import NotFoundError, OfflineError, TransferError, UsageError  # noqa: E402
@@ -162,7 +162,7 @@ def test_a_card_url_loads_with_relative_links_resolved_against_it(tmp_path, home
         assert proc.returncode == 3 and f"there is no card at {url}cards/nothing.md (HTTP 404)" in proc.stderr
         with pytest.raises(UsageError, match="is not the URL of a card"):
             registry.resolve(url + "cards/")
-        monkeypatch.setattr(index_module, "MAX_CARD_BYTES", 1000)  # the card is larger: refused, not read whole
+        monkeypatch.setattr(remote_module, "MAX_CARD_BYTES", 1000)  # the card is larger: refused, not read whole
         with pytest.raises(TransferError, match="is over 1,000 bytes"):
             registry.resolve(card_url)
         monkeypatch.setenv("REGISTRY_OFFLINE", "1")

@@ -9,14 +9,16 @@ import pytest
 
 ms = pytest.importorskip("mindspore", reason="MindSpore is not installed")
 
+from servers import fault_server  # noqa: E402
+
 import registry  # noqa: E402
 from registry import loader  # noqa: E402
 from registry.builders import ssd  # noqa: E402
 from registry.errors import IntegrityError, LoadError, UsageError  # noqa: E402
-from servers import fault_server  # noqa: E402
 
 SSD_ID = "mindspore/ascend/0.7/ssd_v1_coco2017"
 from conftest import PUBLISHED  # noqa: E402 - cards link there; the `reg` fixture mirrors it to `server`
+
 # The 0.7 card warns against MindSpore 2.x; tests that check the warning record it with pytest.warns.
 pytestmark = pytest.mark.filterwarnings("ignore::registry.loader.VersionWarning")
 X = np.random.default_rng(7).standard_normal((1, 3, 300, 300)).astype(np.float32)

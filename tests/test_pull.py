@@ -77,7 +77,7 @@ def test_pull_prints_each_asset_and_a_second_pull_is_served_from_the_cache(reg, 
 def test_cli_mirror_option_format_and_progress_bar(reg, site, home):
     with nginx(site) as url:
         env = env_for(home, "http://127.0.0.1:9/", REGISTRY_PROGRESS="1")  # the env mirror is overridden below
-        out = run_cli("--registry", str(reg), "pull", "tiny", "--format", "air", "--mirror", f"{BASE}={url}", env=env)
+        out = run_cli("--registry", str(reg), "pull", "tiny", "--file-format", "air", "--mirror", f"{BASE}={url}", env=env)
         assert out.returncode == 0, out.stderr
         assert out.stdout.strip().endswith("tiny.air") and len(out.stdout.splitlines()) == 1
         assert "100%" in out.stderr
@@ -94,7 +94,7 @@ def test_failures_are_one_line_with_their_exit_code_and_leave_the_cache_consiste
     faults = {"corrupt": {"corrupt": True}, "503": {"status": 503}, "404": {"status": 404}, "offline": {}}[case]
     with fault_server(site, **faults) as srv:
         env = env_for(home, srv.url, **({"REGISTRY_OFFLINE": "1"} if case == "offline" else {}))
-        out = run_cli("--registry", str(reg), "pull", "tiny", "--format", "ckpt", env=env)
+        out = run_cli("--registry", str(reg), "pull", "tiny", "--file-format", "ckpt", env=env)
     digest = digest_of(site / "tiny.ckpt")
     assert out.returncode == code
     assert out.stdout == ""
@@ -120,7 +120,7 @@ def test_pull_killed_halfway_resumes_from_the_partial_file(reg, site, home):
     part = Cache(home).partial_path(digest)
     with fault_server(site, rate=4_000_000) as srv:  # 8 MiB at 4 MB/s: about 2 s
         env = dict(os.environ, **env_for(home, srv.url))
-        proc = subprocess.Popen(pull_cmd(reg, "--format", "ckpt"), env=env, cwd=ROOT,
+        proc = subprocess.Popen(pull_cmd(reg, "--file-format", "ckpt"), env=env, cwd=ROOT,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
             wait_for(lambda: part.exists() and part.stat().st_size >= SIZE // 4, 30, "a quarter of the download")
@@ -132,7 +132,7 @@ def test_pull_killed_halfway_resumes_from_the_partial_file(reg, site, home):
         assert SIZE // 4 <= kept < SIZE
         assert not Cache(home).blob_path(digest).exists()
         srv.set()  # full speed for the second pull
-        out = subprocess.run(pull_cmd(reg, "--format", "ckpt"), env=env, cwd=ROOT, capture_output=True, text=True)
+        out = subprocess.run(pull_cmd(reg, "--file-format", "ckpt"), env=env, cwd=ROOT, capture_output=True, text=True)
         assert out.returncode == 0, out.stderr
         first, second = srv.gets("tiny.ckpt")
         assert first["status"] == 200
@@ -146,7 +146,7 @@ def test_eight_processes_pulling_the_same_asset_download_it_once(reg, site, home
     digest = digest_of(site / "tiny.ckpt")
     with nginx(site, limit_rate="8m") as url:  # about 1 s per download, so the processes overlap
         env = dict(os.environ, **env_for(home, url))
-        procs = [subprocess.Popen(pull_cmd(reg, "--format", "ckpt"), env=env, cwd=ROOT, stdout=subprocess.PIPE,
+        procs = [subprocess.Popen(pull_cmd(reg, "--file-format", "ckpt"), env=env, cwd=ROOT, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True) for _ in range(8)]
         results = [p.communicate(timeout=120) + (p.returncode,) for p in procs]
         gets = [r for r in url.access_log() if r["method"] == "GET"]

@@ -14,9 +14,9 @@ import pytest
 import requests
 
 from registry import catalog
-from registry.catalog import LocalRegistry, open_registry
-from registry.errors import IntegrityError, NotFoundError, OfflineError, TransferError, UsageError
-from registry.index import HttpRegistry, build_index, dumps_index, forget_remote_indexes
+from registry.catalog import HttpRegistry, LocalRegistry, forget_remote_indexes, open_registry
+from registry.errors import IntegrityError, NotFoundError, OfflineError, RegistryWarning, TransferError, UsageError
+from registry.index import build_index, dumps_index
 from tests.conftest import ROOT, run_cli
 from tests.servers import nginx, nginx_binary
 
@@ -159,8 +159,8 @@ def test_offline_and_unreachable_server_use_the_cache(tree, home, monkeypatch, c
         catalog.resolve("tiny", registry=url)
     # The server is gone now.
     forget_remote_indexes()
-    assert catalog.resolve("tiny", registry=url).id == "me/cpu/2.10/tiny"
-    assert "using the cached index" in capsys.readouterr().err
+    with pytest.warns(RegistryWarning, match="using the cached index"):
+        assert catalog.resolve("tiny", registry=url).id == "me/cpu/2.10/tiny"
     with pytest.raises(TransferError, match=f"cannot fetch {url}me/cpu/2.10/other.md"):
         catalog.resolve("me/cpu/2.10/other", registry=url)
     monkeypatch.setenv("REGISTRY_OFFLINE", "1")
@@ -410,14 +410,13 @@ def test_index_and_card_requests_carry_the_token_only_to_its_host(tree, home, mo
 
 
 def test_an_oversized_index_is_refused_without_reading_it_all(tmp_path, home, monkeypatch):
-    from registry import index as index_module
+    from registry import catalog as remote_module
     from tests.servers import fault_server
 
     (tmp_path / "index.json").write_bytes(b" " * 5000)
-    monkeypatch.setattr(index_module, "MAX_INDEX_BYTES", 4096)
+    monkeypatch.setattr(remote_module, "MAX_INDEX_BYTES", 4096)
     forget_remote_indexes()
-    with fault_server(tmp_path) as srv:
-        with pytest.raises(TransferError, match=r"index\.json is over 4,096 bytes"):
-            open_registry(srv.url).ids()
+    with fault_server(tmp_path) as srv, pytest.raises(TransferError, match=r"index\.json is over 4,096 bytes"):
+        open_registry(srv.url).ids()
     assert not (home / "registries").exists() or not list((home / "registries").rglob("index.json"))
     forget_remote_indexes()

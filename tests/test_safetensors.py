@@ -65,9 +65,10 @@ def test_lying_headers_are_one_sentence(tmp_path, header, data, raw, says):
 
 
 def test_lint_wants_the_extension_mindspore_needs(tmp_path):
+    from servers import write_card
+
     from registry.card import parse_file
     from registry.lint import check_card
-    from servers import write_card
 
     path = write_card(tmp_path, "mindspore/cpu/2.10/tiny", [("safetensors", "https://h/x/weights.bin", "a" * 64),
                                                            ("safetensors", "https://h/x/w.safetensors", "b" * 64),
@@ -106,11 +107,12 @@ def test_mutated_files_never_crash(tmp_path_factory, tail, where, byte):
 
 ms = pytest.importorskip("mindspore", reason="MindSpore is not installed")
 
+from conftest import run_cli  # noqa: E402
+from servers import nginx, write_card  # noqa: E402
+
 import registry  # noqa: E402
 from registry import loader  # noqa: E402
 from registry.builders import lenet, ssd  # noqa: E402
-from conftest import run_cli  # noqa: E402
-from servers import nginx, write_card  # noqa: E402
 
 CARD_ID = "mindspore/cpu/2.10/tiny"
 X32 = np.random.default_rng(5).standard_normal((1, 1, 32, 32)).astype(np.float32)

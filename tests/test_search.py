@@ -7,13 +7,14 @@ import pytest
 
 from registry.catalog import LocalRegistry
 from registry.errors import UsageError
-from registry.index import registry_index, render_markdown, select
+from registry.listing import select
+from registry.render import render_markdown
 from tests.conftest import CORPUS, SEED_CARD, require_shared, run_cli
 
 
 @pytest.fixture(scope="module")
 def records():
-    return registry_index(LocalRegistry(require_shared(CORPUS))).records
+    return LocalRegistry(require_shared(CORPUS)).index().records
 
 
 def ids(records, text=None, **filters):

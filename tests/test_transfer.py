@@ -62,7 +62,7 @@ def settings_for(home: Path, url: str | None, **kw) -> Settings:
 
 def assert_cache_clean(home: Path) -> None:
     report = Cache(home).verify()
-    assert not report["bad"] and not report["missing"], report
+    assert report.ok, report
 
 
 def blobs(home: Path) -> list[str]:
@@ -434,7 +434,7 @@ def test_file_link_to_something_not_a_regular_file_is_refused_at_once(tmp_path, 
                                ("air", "file:///dev/zero", "1" * 64)])
     env = {"REGISTRY_HOME": str(home), "REGISTRY_PROGRESS": "0", "REGISTRY_JOBS": "1"}
     for fmt, name in (("ckpt", "fifo"), ("air", "/dev/zero")):
-        out = subprocess.run([sys.executable, "-m", "registry", "--registry", str(root), "pull", "tiny", "--format", fmt],
+        out = subprocess.run([sys.executable, "-m", "registry", "--registry", str(root), "pull", "tiny", "--file-format", fmt],
                              capture_output=True, text=True, env={**os.environ, **env}, cwd=ROOT, timeout=60)
         assert out.returncode == 5, out.stderr
         assert out.stderr.startswith(f"registry: error: cannot read {tmp_path / name if fmt == 'ckpt' else name} "
@@ -501,7 +501,7 @@ def test_an_asset_named_like_the_view_record_does_not_replace_it(tmp_path, site,
     write_card(root, CARD_ID, [("ckpt", BASE + ".view.json", sha(site / ".view.json"))])
     (item,) = pull("tiny", registry=root, settings=settings_for(home, site.as_uri() + "/"))
     assert item.path.name != ".view.json" and item.path.read_bytes() == b"checkpoint bytes"
-    assert Cache(home).ls()["models"][0]["files"][0]["path"] == str(item.path)
+    assert Cache(home).ls().models[0]["files"][0]["path"] == str(item.path)
     assert_cache_clean(home)
 
 
@@ -539,9 +539,8 @@ def test_cosmetic_card_defects_are_warned_once_and_do_not_stop_a_pull(tmp_path, 
 
 def test_one_failed_asset_fails_the_pull_and_the_rest_is_cached(reg, site, home):
     (site / "tiny.air").write_bytes(b"not the promised bytes")
-    with nginx(site) as url:
-        with pytest.raises(IntegrityError, match="tiny.air"):
-            pull("tiny", registry=reg, settings=settings_for(home, url))
+    with nginx(site) as url, pytest.raises(IntegrityError, match="tiny.air"):
+        pull("tiny", registry=reg, settings=settings_for(home, url))
     assert blobs(home) == [sha(site / "tiny.ckpt")]
     assert_cache_clean(home)
 

@@ -13,7 +13,6 @@ import pytest
 from registry import schema
 from registry.card import parse_file, parse_text
 from registry.lint import check_card, validate_paths
-
 from tests.conftest import MANIFESTS, ROOT, SEED_CARD, require_shared, run_cli
 
 SHA_A = "29f52e7f8e3033e15d4423e0e1410b157cc81ff9fd31c1eef30ae862766c3617"
@@ -115,10 +114,11 @@ def test_hash_output_pasted_into_a_card_validates(tmp_path):
     weights.write_bytes(b"\x01weights" * 1000)
     proc = run_cli("hash", str(weights))
     assert proc.returncode == 0
-    digest, size, _ = proc.stdout.split()
-    assert digest == hashlib.sha256(weights.read_bytes()).hexdigest() and int(size) == 8000
-    assets = f"asset:\n  - file-format: ckpt\n    asset-link: lenet.ckpt\n    asset-sha256: {digest}\n"
-    write_card(tmp_path, card_text(assets=assets))
+    digest, path = proc.stdout.split()
+    assert digest == hashlib.sha256(weights.read_bytes()).hexdigest() and path == str(weights)
+    proc = run_cli("hash", "--card", "lenet.ckpt", cwd=weights.parent)  # the snippet, size included, as it is
+    assert proc.returncode == 0 and "    asset-size: 8000\n" in proc.stdout
+    write_card(tmp_path, card_text(assets=proc.stdout))
     assert run_cli("validate", str(tmp_path)).returncode == 0
 
 

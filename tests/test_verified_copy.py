@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from registry.cache import _sweep_verified, verified_copy, hash_file
+from registry.cache import _sweep_verified, hash_file, verified_copy
 from tests.conftest import ROOT
 
 

@@ -8,8 +8,10 @@ from importlib.metadata import version as installed_version
 import pytest
 
 from registry import catalog, versions
+from registry.catalog import HttpRegistry, forget_remote_indexes
 from registry.errors import NotFoundError, UsageError
-from registry.index import HttpRegistry, build_index, dumps_index, forget_remote_indexes, hub_list
+from registry.index import build_index, dumps_index
+from registry.listing import hub_list
 from tests.conftest import CORPUS, require_shared, run_cli
 from tests.servers import nginx, write_card
 

@@ -34,8 +34,9 @@ from __future__ import annotations
 import importlib
 import re
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
 from ..errors import LoadError
 
@@ -74,12 +75,12 @@ class CardFacts:
     fields: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
-    def of(cls, fields: Mapping[str, Any]) -> "CardFacts":
-        from ..catalog import _asset_filename
+    def of(cls, fields: Mapping[str, Any]) -> CardFacts:
+        from ..card import asset_items
+        from ..names import asset_filename
 
-        assets = fields.get("asset") if isinstance(fields.get("asset"), list) else []
-        files = [_asset_filename(str(item["asset-link"]), "", "") for item in assets
-                 if isinstance(item, dict) and item.get("asset-link")]
+        files = [asset_filename(str(item["asset-link"]), "", "") for _, item in asset_items(fields)
+                 if item.get("asset-link")]
         args = fields.get("builder-args")
         return cls(
             model_name=str(fields.get("model-name") or ""),
@@ -237,10 +238,12 @@ def _entry_points() -> list[_EntryPoint]:
 
 
 def all_builders() -> list[BuilderSpec]:
+    """Every BuilderSpec: the built-in ones, then those of installed packages' `registry.builders` entry points."""
     return list(BUILTIN) + [ep.spec for ep in _entry_points()]
 
 
 def known_builder_names() -> list[str]:
+    """The names a card's `builder:` field may give, sorted."""
     return sorted(spec.name for spec in all_builders())
 
 

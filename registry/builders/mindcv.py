@@ -11,7 +11,8 @@ Which model: an explicit `builder: mindcv:MODEL`, else the asset file name's ste
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from collections.abc import Iterable
+from typing import Any, Callable
 
 from ..errors import LoadError, UsageError
 from . import CardFacts, _norm
@@ -21,6 +22,7 @@ _MINDCV_OWNS = ("pretrained", "checkpoint_path")  # arguments that would make mi
 
 
 def import_mindcv():
+    """The mindcv module; raises LoadError saying how to install it when it cannot be imported."""
     try:
         import mindcv
     except ImportError as exc:

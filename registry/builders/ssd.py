@@ -13,8 +13,8 @@ with group=C) store them [C, 1, 3, 3], which the loader reshapes (same memory or
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 from mindspore import Parameter, nn, ops

@@ -1,0 +1,129 @@
+"""What every command shares: the output options, the one JSON writer, tables, and settings from arguments.
+
+Conventions (README "CLI conventions"): every command takes `--format text|json` (`--json` is the same as
+`--format json`); JSON output is one document on stdout, written by `Output.json` (keys sorted, indent 2,
+non-ASCII kept, control characters escaped by text.printable_json); text is made printable before it is
+written, so a card cannot drive the terminal. Notes and warnings go to stderr.
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import warnings
+
+from ..errors import RegistryWarning
+from ..text import printable, printable_json
+
+OUTPUT_FORMATS = ("text", "json")
+
+
+class _FormatAction(argparse.Action):
+    """`--format` is the output format. Where a command also filters by file-format, any other value
+    (`pull --format ckpt`, as before) is read as `--file-format` with a warning: no file-format is
+    called text or json, so the two never clash."""
+
+    def __init__(self, option_strings, dest, choices_=OUTPUT_FORMATS, filter_dest=None, **kw):
+        self.choices_, self.filter_dest = choices_, filter_dest
+        super().__init__(option_strings, dest, **kw)
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        if value in self.choices_:
+            setattr(namespace, self.dest, value)
+            return
+        if self.filter_dest is None:
+            parser.error(f"argument --format: {value!r} is not an output format: use one of {', '.join(self.choices_)}")
+        warnings.warn(f"--format {value} filters by file-format as before; write --file-format {value} "
+                      f"(--format is the output format: {', '.join(self.choices_)})", RegistryWarning, stacklevel=2)
+        if isinstance(getattr(namespace, self.filter_dest, None), list) or self.filter_dest == "formats":
+            setattr(namespace, self.filter_dest, [*(getattr(namespace, self.filter_dest, None) or []), value])
+        else:
+            setattr(namespace, self.filter_dest, value)
+
+
+def add_output_options(p: argparse.ArgumentParser, choices=OUTPUT_FORMATS, filter_dest: str | None = None) -> None:
+    """`--format` (and its alias `--json`) on a command; `filter_dest` names its file-format filter, if any."""
+    p.add_argument("--format", action=_FormatAction, dest="format", default="text", metavar="{" + ",".join(choices) + "}",
+                   choices_=choices, filter_dest=filter_dest, help="output format (default: text)")
+    p.add_argument("--json", dest="format", action="store_const", const="json", help="the same as --format json")
+
+
+def add_registry_option(p: argparse.ArgumentParser) -> None:
+    """`--registry` after the command, on the commands that read a registry."""
+    # SUPPRESS keeps a value given before the command when it is not repeated after it.
+    p.add_argument("--registry", metavar="LOCATION", default=argparse.SUPPRESS,
+                   help="registry directory or http(s) base URL (default: $REGISTRY_URL, else the embedded registry)")
+
+
+def settings_from(args):
+    """The Settings a command runs with: the environment's, with its options applied."""
+    from ..settings import current, parse_mirrors
+
+    mirrors = None
+    if getattr(args, "mirror", None):
+        mirrors = current().mirrors + parse_mirrors(" ".join(args.mirror), "--mirror")
+    return current(offline=True if getattr(args, "offline", False) else None, mirrors=mirrors,
+                   jobs=getattr(args, "jobs", None), registry_url=getattr(args, "registry", None),
+                   require_full_sha256=True if getattr(args, "require_full_sha256", False) else None)
+
+
+class Output:
+    """Where a command writes: stdout for its result, stderr for notes."""
+
+    def __init__(self, args, stdout=None, stderr=None, settings=None):
+        self.format = getattr(args, "format", "text")
+        self.stdout = stdout or sys.stdout
+        self.stderr = stderr or sys.stderr
+        self._settings = settings
+
+    @property
+    def as_json(self) -> bool:
+        return self.format == "json"
+
+    def json(self, data) -> None:
+        """The one JSON writer: one document on stdout."""
+        self.stdout.write(printable_json(data) + "\n")
+
+    def line(self, text: str = "", keep: str = "") -> None:
+        self.stdout.write(printable(text, keep) + "\n")
+
+    def raw(self, text: str) -> None:
+        """Text already made printable (rendered Markdown, tables)."""
+        self.stdout.write(text)
+
+    def note(self, text: str) -> None:
+        self.stderr.write(printable(text) + "\n")
+
+    @property
+    def tty(self) -> bool:
+        if not (hasattr(self.stdout, "isatty") and self.stdout.isatty()):
+            return False
+        if self._settings is None:
+            from ..settings import current
+
+            self._settings = current()
+        return not self._settings.no_color
+
+    def width(self) -> int:
+        return shutil.get_terminal_size((100, 24)).columns if self.tty else 100
+
+    def table(self, rows: list[list[str]], header: list[str]) -> None:
+        rows = [[plain(cell) for cell in row] for row in rows]
+        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+        for n, row in enumerate([header, *rows]):
+            line = "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip()
+            self.stdout.write((f"\x1b[1m{line}\x1b[0m" if self.tty and n == 0 else line) + "\n")
+
+
+def plain(text: str) -> str:
+    """Card text for the terminal: it must not drive it (clear it, set its title, reorder a line)."""
+    return printable(text, "\t\n")
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}{'s' if n != 1 else ''}"
+
+
+def example(*lines: str) -> str:
+    """An argparse epilog of examples."""
+    return "examples:\n" + "\n".join(f"  {line}" for line in lines)

@@ -1,0 +1,131 @@
+"""Search and selection over a registry's index records, and the Python listing API.
+
+    registry.list_models(task="detection")   -> [ModelRecord(id=..., fields={...}, formats=[...]), ...]
+    registry.search("ssd coco")               -> the same, for records matching every word
+
+`select` filters index records (index.py's format) by text and criteria; `by_version` orders them as
+`registry list` shows them (oldest MindSpore version first, then by id). Nothing here prints.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from . import versions
+from .catalog import open_registry
+from .errors import UsageError
+from .names import short_name
+
+
+def by_version(records: Iterable[dict]) -> list[dict]:
+    """Index records oldest MindSpore version first (as versions: 1.9 before 1.10), then by id."""
+    return sorted(records, key=lambda r: versions.sort_key(r["fields"].get("mindspore-version"), r["id"]))
+
+
+def hub_list(version: str | None = None, force_reload: bool = False, *, registry=None, settings=None) -> list[str]:
+    """mindspore_hub's `hub_list`: the ids of the registry's cards, in `registry list` order.
+
+    `version` keeps the cards for a MindSpore version or specifier ("1.8", ">=2"); the hub's branch
+    names are understood ("master": all, "r1.8": 1.8). `force_reload` reads the index again.
+    `registry` is a registry location (default: REGISTRY_URL, else the embedded one)."""
+    if version is not None and not isinstance(version, str):
+        raise UsageError(f"hub_list(version={version!r}): give a MindSpore version such as '1.8', or None for all")
+    reg = open_registry(registry, settings)
+    if force_reload:
+        reg.forget()
+    wanted = None if version in (None, "", "master") else re.sub(r"^r(?=\d)", "", version.strip())
+    return [r["id"] for r in by_version(select(reg.index().records, mindspore_version=wanted))]
+
+
+# --------------------------------------------------------------------------- search
+
+
+def _task_ok(task: str, module_type: str) -> bool:
+    # "cv" matches cv and cv-classification but not cvtmodel; "detection" matches cv-object_detection.
+    return re.search(rf"(^|[-_ ]){re.escape(task)}($|[-_ ])", module_type) is not None
+
+
+def select(records: Iterable[dict], text: str | None = None, *, dataset: str | None = None, backbone: str | None = None,
+           task: str | None = None, file_format: str | None = None, backend: str | None = None,
+           mindspore_version: str | None = None) -> list[dict]:
+    """Index records matching every given criterion (text: all words, case-insensitive)."""
+    words = (text or "").lower().split()
+    spec = versions.spec(mindspore_version) if mindspore_version else None
+    out = []
+    for r in records:
+        f = r.get("fields", {})
+        if words:
+            hay = " ".join([r["id"], f.get("model-name", ""), f.get("backbone-name", ""),
+                            f.get("train-dataset", ""), f.get("summary", "")]).lower()
+            if not all(w in hay for w in words):
+                continue
+        if dataset and dataset.lower() not in f.get("train-dataset", "").lower():
+            continue
+        if backbone and backbone.lower() not in f.get("backbone-name", "").lower():
+            continue
+        if task and not _task_ok(task.lower(), f.get("module-type", "").lower()):
+            continue
+        if file_format and file_format.lower().lstrip(".") not in {a["file-format"].lower() for a in r.get("assets", ())}:
+            continue
+        if backend:
+            parts = r["id"].lower().split("/")  # USER/BACKEND/VERSION/NAME names a backend
+            have = {f.get("train-backend", "").lower(), f.get("infer-backend", "").lower(), parts[1] if len(parts) == 4 else ""}
+            have.discard("")
+            if backend.lower() not in have:
+                continue
+        if spec is not None and not versions.satisfies(spec, versions.parse(f.get("mindspore-version") or None)):
+            continue
+        out.append(r)
+    return out
+
+
+
+
+# --------------------------------------------------------------------------- the Python listing API
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """One model as the registry's index describes it (no card is fetched to make it)."""
+
+    id: str
+    fields: dict = field(default_factory=dict)  # index.SEARCH_FIELDS present in the card, as text
+    formats: list = field(default_factory=list)  # file-formats of its assets, in card order, once each
+    problems: list = field(default_factory=list)  # parse errors ("LINE:COL: rule: message"); [] when sound
+
+    @property
+    def name(self) -> str:
+        """The short name (the id's last part)."""
+        return short_name(self.id)
+
+    @classmethod
+    def of(cls, record: dict) -> ModelRecord:
+        """The ModelRecord of an index record."""
+        formats = list(dict.fromkeys(a["file-format"] for a in record.get("assets", ()) if a["file-format"]))
+        return cls(record["id"], dict(record.get("fields", {})), formats, list(record.get("problems", ())))
+
+    def as_json(self) -> dict:
+        """The record as `registry list --format json` writes it."""
+        return {"id": self.id, "fields": self.fields, "formats": self.formats, "problems": self.problems}
+
+
+def search(text: str | None = None, *, registry=None, settings=None, dataset: str | None = None,
+           backbone: str | None = None, task: str | None = None, file_format: str | None = None,
+           backend: str | None = None, mindspore_version: str | None = None) -> list[ModelRecord]:
+    """The models of a registry matching every word of `text` and every given criterion, as ModelRecords
+    in `registry list` order. `registry`: a location (default: REGISTRY_URL, else the embedded one);
+    `settings`: default read now. Raises UsageError (bad location or specifier), OfflineError or
+    TransferError (a remote index that cannot be read)."""
+    reg = open_registry(registry, settings)
+    found = select(reg.index().records, text, dataset=dataset, backbone=backbone, task=task,
+                   file_format=file_format, backend=backend, mindspore_version=mindspore_version)
+    return [ModelRecord.of(r) for r in by_version(found)]
+
+
+def list_models(*, registry=None, settings=None, dataset: str | None = None, backbone: str | None = None,
+                task: str | None = None, file_format: str | None = None, backend: str | None = None,
+                mindspore_version: str | None = None) -> list[ModelRecord]:
+    """Every model of a registry (optionally filtered as `search`), as ModelRecords; raises as `search`."""
+    return search(None, registry=registry, settings=settings, dataset=dataset, backbone=backbone, task=task,
+                  file_format=file_format, backend=backend, mindspore_version=mindspore_version)
