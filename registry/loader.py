@@ -221,19 +221,28 @@ class TablesReport:
 def cached_tables(entry, settings=None) -> TablesReport:
     """The parameter tables of the card's ckpt/safetensors assets that are in the cache (nothing is downloaded).
     Raises LoadError or IntegrityError for a cached file that cannot be read."""
-    from .cache import Cache
+    from .cache import Cache, verified_copy
+    from .errors import IntegrityError
 
     cache = Cache.from_settings(settings)
     report = TablesReport()
     for asset in entry.assets:
-        if asset.file_format.lower() not in ("ckpt", "safetensors"):
+        fmt = asset.file_format.lower()
+        if fmt not in ("ckpt", "safetensors"):
             continue
-        # The model's view, not the blob: MindSpore wants the file name's extension to match the format.
-        path = cache.model_dir(entry.id) / asset.filename
-        if cache.trusted(asset.sha256) is None or not path.is_file():
+        # A card's sha256 prefix names no blob: the model's view records the full digest pull computed.
+        digest = cache.view_digest(entry.id, asset.sha256, asset.url) if asset.is_prefix else asset.sha256
+        blob = cache.trusted(digest) if digest else None
+        if blob is None:
             report.not_cached.append(asset.filename)
             continue
-        table = checkpoint_table(path, asset.file_format, f"checkpoint {asset.filename} of card {entry.id}")
+        source = f"checkpoint {asset.filename} of card {entry.id}"
+        # The bytes read are the bytes verified, in a copy whose extension MindSpore accepts.
+        with verified_copy(blob, digest, f"asset.{fmt}") as path:
+            if path is None:
+                raise IntegrityError(f"the cached {asset.filename} of card {entry.id} ({blob}) no longer matches its "
+                                     f"sha256 (bit rot or tampering): run `registry pull --force {entry.id}`")
+            table = checkpoint_table(path, asset.file_format, source)
         report.tables.append(AssetTable(asset.filename, asset.file_format, list(table.values())))
     return report
 

@@ -139,3 +139,17 @@ def choose(name: str, candidates: Mapping[str, str | None], *, wanted: str | Non
     version = str(declared).strip() if parse(declared) is not None else str(versions[pick] or "")
     others = tuple(dict.fromkeys(_label(versions[i]) for i in ordered if i != pick))
     return Choice(name, pick, version, reason, others)
+
+
+def same_version_groups(ids_by_name: Mapping[str, list[str]], declared: Mapping[str, str | None]) -> dict[str, list[str]]:
+    """Of the short names shared by several ids, those where two or more ids are cards of one MindSpore
+    version (two users, two backends): `choose` cannot tell them apart, so they need full ids."""
+    tied = {}
+    for name, ids in ids_by_name.items():
+        seen: dict = {}
+        for card_id in ids:
+            seen.setdefault(card_version(declared.get(card_id), card_id), []).append(card_id)
+        groups = [g for g in seen.values() if len(g) > 1]
+        if groups:
+            tied[name] = sorted(i for g in groups for i in g)
+    return tied

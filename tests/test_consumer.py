@@ -310,3 +310,27 @@ def test_pull_of_a_card_without_assets_says_there_is_nothing_to_pull(home):
     assert proc.returncode == 1 and proc.stdout == ""
     assert "card noah-cvlab/ascend/0.7/ghostnet_ssd_v1.0 lists no assets" in proc.stderr
     assert not (home / "blobs").exists()
+
+
+def test_info_tensors_reads_a_prefix_cards_cached_checkpoint_and_names_bit_rot(tmp_path, site):
+    """`info --tensors` finds the blob of a prefix asset through the model's view (the full digest), reads
+    the bytes it verified, and calls a damaged blob damaged."""
+    pytest.importorskip("mindspore", reason="MindSpore is not installed")
+    data = (ROOT / "manifests" / "mindspore" / "cpu" / "2.10" / "lenet_digits.ckpt").read_bytes()
+    (site / HRNET_FILE).write_bytes(data)
+    root, home = prefix_card(tmp_path, data), tmp_path / "home"
+    with nginx(site) as url:
+        assert run_cli("pull", HRNET, "--registry", str(root), "--mirror", f"{HRNET_BASE}={url}",
+                       env=env(home)).returncode == 0
+    listed = run_cli("--registry", str(root), "info", HRNET, "--tensors", env=env(home))
+    assert listed.returncode == 0, listed.stderr
+    assert "conv1.weight" in listed.stdout and "not cached" not in listed.stdout + listed.stderr
+    blob = Cache(home).blob_path(digest(data))
+    st = blob.stat()
+    raw = bytearray(blob.read_bytes())
+    raw[len(raw) // 2] ^= 1
+    blob.chmod(0o644)
+    blob.write_bytes(bytes(raw))
+    os.utime(blob, ns=(st.st_atime_ns, st.st_mtime_ns))
+    rotten = run_cli("--registry", str(root), "info", HRNET, "--tensors", env=env(home))
+    assert rotten.returncode == 4 and "no longer matches its sha256" in rotten.stderr, rotten.stderr

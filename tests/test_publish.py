@@ -352,6 +352,18 @@ def test_check_links_of_a_registry_by_name(tmp_path, home):
     assert everything.returncode == 1 and "1 link checked: 1 dead" in everything.stderr
 
 
+def test_check_links_masks_passwords_and_escapes_control_characters(tmp_path, home):
+    with nginx(tmp_path) as url:
+        secret = url.replace("http://", "http://user:s3cret@") + "gone.ckpt"
+        write_card(tmp_path, "me/cpu/2.3/net", [("ckpt", secret, sha(WEIGHTS))])
+        text = run_cli("check-links", "--registry", str(tmp_path), "net")
+        data = run_cli("check-links", "--registry", str(tmp_path), "net", "--json")
+    for proc in (text, data):
+        assert proc.returncode == 1 and "s3cret" not in proc.stdout + proc.stderr
+        assert "user:***@" in proc.stdout + proc.stderr
+    assert "\x1b" not in text.stdout + text.stderr
+
+
 def test_add_asset_follows_the_hubs_dash_alone_layout(tmp_path):
     """Every MindSpore Hub card writes `-` alone on a line with the keys indented below it."""
     corpus_card = require_shared(CORPUS) / "mindspore" / "1.10" / "lenet_mnist.md"

@@ -13,7 +13,7 @@ import sys
 import warnings
 
 from ..errors import RegistryWarning
-from ..text import printable, printable_json
+from ..text import mask_passwords, printable, printable_json
 
 OUTPUT_FORMATS = ("text", "json")
 
@@ -82,17 +82,17 @@ class Output:
 
     def json(self, data) -> None:
         """The one JSON writer: one document on stdout."""
-        self.stdout.write(printable_json(data) + "\n")
+        self.stdout.write(mask_passwords(printable_json(data)) + "\n")
 
     def line(self, text: str = "", keep: str = "") -> None:
-        self.stdout.write(printable(text, keep) + "\n")
+        self.stdout.write(printable(mask_passwords(text), keep) + "\n")
 
     def raw(self, text: str) -> None:
         """Text already made printable (rendered Markdown, tables)."""
         self.stdout.write(text)
 
     def note(self, text: str) -> None:
-        self.stderr.write(printable(text) + "\n")
+        self.stderr.write(printable(mask_passwords(text)) + "\n")
 
     @property
     def tty(self) -> bool:
@@ -117,7 +117,7 @@ class Output:
 
 def plain(text: str) -> str:
     """Card text for the terminal: it must not drive it (clear it, set its title, reorder a line)."""
-    return printable(text, "\t\n")
+    return printable(mask_passwords(text), "\t\n")
 
 
 def plural(n: int, word: str) -> str:

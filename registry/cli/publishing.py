@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 
+from ..rules import blocks_use
+from ..versions import same_version_groups
 from .output import Output, add_output_options, add_registry_option, example, plural, settings_from
 
 
@@ -199,12 +201,19 @@ def _index_write(args, out: Output) -> int:
     say = out.note if to_stdout else out.line
     n, root = result.data["counts"], result.root
     where = "stdout" if to_stdout else result.output
-    say(f"indexed {n['cards']} cards of {root} into {where}: {n['invalid']} that do not parse "
+    records = result.data["cards"]
+    unreadable = sum(1 for r in records if any(blocks_use(p.split(": ", 2)[1]) for p in r["problems"] if ": " in p))
+    say(f"indexed {n['cards']} cards of {root} into {where}: {unreadable} that cannot be read "
         f"(`registry validate {root}` explains them), {n['translations']} translations")
     collisions = result.data["collisions"]
     if collisions:
-        shared = sum(len(v) for v in collisions.values())
-        say(f"{n['collisions']} short names are shared by {shared} ids; use full ids for them:")
+        # Cards of one name for several MindSpore versions are fine (a short name picks by version); only
+        # two cards of one version need full ids.
+        versions_of = {r["id"]: r["fields"].get("mindspore-version") for r in records}
+        collisions = same_version_groups(collisions, versions_of)
+        say(f"{n['collisions']} short names name cards of several MindSpore versions (a short name picks one "
+            f"by version); {len(collisions)} of them name two cards of one version: use full ids for those"
+            + (":" if collisions else ""))
         for name, ids in list(collisions.items())[:10]:
             more = f" and {len(ids) - 3} more" if len(ids) > 3 else ""
             say(f"  {name}: {', '.join(ids[:3])}{more}")
