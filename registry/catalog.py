@@ -27,7 +27,7 @@ import posixpath
 import threading
 import warnings
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
@@ -60,7 +60,7 @@ from .names import (
     short_name,
     walk_markdown,
 )
-from .text import mask_passwords
+from .text import mask_passwords, printable
 
 SOURCES = ("gitee", "github", "local")  # mindspore_hub's `source` values (see the module doc)
 _log = logging.getLogger("registry")
@@ -136,7 +136,8 @@ class Entry:
         if not self._warned:
             self._warned = True
             for p in found:
-                warnings.warn(f"{replace(p, severity='warning').format()} (cosmetic: the card is still used)",
+                # printed as `registry: warning: PATH:LINE:COL: RULE: ...`, the word said once
+                warnings.warn(printable(f"{p.path}:{p.line}:{p.col}: {p.rule}: {p.message} (cosmetic: the card is still used)"),
                               CardWarning, stacklevel=3)
         return found
 

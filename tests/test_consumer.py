@@ -110,7 +110,7 @@ def test_real_alexnet_card_is_attempted_and_other_bytes_fail_with_exit_4(tmp_pat
     assert out.returncode == 4, out.stderr
     assert "sha256 mismatch" in out.stderr and "not valid" not in out.stderr
     (warning,) = warnings_in(out.stderr)  # the cosmetic defect, once
-    assert "alexnet_cifar10.md:21:14: warning schema-pattern: update-time `2023-2-17`" in warning
+    assert "alexnet_cifar10.md:21:14: schema-pattern: update-time `2023-2-17`" in warning
     assert_nothing_cached(home)
 
 
