@@ -103,18 +103,19 @@ def main() -> int:
         if spec is not None and spec.per_card:  # a library: covered when it has the model
             model = model_name(facts, models, facts.builder.partition(":")[2] or None) if mindcv else None
             builder = f"mindcv:{model}" if model else ""
-        sound = card.ok and not any(p.severity == "error" for p in check_card(card))
+        # usable: pull/load accept it (no defect that blocks use; cosmetic ones only warn)
+        sound = not any(p.severity == "error" and p.blocks_use for p in [*card.problems, *check_card(card)])
         cards.append((rel, facts, builder, sound))
     elapsed = time.perf_counter() - start
 
     total = len(cards)
     covered = [c for c in cards if c[2]]
     print(f"{total} cards in {args.corpus} ({elapsed:.1f} s); {len(covered)} have a builder "
-          f"({100 * len(covered) / total:.1f}%), {sum(c[3] for c in covered)} of them pass validation today")
+          f"({100 * len(covered) / total:.1f}%), {sum(c[3] for c in covered)} of them usable by pull/load (no defect that blocks use)")
 
     by_builder = Counter(("mindcv" if b.startswith("mindcv:") else b) for _, _, b, _ in covered)
     sound_by_builder = Counter(("mindcv" if b.startswith("mindcv:") else b) for _, _, b, s in covered if s)
-    table("Cards with a builder, by builder", ("builder", "cards", "sound today"),
+    table("Cards with a builder, by builder", ("builder", "cards", "usable"),
           [(b, n, sound_by_builder[b]) for b, n in by_builder.most_common()], args.markdown)
 
     repos: dict[str, list[int]] = defaultdict(lambda: [0, 0])
