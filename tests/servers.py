@@ -180,6 +180,9 @@ class Faults:
     length: int | None = None  # announce this Content-Length (and send the file's bytes, at most this many)
     endless: bool = False  # after the file, keep sending bytes (chunked, no Content-Length) until the client leaves
     times: int | None = None
+    after: int = 0  # the failures start after this many GET requests (then apply to `times` of them)
+    range_requests: int | None = None  # honour Range on only this many GET requests, then ignore it (200)
+    etag_after: int | None = None  # after this many GET requests, change the ETag (as if the file were replaced)
 
 
 class _FaultHandler(BaseHTTPRequestHandler):
@@ -212,6 +215,14 @@ class _FaultHandler(BaseHTTPRequestHandler):
                              endless=f.endless)
             if self.command != "GET":
                 manners.redirect = f.redirect
+                return manners
+            owner.got += 1
+            if owner.got > 1 and f.range_requests is not None and owner.got > f.range_requests:
+                manners.no_range = True
+            if f.etag_after is not None and owner.got > f.etag_after:
+                manners.etag_salt += "-changed"
+            f = Faults(**{**vars(f), "no_range": manners.no_range, "etag_salt": manners.etag_salt})
+            if owner.got <= f.after:
                 return manners
             if f.times is None:
                 return f
@@ -392,6 +403,7 @@ class FaultServer:
         self.lock = threading.Lock()
         self.faults = Faults(**faults)
         self.faulted = 0
+        self.got = 0  # GET requests so far
         self.requests: list[dict] = []
         self._httpd = _FaultHTTPServer((host, 0), _FaultHandler)
         self._httpd.owner = self
@@ -403,7 +415,7 @@ class FaultServer:
         """Replace the faults (unnamed ones return to their defaults) and restart the `times` count."""
         with self.lock:
             self.faults = Faults(**faults)
-            self.faulted = 0
+            self.faulted = self.got = 0
 
     def gets(self, path: str | None = None) -> list[dict]:
         """GET requests recorded so far (for a path relative to the root, if given)."""
