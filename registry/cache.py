@@ -782,6 +782,35 @@ class Cache:
         finally:
             os.close(fd)
 
+    def warm(self, model_id: str, wanted: dict[str, tuple[str, str, str]]) -> dict[str, Path] | None:
+        """The blobs of a model whose view already holds every file of `wanted` ({filename: (sha256 or sha256
+        prefix, file-format, url)}), each trusted by its stamp and linked: read from one view record, without
+        a lock or a write. None as soon as one is missing or differs (then pull does the full work)."""
+        directory = self.model_dir(model_id)
+        try:
+            fd = self.open_dir(directory, create=False)
+        except (OSError, RegistryError):
+            return None
+        try:
+            data = _read_json(VIEW_FILE, dir_fd=fd)
+            if not isinstance(data, dict) or data.get("id") != model_id:
+                return None
+            files = _view_files(data)
+            found = {}
+            for filename, (digest, file_format, url) in wanted.items():
+                rec = files.get(filename)
+                if rec is None or rec["format"] != file_format or rec["url"] != mask_passwords(url) or not (
+                        rec["sha256"] == digest or (len(digest) < 64 and rec["sha256"].startswith(digest))):
+                    return None
+                blob = self.trusted(rec["sha256"])
+                if blob is None or os.lstat(blob).st_size != rec["size"] or \
+                        not self._links_to(fd, filename, blob, os.path.relpath(blob, directory)):
+                    return None
+                found[filename] = blob
+            return found
+        finally:
+            os.close(fd)
+
     def link(self, model_id: str, filename: str, digest: str, *, size: int, file_format: str, url: str) -> Path:
         """Put blob `digest` in model `model_id`'s view as `filename` and record it. Call with the blob's lock held."""
         directory = self.model_dir(model_id)

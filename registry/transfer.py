@@ -120,6 +120,12 @@ def pull(name_or_entry: str | os.PathLike | Entry, *, registry: str | os.PathLik
         assets = [a for a in entry.assets if a.index in wanted]
     _check_prefixes(entry, assets, settings)
     names = _view_names(entry.assets)  # from all assets, so a file keeps its name whatever --format selects
+    if not force:  # all cached and in the view: one view record read, no lock, no thread, no engine
+        cache = Cache.from_settings(settings)
+        blobs = cache.warm(entry.id, {names[a.index]: (a.sha256, a.file_format, a.url) for a in assets})
+        if blobs is not None:
+            where = cache.model_dir(entry.id)
+            return [Pulled(entry, a, where / names[a.index], blobs[names[a.index]], False) for a in assets]
     engine = Engine(settings, progress=progress, label=entry.name)
     try:
         def one(asset: Asset) -> Pulled:

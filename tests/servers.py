@@ -94,6 +94,7 @@ http {{
     sendfile on;
     tcp_nopush on;
     etag on;
+    {http}
     server {{
         listen 127.0.0.1:{port};
         root {root};
@@ -106,12 +107,13 @@ http {{
 
 @contextlib.contextmanager
 def nginx(root: str | os.PathLike, *, limit_rate: str | None = None, locations: str | None = None,
-          user: str | None = None):
+          user: str | None = None, http: str | None = None):
     """Serve directory `root` with nginx on 127.0.0.1 and a free port; yields the base URL (BaseURL).
 
     limit_rate: nginx's per-connection rate limit, e.g. "2m" (2 MB/s), to make a download slow.
     locations: server-block directives replacing the default `location / { autoindex on; }`
     (tests/test_remote.py passes the ones documented in docs/nginx.conf).
+    http: directives for the http block (docs/nginx-cache.conf's proxy_cache_path).
     user: the user nginx's workers run as (only when the tests run as root), as a production server's
     do, so that file permissions matter; `root` must then be readable by that user.
     """
@@ -127,6 +129,7 @@ def nginx(root: str | os.PathLike, *, limit_rate: str | None = None, locations: 
             conf = Path(tmp) / "nginx.conf"
             conf.write_text(_NGINX_CONF.format(user=user, tmp=tmp, port=port, root=root,
                                                limit=f"limit_rate {limit_rate};" if limit_rate else "",
+                                               http=http or "",
                                                locations=locations or "location / { autoindex on; }"))
             proc = subprocess.Popen([binary, "-p", tmp, "-c", str(conf), "-e", f"{tmp}/error.log"],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
