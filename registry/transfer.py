@@ -73,6 +73,8 @@ DEPTH = 4  # buffers in flight between the reading thread and the hashing thread
 MAX_DELAY = 30.0  # cap of the exponential backoff
 MAX_RETRY_AFTER = 300.0  # longest Retry-After we wait for; longer ones fail at once (module doc)
 WRITEBACK = 32 << 20  # start writing received bytes to disk every 32 MiB, so the final fsync is short
+PROBE = 8 << 20  # parallel ranges: bytes the first connection fetches alone to measure it (Engine._fetch_chunks)
+FAST = 300e6  # ... bytes/s above which one connection is kept: more would only compete for the CPU
 
 
 @dataclass(frozen=True)
@@ -869,12 +871,31 @@ class Engine:
         take = threading.Lock()
         failed: list[BaseException] = []
         guard, guard_lock = _SpeedGuard(s), threading.Lock()  # the speed limit applies to the whole transfer
+        # Slow start: the first connection runs alone for PROBE bytes; when it alone is faster than FAST,
+        # more connections would only compete for the CPU that hashing and copying need (loopback, a LAN).
+        probe = min(PROBE, rf.chunks[todo[0]][1] - rf.chunks[todo[0]][0]) if todo else 0
+        began, seen, decided, alone = time.monotonic(), [0], threading.Event(), [False]
 
         def slow(n: int) -> str | None:
             with guard_lock:
+                if not decided.is_set():
+                    seen[0] += n
+                    if seen[0] >= probe:
+                        alone[0] = seen[0] / max(1e-6, time.monotonic() - began) >= FAST
+                        decided.set()
                 return guard.slow(n)
 
-        def worker() -> None:
+        def worker(k: int) -> None:
+            if k:
+                decided.wait()
+                if alone[0]:
+                    return
+            try:
+                take_chunks()
+            finally:
+                decided.set()  # the first connection ended before the probe: the others start
+
+        def take_chunks() -> None:
             while not failed:
                 with take:
                     i = next(pending, None)
@@ -885,7 +906,7 @@ class Engine:
                 except BaseException as exc:
                     failed.append(exc)
 
-        threads = [threading.Thread(target=worker, name=f"range-{n}", daemon=True)
+        threads = [threading.Thread(target=worker, args=(n,), name=f"range-{n}", daemon=True)
                    for n in range(min(s.connections, len(todo)))]
         for t in threads:
             t.start()
@@ -941,6 +962,7 @@ class Engine:
                         if n < len(view):
                             raise _Retry(f"the connection closed after {pos - start} of {end - start} bytes "
                                          f"of the range at {start}")
+                _start_writeback(rf.fd, start, end - start)  # as _stream does: the final fsync finds little to do
                 return
             except _Retry as retry:
                 if attempt == attempts or failed:

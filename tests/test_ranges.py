@@ -62,7 +62,7 @@ def assert_pulled(home: Path, digest: str, site: Path, items) -> None:
 
 
 def test_a_large_asset_arrives_as_parallel_ranges_from_nginx(tmp_path, site, reg, digest):
-    with nginx(site) as url:
+    with nginx(site, limit_rate="20m") as url:  # a CDN-like cap: slower than FAST, so 4 connections are used
         home = tmp_path / "home"
         assert_pulled(home, digest, site, pull(CARD_ID, registry=reg, settings=ranged(home, url)))
         log = url.access_log()
@@ -78,17 +78,17 @@ def test_a_large_asset_arrives_as_parallel_ranges_from_nginx(tmp_path, site, reg
 
 
 def test_a_range_that_resets_is_retried_from_where_it_stopped(tmp_path, site, reg, digest):
-    with fault_server(site, reset_after=100_000, after=1, times=2) as srv:
+    with fault_server(site, reset_after=100_000, after=1, times=2, rate=5e6) as srv:  # capped: 4 connections
         home = tmp_path / "home"
         assert_pulled(home, digest, site, pull(CARD_ID, registry=reg, settings=ranged(home, srv.url)))
         asked = ranges_asked(srv.requests)
     starts = [int(r.split("=")[1].split("-")[0]) for r in asked]
     assert len(asked) == SIZE // CHUNK + 2  # 12 chunks, two of them asked again
-    assert sum(1 for s in starts if s % CHUNK == 100_000) == 2  # ... for the bytes they still lacked
+    assert sorted(s % CHUNK for s in starts if s % CHUNK) in ([100_000, 100_000], [100_000, 200_000])  # what they lacked
 
 
 def test_a_server_that_stops_honouring_range_falls_back_to_one_stream(tmp_path, site, reg, digest):
-    with fault_server(site, range_requests=4) as srv:
+    with fault_server(site, range_requests=4, rate=5e6) as srv:
         home = tmp_path / "home"
         assert_pulled(home, digest, site, pull(CARD_ID, registry=reg, settings=ranged(home, srv.url)))
         gets = srv.gets()
@@ -97,7 +97,7 @@ def test_a_server_that_stops_honouring_range_falls_back_to_one_stream(tmp_path, 
 
 
 def test_a_file_changed_between_ranges_falls_back_to_one_stream(tmp_path, site, reg, digest):
-    with fault_server(site, etag_after=3) as srv:
+    with fault_server(site, etag_after=3, rate=5e6) as srv:
         home = tmp_path / "home"
         assert_pulled(home, digest, site, pull(CARD_ID, registry=reg, settings=ranged(home, srv.url)))
         gets = srv.gets()
@@ -148,9 +148,28 @@ def test_size_rules_hold_for_ranged_downloads(tmp_path, site, digest):
 
 
 def test_the_speed_limit_applies_to_a_ranged_download(tmp_path, site, reg):
-    with fault_server(site, rate=100_000) as srv:  # per connection: 4 x 100 kB/s is under the 1 MB/s asked
+    with fault_server(site, rate=100_000) as srv:  # per connection: even 4 x 100 kB/s is under the 1 MB/s asked
         home = tmp_path / "home"
         with pytest.raises(TransferError, match="slower than REGISTRY_SPEED_LIMIT"):
             pull(CARD_ID, registry=reg, settings=ranged(home, srv.url, speed_limit=1_000_000, speed_time=0.5,
                                                          retries=0))
-        assert len(ranges_asked(srv.requests)) >= 2
+        assert ranges_asked(srv.requests)
+
+
+def test_the_cursor_hashes_in_file_order_whatever_order_the_chunks_arrive_in(tmp_path):
+    from registry.ranges import RangedFile
+
+    data = os.urandom(10 * 1000 + 7)
+    with open(tmp_path / "part", "w+b", buffering=0) as out:
+        out.truncate(len(data))
+        rf = RangedFile(out, len(data), 1000, done={2})
+        os.pwrite(out.fileno(), data[2000:3000], 2000)  # chunk 2 "from an earlier run"
+        rf.start()
+        order = [5, 0, 10, 1, 3, 4, 9, 8, 6, 7]  # written out of order, each in two pieces
+        for i in order:
+            start, end = rf.chunks[i]
+            mid = (start + end) // 2
+            rf.write(i, start, memoryview(data[start:mid]))
+            rf.write(i, mid, memoryview(data[mid:end]))
+        assert rf.complete and rf.digest().hexdigest() == hashlib.sha256(data).hexdigest()
+        assert 0 < rf.read_back < len(data)  # chunk 2 and those ahead of the cursor were read back, not the rest
