@@ -7,6 +7,9 @@ Layout under HOME ($REGISTRY_HOME, else the platform's user cache dir):
     partial/<key>.part                 bytes received so far for a download in progress or interrupted
     partial/<key>.json                 {url, etag, last_modified, size}: what the partial bytes came from
                                        (If-Range validator for resuming them)
+    partial/<key>.ranges               {url, validator, size, chunk, done}: the chunks a parallel-range
+                                       download completed (ranges.py)
+    partial/<key>.<pid>-<thread>.part  without locks (see locking): each download's own partial file
     locks/<digest>.lock                one file lock per blob: one process downloads, the others wait
     locks/<key>.lock                   ... and per download (see download_key)
     locks/model-<sha256 of id>.lock    serializes updates of one model view
@@ -20,7 +23,14 @@ committed under the full digest computed, and found again through the model view
 (`view_digest`), never by matching the prefix against other models' blobs.
 
 Invariants: a blob path only ever holds bytes whose sha256 is its name (they are written to a partial file,
-fsynced, verified and renamed; a reader never sees half a file). A blob whose stat still matches its stamp
+fsynced, verified and renamed; a reader never sees half a file). That fsync is the only one a download
+needs: stamps, view records and partial records are replaced by rename without fsync, since losing one in
+a crash costs a re-hash, a re-link or a restart, never trust (a stamp that does not match is ignored).
+
+Lock modes (`Cache.locking`, REGISTRY_LOCKS): with lock files, one process downloads a blob and the others
+wait for it; without (`none`, or `auto` on NFS/Lustre/SMB/9p/BeeGFS or when locks fail with ENOLCK/ENOSYS),
+every process downloads into its own partial file, the first verified one gets the blob's name (never
+replaced), and sweeps and prunes remove only temporary and partial files older than STALE (an hour). A blob whose stat still matches its stamp
 is trusted without reading it; any other blob is re-hashed before use, and `registry cache verify` re-hashes
 them all. (`registry.load` re-hashes the bytes it parses whatever the stamp says: see loader.py.)
 

@@ -20,6 +20,11 @@ How one asset gets into the cache (see cache.py for the layout):
   so, rather than leaving it silent for minutes); other 4xx fail at once;
 - `file://` links are copied through the same streaming and verification code; they must name regular files
   (a FIFO or a device would block or never end).
+- an asset of at least REGISTRY_RANGE_THRESHOLD bytes whose first response offers byte ranges and a strong
+  validator is fetched as REGISTRY_CONNECTIONS parallel ranges instead (ranges.py; Engine._ranged): same
+  limits, same verification and commit, resumable per chunk; one stream again when the ranges are not honoured;
+- a warm pull (every asset cached, trusted by its stamp and in the model's view) reads the view record
+  once and returns without a lock, a thread or the engine (Cache.warm).
 
 sha256 prefixes: an asset whose card gives 8 to 63 hex digits (catalog.Asset.is_prefix) is streamed the
 same way; its partial file and lock are named by `Cache.download_key` (the prefix cannot name a blob), the
@@ -73,7 +78,7 @@ DEPTH = 4  # buffers in flight between the reading thread and the hashing thread
 MAX_DELAY = 30.0  # cap of the exponential backoff
 MAX_RETRY_AFTER = 300.0  # longest Retry-After we wait for; longer ones fail at once (module doc)
 WRITEBACK = 32 << 20  # start writing received bytes to disk every 32 MiB, so the final fsync is short
-PROBE = 8 << 20  # parallel ranges: bytes the first connection fetches alone to measure it (Engine._fetch_chunks)
+PROBE = 2 << 20  # parallel ranges: bytes the first connection fetches alone to measure it (Engine._fetch_chunks)
 FAST = 300e6  # ... bytes/s above which one connection is kept: more would only compete for the CPU
 
 
