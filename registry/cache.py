@@ -305,18 +305,21 @@ class _Lock:
                 pass
         return fd
 
+    def _filelock(self, timeout: float) -> bool:
+        from filelock import Timeout
+
+        try:
+            self._file_lock.acquire(timeout=timeout)
+            return True
+        except Timeout:
+            return False
+        except OSError as exc:
+            raise self.cache.write_error(self.path, exc, "take the lock") from None
+
     def _try(self) -> bool:
         """Take the lock if it is free; False when another process holds it."""
         if self._file_lock is not None:
-            from filelock import Timeout
-
-            try:
-                self._file_lock.acquire(timeout=0)
-                return True
-            except Timeout:
-                return False
-            except OSError as exc:
-                raise self.cache.write_error(self.path, exc, "take the lock") from None
+            return self._filelock(0)
         fd = self._open()
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -335,15 +338,7 @@ class _Lock:
     def _wait(self, timeout: float) -> bool:
         """Wait up to `timeout` seconds (negative: no limit) for the lock; whether it was taken."""
         if self._file_lock is not None:
-            from filelock import Timeout
-
-            try:
-                self._file_lock.acquire(timeout=timeout)
-                return True
-            except Timeout:
-                return False
-            except OSError as exc:
-                raise self.cache.write_error(self.path, exc, "take the lock") from None
+            return self._filelock(timeout)
         fd = self._open()
         state = {"error": None, "abandoned": False}
         taken = threading.Event()
@@ -1020,7 +1015,9 @@ class Cache:
                     p.unlink(missing_ok=True)  # a stamp left by a blob removed by hand
                 elif m and _DIGEST.fullmatch(m.group(1).split(".", 1)[0]):
                     lock = self._try_lock(m.group(1).split(".", 1)[0])
-                    if lock is not None:  # a stamp being written by a process killed halfway
+                    if lock is not None and self.stale_age() and not _older(p, self.stale_age()):
+                        lock.release()  # without locks, a recent one may be another process's stamp in progress
+                    elif lock is not None:  # a stamp being written by a process killed halfway
                         try:
                             p.unlink(missing_ok=True)
                         finally:
