@@ -79,7 +79,7 @@ MAX_DELAY = 30.0  # cap of the exponential backoff
 MAX_RETRY_AFTER = 300.0  # longest Retry-After we wait for; longer ones fail at once (module doc)
 WRITEBACK = 32 << 20  # start writing received bytes to disk every 32 MiB, so the final fsync is short
 PROBE = 2 << 20  # parallel ranges: bytes the first connection fetches alone to measure it (Engine._fetch_chunks)
-FAST = 300e6  # ... bytes/s above which one connection is kept: more would only compete for the CPU
+FAST = 150e6  # ... bytes/s above which one stream is used: more connections would only compete for the CPU
 
 
 @dataclass(frozen=True)
@@ -877,7 +877,8 @@ class Engine:
         failed: list[BaseException] = []
         guard, guard_lock = _SpeedGuard(s), threading.Lock()  # the speed limit applies to the whole transfer
         # Slow start: the first connection runs alone for PROBE bytes; when it alone is faster than FAST,
-        # more connections would only compete for the CPU that hashing and copying need (loopback, a LAN).
+        # more connections would only compete for the CPU that hashing and copying need (loopback, a LAN):
+        # then the ranges are dropped for one stream, which hashes in a thread beside the copy.
         probe = min(PROBE, rf.chunks[todo[0]][1] - rf.chunks[todo[0]][0]) if todo else 0
         began, seen, decided, alone = time.monotonic(), [0], threading.Event(), [False]
 
@@ -886,8 +887,12 @@ class Engine:
                 if not decided.is_set():
                     seen[0] += n
                     if seen[0] >= probe:
-                        alone[0] = seen[0] / max(1e-6, time.monotonic() - began) >= FAST
+                        rate = seen[0] / max(1e-6, time.monotonic() - began)
+                        alone[0] = rate >= FAST
                         decided.set()
+                        if alone[0]:
+                            raise _RangesRefused(f"one connection brings {rate / 1e6:.0f} MB/s, more would only "
+                                                 "compete for the CPU")
                 return guard.slow(n)
 
         def worker(k: int) -> None:
