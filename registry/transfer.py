@@ -80,6 +80,7 @@ MAX_RETRY_AFTER = 300.0  # longest Retry-After we wait for; longer ones fail at 
 WRITEBACK = 32 << 20  # start writing received bytes to disk every 32 MiB, so the final fsync is short
 PROBE = 2 << 20  # parallel ranges: bytes the first connection fetches alone to measure it (Engine._fetch_chunks)
 FAST = 150e6  # ... bytes/s above which one stream is used: more connections would only compete for the CPU
+BUSY = 0.5  # ... or the share of a CPU its thread used (the network was not what it waited for)
 
 
 @dataclass(frozen=True)
@@ -880,19 +881,24 @@ class Engine:
         # more connections would only compete for the CPU that hashing and copying need (loopback, a LAN):
         # then the ranges are dropped for one stream, which hashes in a thread beside the copy.
         probe = min(PROBE, rf.chunks[todo[0]][1] - rf.chunks[todo[0]][0]) if todo else 0
-        began, seen, decided, alone = time.monotonic(), [0], threading.Event(), [False]
+        # The CPU the first connection's thread used tells the same on a busy machine: a thread that ran for
+        # most of the probe was not waiting for the network.
+        began, seen, decided, alone = [0.0, 0.0], [0], threading.Event(), [False]
 
         def slow(n: int) -> str | None:
             with guard_lock:
                 if not decided.is_set():
+                    if not seen[0]:
+                        began[:] = time.monotonic(), time.thread_time()
                     seen[0] += n
                     if seen[0] >= probe:
-                        rate = seen[0] / max(1e-6, time.monotonic() - began)
-                        alone[0] = rate >= FAST
+                        wall = max(1e-6, time.monotonic() - began[0])
+                        rate, busy = seen[0] / wall, (time.thread_time() - began[1]) / wall
+                        alone[0] = rate >= FAST or busy >= BUSY
                         decided.set()
                         if alone[0]:
-                            raise _RangesRefused(f"one connection brings {rate / 1e6:.0f} MB/s, more would only "
-                                                 "compete for the CPU")
+                            raise _RangesRefused(f"one connection brings {rate / 1e6:.0f} MB/s ({busy:.0%} of a CPU), "
+                                                 "more would only compete for the CPU")
                 return guard.slow(n)
 
         def worker(k: int) -> None:
