@@ -880,7 +880,7 @@ class Engine:
         # Slow start: the first connection runs alone for PROBE bytes; when it alone is faster than FAST,
         # more connections would only compete for the CPU that hashing and copying need (loopback, a LAN):
         # then the ranges are dropped for one stream, which hashes in a thread beside the copy.
-        probe = min(PROBE, rf.chunks[todo[0]][1] - rf.chunks[todo[0]][0]) if todo else 0
+        probe = min(PROBE, sum(rf.chunks[i][1] - rf.chunks[i][0] for i in todo))  # over as many chunks as it takes
         # The CPU the first connection's thread used tells the same on a busy machine: a thread that ran for
         # most of the probe was not waiting for the network.
         began, seen, decided, alone = [0.0, 0.0], [0], threading.Event(), [False]

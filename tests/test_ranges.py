@@ -2,7 +2,9 @@
 asset arrives over several connections, hashed in order, resumable per chunk, and falls back to one stream
 when the server stops honouring ranges or the file changes; size, max-size and speed rules still hold.
 
-The threshold and chunk size are lowered (1 MiB, 256 KiB) so a 3 MiB file is cut into 12 chunks.
+The threshold and chunk size are lowered (1 MiB, 256 KiB) so a 3 MiB file is cut into 12 chunks. From a fast
+server (loopback) the first connection's 2 MiB probe chooses one stream (its own test); the other tests set the
+probe's thresholds out of reach (`parallel`) so that the ranges are what they exercise.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from registry import transfer
 from registry.errors import IntegrityError, TransferError
 from registry.settings import Settings
 from registry.transfer import pull
@@ -22,6 +25,13 @@ BASE = "https://download.example.org/m/"
 CARD_ID = "mindspore/cpu/2.0/big"
 SIZE = 3 << 20
 CHUNK = 256 << 10
+
+
+@pytest.fixture(autouse=True)
+def parallel(request, monkeypatch):
+    if "fast_server" not in request.node.name:
+        monkeypatch.setattr(transfer, "FAST", float("inf"))
+        monkeypatch.setattr(transfer, "BUSY", float("inf"))
 
 
 @pytest.fixture
@@ -59,6 +69,15 @@ def assert_pulled(home: Path, digest: str, site: Path, items) -> None:
     (item,) = items
     assert item.blob.name == digest and item.path.read_bytes() == (site / "big.ckpt").read_bytes()
     assert not [p.name for p in (home / "partial").iterdir()]  # no partial, metadata or chunk record left
+
+
+def test_a_fast_server_gets_one_stream_after_the_probe(tmp_path, site, reg, digest):
+    with nginx(site) as url:
+        home = tmp_path / "home"
+        assert_pulled(home, digest, site, pull(CARD_ID, registry=reg, settings=ranged(home, url)))
+        log = url.access_log()
+    assert [r for r in log if not r["range"] and r["bytes"] == SIZE]  # the whole file in one stream ...
+    assert len([r for r in log if r["range"]]) <= 8  # ... after at most the 2 MiB of chunks of the probe
 
 
 def test_a_large_asset_arrives_as_parallel_ranges_from_nginx(tmp_path, site, reg, digest):
@@ -107,12 +126,12 @@ def test_a_file_changed_between_ranges_falls_back_to_one_stream(tmp_path, site, 
 
 def test_an_interrupted_ranged_download_resumes_only_the_missing_chunks(tmp_path, site, reg, digest):
     home = tmp_path / "home"
-    with fault_server(site, status=500, after=5) as srv:  # the first request and 4 ranges, then only errors
+    with fault_server(site, status=500, after=12, rate=5e6) as srv:  # the first request and 11 ranges, then errors
         with pytest.raises(TransferError, match="HTTP 500"):
             pull(CARD_ID, registry=reg, settings=ranged(home, srv.url, retries=0))
         (record,) = (home / "partial").glob("*.ranges")
         done = json.loads(record.read_text())["done"]
-        assert 1 <= len(done) <= 4 and os.path.getsize(home / "partial" / f"{digest}.part") == SIZE
+        assert 1 <= len(done) <= 11 and os.path.getsize(home / "partial" / f"{digest}.part") == SIZE
         srv.set()  # the same server (the record names its URL), now without faults
         srv.requests.clear()
         assert_pulled(home, digest, site, pull(CARD_ID, registry=reg, settings=ranged(home, srv.url)))
@@ -127,7 +146,7 @@ def test_a_malformed_or_foreign_chunk_record_is_ignored(tmp_path, site, reg, dig
     (home / "partial").mkdir(parents=True)
     (home / "partial" / f"{digest}.part").write_bytes(b"\0" * SIZE)
     (home / "partial" / f"{digest}.ranges").write_text(record)
-    with fault_server(site) as srv:
+    with fault_server(site, rate=5e6) as srv:
         assert_pulled(home, digest, site, pull(CARD_ID, registry=reg, settings=ranged(home, srv.url)))
         assert len(ranges_asked(srv.requests)) == SIZE // CHUNK
 
