@@ -126,20 +126,6 @@ def verified_copy(blob: Path, digest: str, name: str):
         yield target if actual == digest else None
 
 
-def fsync_dir(path: Path) -> None:
-    """Make a rename in `path` durable (no-op where directories cannot be opened, i.e. Windows)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _sweep_tmp(dir_fd: int, stem: str | None = None, age: float = 0.0) -> None:
     """Remove temporary files a killed process left in a directory (those of `stem` only, if given). Call
     with the lock their writer holds: any found then belongs to no running process (without locks, only
