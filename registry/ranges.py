@@ -70,14 +70,16 @@ class Sidecar:
 class RangedFile:
     """A preallocated partial file written by several threads at chunk offsets, hashed in order (module doc)."""
 
-    def __init__(self, out, total: int, chunk: int, done: set[int] = frozenset(), digest=None):
+    def __init__(self, out, total: int, chunk: int, done: set[int] = frozenset(), digest=None, prefix: int = 0):
         import hashlib
 
         self.fd = out.fileno()
         self.total = total
         self.chunks = plan(total, chunk)
-        self.filled = [end if i in done else start for i, (start, end) in enumerate(self.chunks)]
-        self.done = [i in done for i in range(len(self.chunks))]
+        # prefix: bytes from offset 0 already in the file (what the first stream brought before ranges began)
+        self.filled = [end if i in done or end <= prefix else max(start, min(prefix, end))
+                       for i, (start, end) in enumerate(self.chunks)]
+        self.done = [i in done or end <= prefix for i, (_, end) in enumerate(self.chunks)]
         self.cursor = 0  # bytes hashed so far; moved only by the owner's thread
         self.owner: int | None = None  # the chunk whose worker hashes its buffers itself
         self.complete = False

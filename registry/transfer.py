@@ -78,7 +78,7 @@ DEPTH = 4  # buffers in flight between the reading thread and the hashing thread
 MAX_DELAY = 30.0  # cap of the exponential backoff
 MAX_RETRY_AFTER = 300.0  # longest Retry-After we wait for; longer ones fail at once (module doc)
 WRITEBACK = 32 << 20  # start writing received bytes to disk every 32 MiB, so the final fsync is short
-PROBE = 2 << 20  # parallel ranges: bytes the first connection fetches alone to measure it (Engine._fetch_chunks)
+PROBE = 2 << 20  # parallel ranges: bytes of a large asset's first stream that measure the server (_Probe)
 FAST = 150e6  # ... bytes/s above which one stream is used: more connections would only compete for the CPU
 BUSY = 0.5  # ... or the share of a CPU its thread used (the network was not what it waited for)
 
@@ -306,9 +306,10 @@ class _Retry(Exception):
 class _UseRanges(Exception):
     """A first response says the asset is large and the server serves ranges: fetch it in parallel."""
 
-    def __init__(self, total: int, validator: str):
+    def __init__(self, total: int, validator: str, probed: bool = False):
         super().__init__(total, validator)
         self.total, self.validator = total, validator
+        self.probed = probed  # the partial holds the bytes the probe received (from offset 0)
 
 
 class _RangesRefused(Exception):
@@ -349,6 +350,31 @@ class _SpeedGuard:
                         f"({self.limit:g} bytes/s over REGISTRY_SPEED_TIME, {self.window:g} s)")
             self.start, self.bytes = self.clock(), 0
         return None
+
+
+class _Probe(_SpeedGuard):
+    """The speed guard of a large asset's first stream, which also measures it: after PROBE bytes, unless the
+    connection brings more than FAST bytes/s or its thread was busy BUSY of the time (then it was not waiting
+    for the network, and more connections would only compete for the CPU), it raises _UseRanges, once the
+    bytes received are written, and the rest comes as parallel ranges."""
+
+    def __init__(self, settings: _settings.Settings, total: int, validator: str):
+        super().__init__(settings)
+        self.total, self.validator = total, validator
+        self.seen, self.began, self.decided = 0, None, False
+
+    def slow(self, n: int) -> str | None:
+        if not self.decided:
+            if self.began is None:
+                self.began = (time.monotonic(), time.thread_time())
+            self.seen += n
+            if self.seen >= PROBE:
+                self.decided = True
+                wall = max(1e-6, time.monotonic() - self.began[0])
+                rate, busy = self.seen / wall, (time.thread_time() - self.began[1]) / wall
+                if rate < FAST and busy < BUSY:
+                    raise _UseRanges(self.total, self.validator, probed=True)
+        return super().slow(n)
 
 
 class _Progress:
@@ -501,7 +527,8 @@ class Engine:
                 try:
                     resumed = self._http(url, part, key, hasher, what, declared)
                 except _UseRanges as use:  # a large asset on a server serving ranges: in parallel
-                    resumed = self._ranged(url, part, key, hasher, what, declared, use.total, use.validator)
+                    resumed = self._ranged(url, part, key, hasher, what, declared, use.total, use.validator,
+                                           use.probed)
                     if resumed is None:  # the server did not honour them after all
                         self._local.one_stream = True
                         resumed = self._http(url, part, key, hasher, what, declared)
@@ -769,8 +796,8 @@ class Engine:
                         self.progress.update(-offset)
                 offset, total, kept = 0, length, False
                 validator = self._rangeable(resp, total, encoded)
-                if validator:
-                    raise _UseRanges(total, validator)
+                if validator and (PROBE <= 0 or os.path.lexists(self.cache.ranges_path(digest))):
+                    raise _UseRanges(total, validator)  # chunks of an earlier run to resume: no probe
                 self._write_meta(digest, url, resp.headers, total, encoded)
             limit = self._limit(url, what, declared, total)
             if limit != s.max_asset_size or declared is not None:
@@ -779,14 +806,15 @@ class Engine:
                 self.progress.add_total(total or declared or 0)
                 self.progress.update(offset)
             try:
+                guard = _Probe(s, total, validator) if status == 200 and validator else None
                 return self._receive(resp, part, hasher, offset, total, encoded, kept, digest,
-                                     limit, lambda: self._too_big(url, what, declared, limit))
+                                     limit, lambda: self._too_big(url, what, declared, limit), guard)
             except _Retry as retry:
                 retry.counted = True
                 raise
 
     def _receive(self, resp, part: Path, hasher: _Hasher, offset: int, total: int | None, encoded: bool,
-                 kept: bool, digest: str, limit: int, too_big) -> bool:
+                 kept: bool, digest: str, limit: int, too_big, guard=None) -> bool:
         s = self.settings
         out = self.cache.open_partial(digest, resume=bool(offset))
         if out is None:  # the bytes to resume are gone or not a file of ours
@@ -796,7 +824,7 @@ class Engine:
             out.truncate()
             reader = _body_reader(resp)
             try:
-                got = self._stream(reader, out, hasher, limit, too_big, _SpeedGuard(s))
+                got = self._stream(reader, out, hasher, limit, too_big, guard or _SpeedGuard(s))
             except Exception as exc:
                 raise _read_failure(exc, s.read_timeout) from None
             if total is not None and offset + got < total:
@@ -819,7 +847,7 @@ class Engine:
         return validator or None
 
     def _ranged(self, url: str, part: Path, key: str, hasher: _Hasher, what: str, declared: int | None,
-                total: int, validator: str) -> bool | None:
+                total: int, validator: str, probed: bool = False) -> bool | None:
         """Download a large asset of `total` bytes as REGISTRY_CONNECTIONS parallel ranges (ranges.py); whether
         chunks of an earlier run were kept, or None when the server does not honour the ranges (then nothing
         of this attempt is kept and the caller downloads it as one stream)."""
@@ -829,35 +857,34 @@ class Engine:
         sidecar = ranges.Sidecar(mask_passwords(url), validator, total, s.range_chunk)
         where = self.cache.ranges_path(key)
         done = sidecar.read(where)
-        out = self.cache.open_partial(key, resume=True) if done else None
-        if out is not None and os.fstat(out.fileno()).st_size != total:
+        prefix = 0
+        out = self.cache.open_partial(key, resume=True) if done or probed else None
+        if out is not None and probed and not done:
+            prefix = os.fstat(out.fileno()).st_size  # what the first stream brought before the probe decided
+            self._preallocate(out, part, total)
+        elif out is not None and os.fstat(out.fileno()).st_size != total:
             out.close()
             out = None
         if out is None:
-            done = set()
+            done, prefix = set(), 0
             self.cache.discard_partial(key)
             self._check_space(part, total)
             self.cache.open_partial(key, resume=False).close()  # created empty, never through a symlink ...
             out = self.cache.open_partial(key, resume=True)  # ... and opened read-write: the cursor reads back
             if out is None:
                 raise _RangesRefused("the new partial file disappeared")
-            try:
-                os.posix_fallocate(out.fileno(), 0, total)  # the space is ours before the first byte arrives
-            except (OSError, AttributeError) as exc:
-                if getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT):
-                    out.close()
-                    raise _hopeless(self.cache.write_error(part, exc, "write the cache file")) from None
-                os.ftruncate(out.fileno(), total)  # no fallocate here (e.g. some network file systems)
+            self._preallocate(out, part, total)
         with out:
-            rf = ranges.RangedFile(out, total, s.range_chunk, done)
-            self.progress.add_total(total)
-            self.progress.update(sum(e - b for i, (b, e) in enumerate(rf.chunks) if i in done))
+            rf = ranges.RangedFile(out, total, s.range_chunk, done, prefix=prefix)
+            if not probed:  # else the first stream counted the total and its bytes already
+                self.progress.add_total(total)
+                self.progress.update(sum(e - b for i, (b, e) in enumerate(rf.chunks) if i in done))
             try:
                 rf.start()
-                self._fetch_chunks(url, rf, validator, [i for i in range(len(rf.chunks)) if i not in done])
+                self._fetch_chunks(url, rf, validator, [i for i, d in enumerate(rf.done) if not d])
             except _RangesRefused as exc:
                 _log.info("%s: %s; downloading it as one stream", url, exc)
-                self.progress.add_total(-total)
+                self.progress.add_total(-total)  # counted again by the one stream
                 self.cache.discard_partial(key)
                 return None
             except BaseException:
@@ -870,6 +897,15 @@ class Engine:
         hasher.adopt(rf.digest(), total)
         return bool(done)
 
+    def _preallocate(self, out, part: Path, total: int) -> None:
+        try:
+            os.posix_fallocate(out.fileno(), 0, total)  # the space is ours before the next byte arrives
+        except (OSError, AttributeError) as exc:
+            if getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT):
+                out.close()
+                raise _hopeless(self.cache.write_error(part, exc, "write the cache file")) from None
+            os.ftruncate(out.fileno(), total)  # no fallocate here (e.g. some network file systems)
+
     def _fetch_chunks(self, url: str, rf: "ranges.RangedFile", validator: str, todo: list[int]) -> None:
         """Fetch chunks `todo` of `rf` over up to REGISTRY_CONNECTIONS connections, in order of the file."""
         s = self.settings
@@ -877,41 +913,12 @@ class Engine:
         take = threading.Lock()
         failed: list[BaseException] = []
         guard, guard_lock = _SpeedGuard(s), threading.Lock()  # the speed limit applies to the whole transfer
-        # Slow start: the first connection runs alone for PROBE bytes; when it alone is faster than FAST,
-        # more connections would only compete for the CPU that hashing and copying need (loopback, a LAN):
-        # then the ranges are dropped for one stream, which hashes in a thread beside the copy.
-        probe = min(PROBE, sum(rf.chunks[i][1] - rf.chunks[i][0] for i in todo))  # over as many chunks as it takes
-        # The CPU the first connection's thread used tells the same on a busy machine: a thread that ran for
-        # most of the probe was not waiting for the network.
-        began, seen, decided, alone = [0.0, 0.0], [0], threading.Event(), [False]
 
         def slow(n: int) -> str | None:
             with guard_lock:
-                if not decided.is_set():
-                    if not seen[0]:
-                        began[:] = time.monotonic(), time.thread_time()
-                    seen[0] += n
-                    if seen[0] >= probe:
-                        wall = max(1e-6, time.monotonic() - began[0])
-                        rate, busy = seen[0] / wall, (time.thread_time() - began[1]) / wall
-                        alone[0] = rate >= FAST or busy >= BUSY
-                        decided.set()
-                        if alone[0]:
-                            raise _RangesRefused(f"one connection brings {rate / 1e6:.0f} MB/s ({busy:.0%} of a CPU), "
-                                                 "more would only compete for the CPU")
                 return guard.slow(n)
 
-        def worker(k: int) -> None:
-            if k:
-                decided.wait()
-                if alone[0]:
-                    return
-            try:
-                take_chunks()
-            finally:
-                decided.set()  # the first connection ended before the probe: the others start
-
-        def take_chunks() -> None:
+        def worker() -> None:
             while not failed:
                 with take:
                     i = next(pending, None)
@@ -922,7 +929,7 @@ class Engine:
                 except BaseException as exc:
                     failed.append(exc)
 
-        threads = [threading.Thread(target=worker, args=(n,), name=f"range-{n}", daemon=True)
+        threads = [threading.Thread(target=worker, name=f"range-{n}", daemon=True)
                    for n in range(min(s.connections, len(todo)))]
         for t in threads:
             t.start()

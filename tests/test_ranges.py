@@ -30,8 +30,7 @@ CHUNK = 256 << 10
 @pytest.fixture(autouse=True)
 def parallel(request, monkeypatch):
     if "fast_server" not in request.node.name:
-        monkeypatch.setattr(transfer, "FAST", float("inf"))
-        monkeypatch.setattr(transfer, "BUSY", float("inf"))
+        monkeypatch.setattr(transfer, "PROBE", 0)  # ranges from the first byte
 
 
 @pytest.fixture
@@ -76,8 +75,17 @@ def test_a_fast_server_gets_one_stream_after_the_probe(tmp_path, site, reg, dige
         home = tmp_path / "home"
         assert_pulled(home, digest, site, pull(CARD_ID, registry=reg, settings=ranged(home, url)))
         log = url.access_log()
-    assert [r for r in log if not r["range"] and r["bytes"] == SIZE]  # the whole file in one stream ...
-    assert len([r for r in log if r["range"]]) <= 8  # ... after at most the 2 MiB of chunks of the probe
+    assert [r["bytes"] for r in log] == [SIZE]  # the whole file in one stream, measured as it came
+
+
+def test_ranges_take_over_from_a_slow_first_stream_and_keep_its_bytes(tmp_path, site, reg, digest, monkeypatch):
+    monkeypatch.setattr(transfer, "PROBE", 1 << 20)
+    with fault_server(site, rate=5e6) as srv:  # 5 MB/s: well under FAST, and the thread mostly waits
+        home = tmp_path / "home"
+        assert_pulled(home, digest, site, pull(CARD_ID, registry=reg, settings=ranged(home, srv.url)))
+        gets = srv.gets()
+    assert gets[0]["range"] == "" and len(gets) - 1 < SIZE // CHUNK  # the first stream's chunks were kept
+    assert min(int(r["range"].split("=")[1].split("-")[0]) for r in gets[1:]) >= 1 << 20
 
 
 def test_a_large_asset_arrives_as_parallel_ranges_from_nginx(tmp_path, site, reg, digest):
