@@ -21,8 +21,9 @@ How one asset gets into the cache (see cache.py for the layout):
 - `file://` links are copied through the same streaming and verification code; they must name regular files
   (a FIFO or a device would block or never end).
 - an asset of at least REGISTRY_RANGE_THRESHOLD bytes whose first response offers byte ranges and a strong
-  validator is fetched as REGISTRY_CONNECTIONS parallel ranges instead (ranges.py; Engine._ranged): same
-  limits, same verification and commit, resumable per chunk; one stream again when the ranges are not honoured;
+  validator, and whose first 2 MiB come slowly (_Probe), continues as REGISTRY_CONNECTIONS parallel ranges
+  (ranges.py; Engine._ranged): same limits, same verification and commit, resumable per chunk; one stream
+  again when the ranges are not honoured;
 - a warm pull (every asset cached, trusted by its stamp and in the model's view) reads the view record
   once and returns without a lock, a thread or the engine (Cache.warm).
 
