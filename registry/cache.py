@@ -7,6 +7,9 @@ Layout under HOME ($REGISTRY_HOME, else the platform's user cache dir):
     partial/<key>.part                 bytes received so far for a download in progress or interrupted
     partial/<key>.json                 {url, etag, last_modified, size}: what the partial bytes came from
                                        (If-Range validator for resuming them)
+    partial/<key>.ranges               {url, validator, size, chunk, done}: the chunks a parallel-range
+                                       download completed (ranges.py)
+    partial/<key>.<pid>-<thread>.part  without locks (see locking): each download's own partial file
     locks/<digest>.lock                one file lock per blob: one process downloads, the others wait
     locks/<key>.lock                   ... and per download (see download_key)
     locks/model-<sha256 of id>.lock    serializes updates of one model view
@@ -20,7 +23,14 @@ committed under the full digest computed, and found again through the model view
 (`view_digest`), never by matching the prefix against other models' blobs.
 
 Invariants: a blob path only ever holds bytes whose sha256 is its name (they are written to a partial file,
-fsynced, verified and renamed; a reader never sees half a file). A blob whose stat still matches its stamp
+fsynced, verified and renamed; a reader never sees half a file). That fsync is the only one a download
+needs: stamps, view records and partial records are replaced by rename without fsync, since losing one in
+a crash costs a re-hash, a re-link or a restart, never trust (a stamp that does not match is ignored).
+
+Lock modes (`Cache.locking`, REGISTRY_LOCKS): with lock files, one process downloads a blob and the others
+wait for it; without (`none`, or `auto` on NFS/Lustre/SMB/9p/BeeGFS or when locks fail with ENOLCK/ENOSYS),
+every process downloads into its own partial file, the first verified one gets the blob's name (never
+replaced), and sweeps and prunes remove only temporary and partial files older than STALE (an hour). A blob whose stat still matches its stamp
 is trusted without reading it; any other blob is re-hashed before use, and `registry cache verify` re-hashes
 them all. (`registry.load` re-hashes the bytes it parses whatever the stamp says: see loader.py.)
 
@@ -49,6 +59,7 @@ import os
 import re
 import shutil
 import stat
+import sys
 import tempfile
 import threading
 import time
@@ -60,9 +71,15 @@ from .errors import NotFoundError, RegistryError, UsageError
 from .names import SHA256_RE, ShortNames, check_name
 from .text import mask_passwords
 
+try:
+    import fcntl
+except ImportError:  # Windows: filelock's locks
+    fcntl = None
+
 CHUNK = 1 << 20
 VIEW_FILE = ".view.json"
 WAIT_NOTICE = 1.0  # seconds of waiting for a lock before on_wait is told
+STALE = 3600.0  # without locks, a temporary or partial file untouched this long belongs to no live process
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _NOFOLLOW
 _TMP = re.compile(r"\.(.+)\.\d+(?:\.\d+)?\.tmp")  # .NAME.PID[.THREAD].tmp, as write_atomic names them
@@ -176,31 +193,25 @@ def verified_copy(blob: Path, digest: str, name: str):
         yield target if actual == digest else None
 
 
-def fsync_dir(path: Path) -> None:
-    """Make a rename in `path` durable (no-op where directories cannot be opened, i.e. Windows)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _sweep_tmp(dir_fd: int, stem: str | None = None) -> None:
+def _sweep_tmp(dir_fd: int, stem: str | None = None, age: float = 0.0) -> None:
     """Remove temporary files a killed process left in a directory (those of `stem` only, if given). Call
-    with the lock their writer holds: any found then belongs to no running process. unlink never follows
-    a symlink, and names are taken relative to the directory's descriptor."""
+    with the lock their writer holds: any found then belongs to no running process (without locks, only
+    those older than `age` seconds, see Cache.stale_age). unlink never follows a symlink, and names are
+    taken relative to the directory's descriptor."""
     for name in os.listdir(dir_fd):
         m = _TMP.fullmatch(name)
-        if m and (stem is None or m.group(1).split(".", 1)[0] == stem):
+        if m and (stem is None or m.group(1).split(".", 1)[0] == stem) and (not age or _older(name, age, dir_fd)):
             try:
                 os.unlink(name, dir_fd=dir_fd)
             except OSError:
                 pass
+
+
+def _older(name: str | os.PathLike, age: float, dir_fd: int | None = None) -> bool:
+    try:
+        return time.time() - os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mtime > age
+    except OSError:
+        return False
 
 
 def _create_exclusive(name: str | os.PathLike, mode: int = 0o644, dir_fd: int | None = None) -> int:
@@ -214,9 +225,10 @@ def _create_exclusive(name: str | os.PathLike, mode: int = 0o644, dir_fd: int | 
         return os.open(name, flags, mode, dir_fd=dir_fd)
 
 
-def write_atomic(path: Path, data: bytes, dir_fd: int | None = None) -> None:
+def write_atomic(path: Path, data: bytes, dir_fd: int | None = None, durable: bool = True) -> None:
     """Replace `path` with `data` so that a reader sees the old file or the new one, never a part.
-    With `dir_fd`, `path` is a name in that directory (see Cache.open_dir)."""
+    With `dir_fd`, `path` is a name in that directory (see Cache.open_dir). durable=False skips the fsync:
+    for records whose loss in a crash costs only work (a stamp, a resume record, a view entry), never trust."""
     if dir_fd is None:
         path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
@@ -226,7 +238,8 @@ def write_atomic(path: Path, data: bytes, dir_fd: int | None = None) -> None:
         with open(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         os.replace(tmp_name, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
     except OSError:
         try:
@@ -369,54 +382,123 @@ class LockBusy(CacheLockError):
 
 
 class _Lock:
-    """A FileLock with our errors and a report when another process holds it (see Cache.on_wait)."""
+    """An exclusive lock on a lock file, with our errors and a report when another process holds it (see
+    Cache.on_wait). Where fcntl exists, a waiter blocks in flock() in a helper thread (woken by the kernel the
+    moment the lock is free, no polling) while the caller waits for it with the timeout; elsewhere filelock."""
 
     def __init__(self, cache: Cache, path: Path, timeout: float, what: str):
-        from filelock import FileLock
-
-        kwargs = {"mode": 0o666} if cache.shared() else {}
-        self._lock = FileLock(str(path), timeout=timeout, **kwargs)
         self.cache, self.path, self.timeout, self.what = cache, path, timeout, what
+        self._fd: int | None = None
+        self._file_lock = None
+        if fcntl is None:
+            from filelock import FileLock
 
-    def acquire(self, timeout: float | None = None) -> None:
-        from filelock import Timeout
+            kwargs = {"mode": 0o666} if cache.shared() else {}
+            self._file_lock = FileLock(str(path), timeout=timeout, **kwargs)
 
-        timeout = self.timeout if timeout is None else timeout
+    def _open(self) -> int:
+        mode = 0o666 if self.cache.shared() else 0o644
         try:
-            self._lock.acquire(timeout=0)
-            return
-        except Timeout:  # (a TimeoutError, so an OSError: caught first)
-            if timeout == 0:  # REGISTRY_LOCK_TIMEOUT=0, or a prune that only takes idle locks
-                raise LockBusy(f"the lock of {self.what} ({self.path}) is held by another process; try again later, "
-                               "or set REGISTRY_LOCK_TIMEOUT to wait for it") from None
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | _NOFOLLOW | getattr(os, "O_CLOEXEC", 0), mode)
         except OSError as exc:
             raise self.cache.write_error(self.path, exc, "take the lock") from None
+        if mode == 0o666:
+            try:
+                os.fchmod(fd, mode)  # through umask, so that every user of a shared cache can take it
+            except OSError:
+                pass
+        return fd
+
+    def _filelock(self, timeout: float) -> bool:
+        from filelock import Timeout
+
+        try:
+            self._file_lock.acquire(timeout=timeout)
+            return True
+        except Timeout:
+            return False
+        except OSError as exc:
+            raise self.cache.write_error(self.path, exc, "take the lock") from None
+
+    def _try(self) -> bool:
+        """Take the lock if it is free; False when another process holds it."""
+        if self._file_lock is not None:
+            return self._filelock(0)
+        fd = self._open()
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in (errno.ENOLCK, errno.ENOSYS) and self.cache.locks == "auto":
+                self.cache.untrusted_locks(f"the file system refuses locks ({exc.strerror})")
+                return True  # from now on this cache works without locks (Cache.locking)
+            raise self.cache.write_error(self.path, exc, "take the lock") from None
+        self._fd = fd
+        return True
+
+    def _wait(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds (negative: no limit) for the lock; whether it was taken."""
+        if self._file_lock is not None:
+            return self._filelock(timeout)
+        fd = self._open()
+        state = {"error": None, "abandoned": False}
+        taken = threading.Event()
+        guard = threading.Lock()
+
+        def block() -> None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)  # returns when the holder releases it (or dies)
+            except OSError as exc:
+                state["error"] = exc
+            with guard:
+                if state["abandoned"]:  # the caller gave up meanwhile: let the lock go at once
+                    os.close(fd)
+                    return
+                taken.set()
+
+        threading.Thread(target=block, name="lock-wait", daemon=True).start()
+        got = taken.wait(None if timeout < 0 else timeout)
+        with guard:
+            if not got and not taken.is_set():
+                state["abandoned"] = True
+                return False
+        if state["error"] is not None:
+            os.close(fd)
+            raise self.cache.write_error(self.path, state["error"], "take the lock")
+        self._fd = fd
+        return True
+
+    def acquire(self, timeout: float | None = None) -> None:
+        timeout = self.timeout if timeout is None else timeout
+        if self._try():
+            return
+        if timeout == 0:  # REGISTRY_LOCK_TIMEOUT=0, or a prune that only takes idle locks
+            raise LockBusy(f"the lock of {self.what} ({self.path}) is held by another process; try again later, "
+                           "or set REGISTRY_LOCK_TIMEOUT to wait for it")
         began = time.monotonic()
         notify = self.cache.on_wait
         grace = WAIT_NOTICE if timeout < 0 else min(WAIT_NOTICE, timeout)
-        try:  # a short wait (another thread of this pull linking the same view) is not worth a word
-            self._lock.acquire(timeout=grace)
+        if self._wait(grace):  # a short wait (another thread of this pull linking the same view) is not worth a word
             return
-        except Timeout:
-            pass
-        except OSError as exc:
-            raise self.cache.write_error(self.path, exc, "take the lock") from None
         if notify:
             limit = f"; giving up after {timeout:g} s (REGISTRY_LOCK_TIMEOUT)" if timeout >= 0 else ""
             notify(f"waiting for another process that holds the lock of {self.what} ({self.path}){limit}")
-        try:
-            self._lock.acquire(timeout=timeout if timeout < 0 else max(0.0, timeout - grace))
-        except Timeout:
+        if not self._wait(timeout if timeout < 0 else max(0.0, timeout - grace)):
             raise CacheLockError(f"gave up waiting for the lock of {self.what} ({self.path}) after {timeout:g} s: "
                                  "another process still holds it; try again later, or raise "
-                                 "REGISTRY_LOCK_TIMEOUT") from None
-        except OSError as exc:
-            raise self.cache.write_error(self.path, exc, "take the lock") from None
+                                 "REGISTRY_LOCK_TIMEOUT")
         if notify:
             notify(f"waited {time.monotonic() - began:.1f} s for the lock of {self.what}")
 
     def release(self) -> None:
-        self._lock.release()
+        if self._file_lock is not None:
+            self._file_lock.release()
+        elif self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)  # closing the descriptor releases the flock
 
     def __enter__(self):
         self.acquire()
@@ -426,18 +508,92 @@ class _Lock:
         self.release()
 
 
+class _NoLock:
+    """REGISTRY_LOCKS=none: nothing to take (see Cache.locking)."""
+
+    def acquire(self, timeout: float | None = None) -> None:
+        pass
+
+    def release(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+
+# statfs f_type of file systems where flock/fcntl locks are not to be trusted across machines: NFS (local
+# flock emulation or lockd may be absent), Lustre (without -o flock: ENOSYS, with -o localflock: local
+# only), CIFS/SMB and SMB2, 9p (VM and WSL shares), BeeGFS.
+UNTRUSTED_LOCK_FS = {0x6969: "nfs", 0x0BD00BD0: "lustre", 0xFF534D42: "cifs", 0xFE534D42: "smb2",
+                     0x517B: "smb", 0x01021997: "9p", 0x19830326: "beegfs"}
+
+
+def fs_type(path: Path) -> int | None:
+    """statfs(2)'s f_type of the file system holding `path` (Linux only; None elsewhere or on failure)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        buf = ctypes.create_string_buffer(256)  # struct statfs begins with f_type (a long)
+        if libc.statfs(os.fsencode(path), buf) != 0:
+            return None
+        return ctypes.c_long.from_buffer(buf).value & 0xFFFFFFFF
+    except (OSError, AttributeError, ValueError):
+        return None
+
+
 class Cache:
-    def __init__(self, home: str | os.PathLike, *, lock_timeout: float = -1, on_wait=None):
+    def __init__(self, home: str | os.PathLike, *, lock_timeout: float = -1, on_wait=None, locks: str = "auto"):
         self.home = Path(home).expanduser()
         self.lock_timeout = lock_timeout  # seconds to wait for another process's lock; negative: no limit
         self.on_wait = on_wait  # called with a sentence when a lock is held by another process, and when it came
+        self.locks = locks  # REGISTRY_LOCKS: auto, file or none (see locking)
+        self._locking: str | None = None
 
     @classmethod
     def from_settings(cls, settings=None, on_wait=None) -> Cache:
         from .settings import current
 
         settings = settings or current()
-        return cls(settings.home, lock_timeout=settings.lock_timeout, on_wait=on_wait)
+        return cls(settings.home, lock_timeout=settings.lock_timeout, on_wait=on_wait, locks=settings.locks)
+
+    # ----------------------------------------------------------------- lock modes
+
+    def locking(self) -> bool:
+        """Whether this cache uses lock files. Not with REGISTRY_LOCKS=none, nor (auto) on a file system whose
+        locks cannot be trusted across machines (UNTRUSTED_LOCK_FS) or that refuses them (ENOLCK, ENOSYS).
+        Without locks each download writes its own partial file (a unique name), the first verified
+        rename of it to the blob wins (a blob already there is never replaced), records are replaced by
+        rename only, and nothing another process may be writing is swept (only files older than STALE)."""
+        if self._locking is None:
+            mode = self.locks
+            if mode == "auto":
+                where = self.home
+                while not where.exists() and where.parent != where:
+                    where = where.parent
+                kind = UNTRUSTED_LOCK_FS.get(fs_type(where))
+                mode = "file"
+                if kind:
+                    self.untrusted_locks(f"it is on {kind}, whose locks are not trusted across machines")
+                    mode = "none"
+            self._locking = mode
+        return self._locking != "none"
+
+    def untrusted_locks(self, why: str) -> None:
+        self._locking = "none"
+        import logging
+
+        logging.getLogger("registry").info("cache %s: working without locks (REGISTRY_LOCKS=none): %s", self.home, why)
+
+    def stale_age(self) -> float:
+        """How old a temporary or partial file must be before a sweep or prune removes it: 0 with locks (the
+        lock says nobody writes it), else STALE seconds."""
+        return 0.0 if self.locking() else STALE
 
     # ----------------------------------------------------------------- paths
 
@@ -452,6 +608,10 @@ class Cache:
 
     def partial_meta_path(self, digest: str) -> Path:
         return self.home / "partial" / f"{digest}.json"
+
+    def ranges_path(self, digest: str) -> Path:
+        """The record of the chunks a parallel-range download has completed (ranges.Sidecar)."""
+        return self.home / "partial" / f"{digest}.ranges"
 
     @staticmethod
     def download_key(sha256: str, url: str) -> str:
@@ -486,7 +646,9 @@ class Cache:
         return self._lock(f"model-{hashlib.sha256(model_id.encode()).hexdigest()[:32]}.lock", timeout,
                           f"model {model_id}")
 
-    def _lock(self, name: str, timeout: float | None, what: str) -> _Lock:
+    def _lock(self, name: str, timeout: float | None, what: str) -> _Lock | _NoLock:
+        if not self.locking():
+            return _NoLock()
         locks = self.home / "locks"
         self._mkdir(locks)
         return _Lock(self, locks / name, self.lock_timeout if timeout is None else timeout, what)
@@ -605,7 +767,7 @@ class Cache:
             st = os.lstat(self.blob_path(digest))
             write_atomic(self.stamp_path(digest), json.dumps(
                 {"sha256": digest, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "ino": st.st_ino,
-                 "verified": time.time()}).encode())
+                 "verified": time.time()}).encode(), durable=False)  # lost in a crash: the blob is re-hashed
         except OSError:  # e.g. a full disk: the blob is verified; without a stamp it is only re-hashed next time
             pass
 
@@ -643,7 +805,7 @@ class Cache:
             except (OSError, RegistryError):
                 continue
             try:
-                _sweep_tmp(fd, digest)
+                _sweep_tmp(fd, digest, self.stale_age())
             finally:
                 os.close(fd)
 
@@ -657,12 +819,35 @@ class Cache:
                 os.fchmod(fd, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
             finally:
                 os.close(fd)
-            os.replace(source, target)  # in a sticky shared cache, another user's blob cannot be replaced
+            if self.locking():
+                os.replace(source, target)  # in a sticky shared cache, another user's blob cannot be replaced
+            elif not self._commit_first(source, target):
+                return target  # another process committed the same verified bytes first: theirs stays
         except OSError as exc:
             raise self.write_error(target, exc, "write the blob") from None
-        fsync_dir(target.parent)
+        # No directory fsync: a rename lost in a crash leaves the partial, verified again by the next pull.
         self._stamp(digest)
         return target
+
+    @staticmethod
+    def _commit_first(source: Path, target: Path) -> bool:
+        """Without locks: give the verified `source` the blob's name unless a blob is already there (link,
+        which never replaces, then unlink; a plain rename where hard links are not supported). Whether it won."""
+        try:
+            os.link(source, target, follow_symlinks=False)
+        except FileExistsError:
+            os.unlink(source)
+            return False
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK):
+                raise
+            if os.path.lexists(target):
+                os.unlink(source)
+                return False
+            os.replace(source, target)
+            return True
+        os.unlink(source)
+        return True
 
     def _remove_blob(self, digest: str) -> None:
         for p in (self.stamp_path(digest), self.blob_path(digest)):
@@ -682,7 +867,7 @@ class Cache:
                         yield p.name, p
 
     def discard_partial(self, digest: str) -> None:
-        for p in (self.partial_path(digest), self.partial_meta_path(digest)):
+        for p in (self.partial_path(digest), self.partial_meta_path(digest), self.ranges_path(digest)):
             try:
                 p.unlink()
             except FileNotFoundError:
@@ -705,6 +890,35 @@ class Cache:
         finally:
             os.close(fd)
 
+    def warm(self, model_id: str, wanted: dict[str, tuple[str, str, str]]) -> dict[str, Path] | None:
+        """The blobs of a model whose view already holds every file of `wanted` ({filename: (sha256 or sha256
+        prefix, file-format, url)}), each trusted by its stamp and linked: read from one view record, without
+        a lock or a write. None as soon as one is missing or differs (then pull does the full work)."""
+        directory = self.model_dir(model_id)
+        try:
+            fd = self.open_dir(directory, create=False)
+        except (OSError, RegistryError):
+            return None
+        try:
+            data = _read_json(VIEW_FILE, dir_fd=fd)
+            if not isinstance(data, dict) or data.get("id") != model_id:
+                return None
+            files = _view_files(data)
+            found = {}
+            for filename, (digest, file_format, url) in wanted.items():
+                rec = files.get(filename)
+                if rec is None or rec["format"] != file_format or rec["url"] != mask_passwords(url) or not (
+                        rec["sha256"] == digest or (len(digest) < 64 and rec["sha256"].startswith(digest))):
+                    return None
+                blob = self.trusted(rec["sha256"])
+                if blob is None or os.lstat(blob).st_size != rec["size"] or \
+                        not self._links_to(fd, filename, blob, os.path.relpath(blob, directory)):
+                    return None
+                found[filename] = blob
+            return found
+        finally:
+            os.close(fd)
+
     def link(self, model_id: str, filename: str, digest: str, *, size: int, file_format: str, url: str) -> Path:
         """Put blob `digest` in model `model_id`'s view as `filename` and record it. Call with the blob's lock held."""
         directory = self.model_dir(model_id)
@@ -715,7 +929,7 @@ class Cache:
         with self.model_lock(model_id):  # `rm` empties and removes the directory under this lock
             fd = self.open_dir(directory)
             try:
-                _sweep_tmp(fd)
+                _sweep_tmp(fd, age=self.stale_age())
                 if not self._links_to(fd, filename, blob, target):
                     # Not named after the file: a name near the 255-byte limit must still leave room for it.
                     tmp = f".link.{os.getpid()}.{threading.get_ident()}.tmp"
@@ -732,7 +946,8 @@ class Cache:
                 if files.get(filename) != record or not isinstance(data, dict) or data.get("id") != model_id:
                     files[filename] = record
                     write_atomic(directory / VIEW_FILE, json.dumps({"id": model_id, "files": files}, indent=1,
-                                                                   sort_keys=True).encode(), dir_fd=fd)
+                                                                   sort_keys=True).encode(), dir_fd=fd,
+                                 durable=False)  # lost in a crash: the next pull links the file again
             except OSError as exc:
                 raise self.write_error(directory, exc, "write to the cache directory") from None
             finally:
@@ -884,6 +1099,8 @@ class Cache:
                     continue
                 try:
                     p = pdir / name
+                    if self.stale_age() and not _older(p, self.stale_age()):
+                        continue  # without locks, a recent partial may be another process's download
                     if os.path.lexists(p):
                         freed += os.lstat(p).st_size
                         if not dry_run:
@@ -899,7 +1116,9 @@ class Cache:
                     p.unlink(missing_ok=True)  # a stamp left by a blob removed by hand
                 elif m and SHA256_RE.match(m.group(1).split(".", 1)[0]):
                     lock = self._try_lock(m.group(1).split(".", 1)[0])
-                    if lock is not None:  # a stamp being written by a process killed halfway
+                    if lock is not None and self.stale_age() and not _older(p, self.stale_age()):
+                        lock.release()  # without locks, a recent one may be another process's stamp in progress
+                    elif lock is not None:  # a stamp being written by a process killed halfway
                         try:
                             p.unlink(missing_ok=True)
                         finally:
@@ -928,7 +1147,7 @@ class Cache:
                             pass
                         except IsADirectoryError:  # not a view file, whatever the record says: leave it
                             pass
-                    _sweep_tmp(fd)
+                    _sweep_tmp(fd, age=self.stale_age())
                 finally:
                     os.close(fd)
             root = self.home / "models"

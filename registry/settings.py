@@ -23,6 +23,14 @@ REGISTRY_SPEED_TIME      ... a transfer must average over any window of this man
 REGISTRY_MAX_ASSET_SIZE  largest body accepted for an asset whose size neither the card (asset-size) nor the
                          server (Content-Length) declares, in bytes (default 34359738368, 32 GiB)
 REGISTRY_LOCK_TIMEOUT    seconds to wait for another process's lock on a blob or model (default 3600)
+REGISTRY_LOCKS           auto (default): lock files, except on a file system whose locks cannot be trusted
+                         (NFS, Lustre, CIFS/SMB, 9p, BeeGFS, detected by statfs) or that refuses them (ENOLCK,
+                         ENOSYS); file: always lock files; none: no locks, each process downloads into its own
+                         partial file and the first verified rename wins (cache.py, Cache.locking)
+REGISTRY_CONNECTIONS     parallel HTTP range requests for one asset of at least REGISTRY_RANGE_THRESHOLD bytes
+                         on a server that supports ranges with a strong validator (default 4; 1: one stream)
+REGISTRY_RANGE_THRESHOLD bytes from which an asset is fetched as ranges (default 67108864, 64 MiB)
+REGISTRY_RANGE_CHUNK     bytes per range request, the unit of resuming (default 16777216, 16 MiB)
 """
 from __future__ import annotations
 
@@ -86,6 +94,15 @@ def _number(env: Mapping[str, str], name: str, default: float, kind=float, posit
     return value
 
 
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    raw = env.get(name)
+    value = (raw or choices[0]).strip().lower() or choices[0]
+    if value not in choices:
+        raise UsageError(f"environment variable {name}={raw!r} is not one of {', '.join(choices)}: "
+                         f"set it to e.g. {choices[0]}")
+    return value
+
+
 def parse_mirrors(text: str, source: str = "REGISTRY_MIRRORS") -> tuple[tuple[str, str], ...]:
     """The (FROM, TO) pairs of whitespace-separated `FROM=TO` items; raises UsageError naming `source` for a bad item."""
     pairs = []
@@ -144,6 +161,10 @@ class Settings:
     max_asset_size: int = 32 << 30
     lock_timeout: float = 3600.0
     no_color: bool = False  # NO_COLOR (no-color.org): plain terminal output
+    locks: str = "auto"
+    connections: int = 4
+    range_threshold: int = 64 << 20
+    range_chunk: int = 16 << 20
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -168,6 +189,10 @@ class Settings:
             max_asset_size=int(_number(env, "REGISTRY_MAX_ASSET_SIZE", 32 << 30, int)),
             lock_timeout=_number(env, "REGISTRY_LOCK_TIMEOUT", 3600.0),
             no_color=bool(env.get("NO_COLOR")),
+            locks=_choice(env, "REGISTRY_LOCKS", ("auto", "file", "none")),
+            connections=max(1, int(_number(env, "REGISTRY_CONNECTIONS", 4, int))),
+            range_threshold=int(_number(env, "REGISTRY_RANGE_THRESHOLD", 64 << 20, int)),
+            range_chunk=int(_number(env, "REGISTRY_RANGE_CHUNK", 16 << 20, int, positive=True)),
         )
 
     def with_(self, **changes) -> Settings:

@@ -20,6 +20,12 @@ How one asset gets into the cache (see cache.py for the layout):
   so, rather than leaving it silent for minutes); other 4xx fail at once;
 - `file://` links are copied through the same streaming and verification code; they must name regular files
   (a FIFO or a device would block or never end).
+- an asset of at least REGISTRY_RANGE_THRESHOLD bytes whose first response offers byte ranges and a strong
+  validator, and whose first 2 MiB come slowly (_Probe), continues as REGISTRY_CONNECTIONS parallel ranges
+  (ranges.py; Engine._ranged): same limits, same verification and commit, resumable per chunk; one stream
+  again when the ranges are not honoured;
+- a warm pull (every asset cached, trusted by its stamp and in the model's view) reads the view record
+  once and returns without a lock, a thread or the engine (Cache.warm).
 
 sha256 prefixes: an asset whose card gives 8 to 63 hex digits (catalog.Asset.is_prefix) is streamed the
 same way; its partial file and lock are named by `Cache.download_key` (the prefix cannot name a blob), the
@@ -32,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import errno
 import hashlib
 import json
 import logging
@@ -51,6 +58,7 @@ from typing import Callable
 from urllib.parse import unquote, urlsplit
 from urllib.request import url2pathname
 
+from . import ranges
 from . import settings as _settings
 from .cache import VIEW_FILE, Cache, CacheLockError, _read_json, hash_file, write_atomic
 from .catalog import Asset, Entry, Registry, resolve
@@ -73,6 +81,9 @@ DEPTH = 4  # buffers in flight between the reading thread and the hashing thread
 MAX_DELAY = 30.0  # cap of the exponential backoff
 MAX_RETRY_AFTER = 300.0  # longest Retry-After we wait for; longer ones fail at once (module doc)
 WRITEBACK = 32 << 20  # start writing received bytes to disk every 32 MiB, so the final fsync is short
+PROBE = 2 << 20  # parallel ranges: bytes of a large asset's first stream that measure the server (_Probe)
+FAST = 150e6  # ... bytes/s above which one stream is used: more connections would only compete for the CPU
+BUSY = 0.5  # ... or the share of a CPU its thread used (the network was not what it waited for)
 
 
 @dataclass(frozen=True)
@@ -122,6 +133,12 @@ def pull(name_or_entry: str | os.PathLike | Entry, *, registry: str | os.PathLik
         assets = [a for a in entry.assets if a.index in wanted]
     _check_prefixes(entry, assets, settings)
     names = _view_names(entry.assets)  # from all assets, so a file keeps its name whatever --format selects
+    if not force:  # all cached and in the view: one view record read, no lock, no thread, no engine
+        cache = Cache.from_settings(settings)
+        blobs = cache.warm(entry.id, {names[a.index]: (a.sha256, a.file_format, a.url) for a in assets})
+        if blobs is not None:
+            where = cache.model_dir(entry.id)
+            return [Pulled(entry, a, where / names[a.index], blobs[names[a.index]], False) for a in assets]
     engine = Engine(settings, progress=progress, label=entry.name)
     try:
         def one(asset: Asset) -> Pulled:
@@ -267,6 +284,11 @@ class _Hasher:
         self.sync()
         return self._h.hexdigest()
 
+    def adopt(self, digest, size: int) -> None:
+        """Take the sha256 of `size` bytes computed elsewhere (ranges.RangedFile) as this hasher's."""
+        self.reset()
+        self._h, self.size = digest, size
+
     def close(self) -> None:
         if self.threaded and self._thread.is_alive():
             self._work.put(None)
@@ -286,6 +308,19 @@ class _Retry(Exception):
         self.counted = False  # set when the response's size had reached the progress bar
 
 
+class _UseRanges(Exception):
+    """A first response says the asset is large and the server serves ranges: fetch it in parallel."""
+
+    def __init__(self, total: int, validator: str, probed: bool = False):
+        super().__init__(total, validator)
+        self.total, self.validator = total, validator
+        self.probed = probed  # the partial holds the bytes the probe received (from offset 0)
+
+
+class _RangesRefused(Exception):
+    """The server does not serve consistent byte ranges of one file: download it as one stream instead."""
+
+
 class _DiskError(RegistryError):
     exit_code = 2
 
@@ -298,6 +333,31 @@ def _hopeless(exc: RegistryError) -> RegistryError:
 
 def part_name(out) -> Path | str:
     return getattr(out, "path", None) or out.name
+
+
+class _Probe(_SpeedGuard):
+    """The speed guard of a large asset's first stream, which also measures it: after PROBE bytes, unless the
+    connection brings more than FAST bytes/s or its thread was busy BUSY of the time (then it was not waiting
+    for the network, and more connections would only compete for the CPU), it raises _UseRanges, once the
+    bytes received are written, and the rest comes as parallel ranges."""
+
+    def __init__(self, settings: _settings.Settings, total: int, validator: str):
+        super().__init__(settings)
+        self.total, self.validator = total, validator
+        self.seen, self.began, self.decided = 0, None, False
+
+    def slow(self, n: int) -> str | None:
+        if not self.decided:
+            if self.began is None:
+                self.began = (time.monotonic(), time.thread_time())
+            self.seen += n
+            if self.seen >= PROBE:
+                self.decided = True
+                wall = max(1e-6, time.monotonic() - self.began[0])
+                rate, busy = self.seen / wall, (time.thread_time() - self.began[1]) / wall
+                if rate < FAST and busy < BUSY:
+                    raise _UseRanges(self.total, self.validator, probed=True)
+        return super().slow(n)
 
 
 class _Progress:
@@ -387,6 +447,8 @@ class Engine:
                     and hash_file(blob)[0] == full:
                 return blob, False
             raise
+        if not self.cache.locking():  # each process and thread its own partial (Cache.locking); no resume
+            key = f"{key}.{os.getpid()}-{threading.get_ident()}"
         try:
             self.cache.sweep_partial_tmp(key)  # left by a process killed while writing a stamp or metadata
             full = None if force else known()
@@ -444,7 +506,15 @@ class Engine:
             if scheme == "file":
                 resumed = self._copy_file(url, part, hasher, what, declared)
             else:
-                resumed = self._http(url, part, key, hasher, what, declared)
+                self._local.one_stream = False
+                try:
+                    resumed = self._http(url, part, key, hasher, what, declared)
+                except _UseRanges as use:  # a large asset on a server serving ranges: in parallel
+                    resumed = self._ranged(url, part, key, hasher, what, declared, use.total, use.validator,
+                                           use.probed)
+                    if resumed is None:  # the server did not honour them after all
+                        self._local.one_stream = True
+                        resumed = self._http(url, part, key, hasher, what, declared)
             actual = hasher.hexdigest()
             if actual == digest or (len(digest) < 64 and actual.startswith(digest)):
                 try:
@@ -453,6 +523,7 @@ class Engine:
                 except RegistryError as exc:
                     raise _hopeless(exc) from None
                 self.cache.partial_meta_path(key).unlink(missing_ok=True)
+                self.cache.ranges_path(key).unlink(missing_ok=True)
                 return blob
             size = hasher.size
             self.cache.discard_partial(key)
@@ -641,18 +712,15 @@ class Engine:
         delay = min(MAX_DELAY, self.settings.backoff * 2 ** (attempt - 1))
         return delay / 2 + random.uniform(0, delay / 2)  # jitter: processes that failed together retry apart
 
-    def _http_attempt(self, url: str, part: Path, digest: str, hasher: _Hasher, offset: int,
-                      validator: str | None, counted: bool, what: str = "asset", declared: int | None = None) -> bool:
+    def _open(self, url: str, headers: dict, method: str = "GET"):
+        """The response to a streamed request (status below 500, not 429); failures worth another attempt
+        raise _Retry, the others TransferError."""
         import requests
 
         s = self.settings
-        headers = {"Accept-Encoding": "identity"}
-        if offset:
-            headers["Range"] = f"bytes={offset}-"
-            headers["If-Range"] = validator
         try:
-            resp = self._session().get(url, headers=headers, stream=True,
-                                       timeout=(s.connect_timeout, s.read_timeout))
+            resp = self._session().request(method, url, headers=headers, stream=True,
+                                           timeout=(s.connect_timeout, s.read_timeout))
         except requests.exceptions.SSLError as exc:
             raise TransferError(f"could not download {url}: TLS error ({network_reason(exc)})") from None
         except requests.exceptions.ConnectTimeout:
@@ -665,15 +733,27 @@ class Engine:
             raise _Retry(network_reason(exc)) from None
         except requests.exceptions.RequestException as exc:
             raise TransferError(f"could not download {url}: {network_reason(exc)}") from None
+        status = resp.status_code
+        if status == 429 or status >= 500:
+            cause = f"HTTP {status} {resp.reason or ''}".strip()
+            wait = _retry_after(resp.headers.get("Retry-After"))
+            resp.close()
+            if wait is not None and wait > MAX_RETRY_AFTER:
+                raise TransferError(f"could not download {url}: {cause}, and the server asks to wait {wait:.0f} s "
+                                    f"before retrying (more than the {MAX_RETRY_AFTER:g} s we wait): try again later")
+            raise _Retry(cause, wait)
+        return resp
+
+    def _http_attempt(self, url: str, part: Path, digest: str, hasher: _Hasher, offset: int,
+                      validator: str | None, counted: bool, what: str = "asset", declared: int | None = None) -> bool:
+        s = self.settings
+        headers = {"Accept-Encoding": "identity"}
+        if offset:
+            headers["Range"] = f"bytes={offset}-"
+            headers["If-Range"] = validator
+        resp = self._open(url, headers)
         with resp:
             status = resp.status_code
-            if status == 429 or status >= 500:
-                cause = f"HTTP {status} {resp.reason or ''}".strip()
-                wait = _retry_after(resp.headers.get("Retry-After"))
-                if wait is not None and wait > MAX_RETRY_AFTER:
-                    raise TransferError(f"could not download {url}: {cause}, and the server asks to wait {wait:.0f} s "
-                                        f"before retrying (more than the {MAX_RETRY_AFTER:g} s we wait): try again later")
-                raise _Retry(cause, wait)
             if status == 416 and offset:
                 self.cache.discard_partial(digest)  # the partial is longer than the file now is
                 raise _Retry("the server refused to resume (HTTP 416); starting over", 0)
@@ -698,6 +778,9 @@ class Engine:
                     if counted:
                         self.progress.update(-offset)
                 offset, total, kept = 0, length, False
+                validator = self._rangeable(resp, total, encoded)
+                if validator and (PROBE <= 0 or os.path.lexists(self.cache.ranges_path(digest))):
+                    raise _UseRanges(total, validator)  # chunks of an earlier run to resume: no probe
                 self._write_meta(digest, url, resp.headers, total, encoded)
             limit = self._limit(url, what, declared, total)
             if limit != s.max_asset_size or declared is not None:
@@ -706,16 +789,15 @@ class Engine:
                 self.progress.add_total(total or declared or 0)
                 self.progress.update(offset)
             try:
+                guard = _Probe(s, total, validator) if status == 200 and validator else None
                 return self._receive(resp, part, hasher, offset, total, encoded, kept, digest,
-                                     limit, lambda: self._too_big(url, what, declared, limit))
+                                     limit, lambda: self._too_big(url, what, declared, limit), guard)
             except _Retry as retry:
                 retry.counted = True
                 raise
 
     def _receive(self, resp, part: Path, hasher: _Hasher, offset: int, total: int | None, encoded: bool,
-                 kept: bool, digest: str, limit: int, too_big) -> bool:
-        import requests
-
+                 kept: bool, digest: str, limit: int, too_big, guard=None) -> bool:
         s = self.settings
         out = self.cache.open_partial(digest, resume=bool(offset))
         if out is None:  # the bytes to resume are gone or not a file of ours
@@ -725,17 +807,192 @@ class Engine:
             out.truncate()
             reader = _body_reader(resp)
             try:
-                got = self._stream(reader, out, hasher, limit, too_big, _SpeedGuard(s))
-            except (OSError, requests.exceptions.RequestException) as exc:
-                raise _Retry(network_reason(exc, s.read_timeout)) from None
-            except Exception as exc:  # urllib3/http.client protocol errors while reading the body
-                if exc.__class__.__module__.split(".")[0] in ("urllib3", "http"):
-                    raise _Retry(network_reason(exc, s.read_timeout)) from None
-                raise
+                got = self._stream(reader, out, hasher, limit, too_big, guard or _SpeedGuard(s))
+            except Exception as exc:
+                raise _read_failure(exc, s.read_timeout) from None
             if total is not None and offset + got < total:
                 raise _Retry(f"the connection closed after {offset + got} of {total} bytes")
             self._finish_file(out)
         return kept
+
+    # ------------------------------------------------------------------ parallel ranges (ranges.py)
+
+    def _rangeable(self, resp, total: int | None, encoded: bool) -> str | None:
+        """The strong validator to fetch ranges with, when this 200 response of a first request says the
+        asset is large enough for parallel ranges and the server serves them (Accept-Ranges); else None."""
+        s = self.settings
+        h = resp.headers
+        etag = h.get("ETag")
+        validator = etag if etag and not etag.startswith("W/") else h.get("Last-Modified")
+        if s.connections <= 1 or getattr(self._local, "one_stream", False) or encoded or total is None \
+                or total < max(1, s.range_threshold) or h.get("Accept-Ranges", "").strip().lower() != "bytes":
+            return None
+        return validator or None
+
+    def _ranged(self, url: str, part: Path, key: str, hasher: _Hasher, what: str, declared: int | None,
+                total: int, validator: str, probed: bool = False) -> bool | None:
+        """Download a large asset of `total` bytes as REGISTRY_CONNECTIONS parallel ranges (ranges.py); whether
+        chunks of an earlier run were kept, or None when the server does not honour the ranges (then nothing
+        of this attempt is kept and the caller downloads it as one stream)."""
+        s = self.settings
+        self._limit(url, what, declared, total)  # the card's asset-size and REGISTRY_MAX_ASSET_SIZE, before any byte
+        self.cache.partial_meta_path(key).unlink(missing_ok=True)  # the chunks record (sidecar) says it all
+        sidecar = ranges.Sidecar(mask_passwords(url), validator, total, s.range_chunk)
+        where = self.cache.ranges_path(key)
+        done = sidecar.read(where)
+        prefix = 0
+        out = self.cache.open_partial(key, resume=True) if done or probed else None
+        if out is not None and probed and not done:
+            prefix = os.fstat(out.fileno()).st_size  # what the first stream brought before the probe decided
+            self._preallocate(out, part, total)
+        elif out is not None and os.fstat(out.fileno()).st_size != total:
+            out.close()
+            out = None
+        if out is None:
+            done, prefix = set(), 0
+            self.cache.discard_partial(key)
+            self._check_space(part, total)
+            self.cache.open_partial(key, resume=False).close()  # created empty, never through a symlink ...
+            out = self.cache.open_partial(key, resume=True)  # ... and opened read-write: the cursor reads back
+            if out is None:
+                raise _RangesRefused("the new partial file disappeared")
+            self._preallocate(out, part, total)
+        with out:
+            rf = ranges.RangedFile(out, total, s.range_chunk, done, prefix=prefix)
+            if not probed:  # else the first stream counted the total and its bytes already
+                self.progress.add_total(total)
+                self.progress.update(sum(e - b for i, (b, e) in enumerate(rf.chunks) if i in done))
+            try:
+                rf.start()
+                self._fetch_chunks(url, rf, validator, [i for i, d in enumerate(rf.done) if not d])
+            except _RangesRefused as exc:
+                _log.info("%s: %s; downloading it as one stream", url, exc)
+                self.progress.add_total(-total)  # counted again by the one stream
+                self.cache.discard_partial(key)
+                return None
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    sidecar.write(where, rf.done_chunks())  # the next run resumes these chunks
+                raise
+            self._finish_file(out)
+        with contextlib.suppress(OSError):
+            sidecar.write(where, rf.done_chunks())  # all done: a crash before the commit only re-verifies
+        hasher.adopt(rf.digest(), total)
+        return bool(done)
+
+    def _preallocate(self, out, part: Path, total: int) -> None:
+        try:
+            os.posix_fallocate(out.fileno(), 0, total)  # the space is ours before the next byte arrives
+        except (OSError, AttributeError) as exc:
+            if getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT):
+                out.close()
+                raise _hopeless(self.cache.write_error(part, exc, "write the cache file")) from None
+            os.ftruncate(out.fileno(), total)  # no fallocate here (e.g. some network file systems)
+
+    def _fetch_chunks(self, url: str, rf: ranges.RangedFile, validator: str, todo: list[int]) -> None:
+        """Fetch chunks `todo` of `rf` over up to REGISTRY_CONNECTIONS connections, in order of the file."""
+        s = self.settings
+        pending = iter(todo)
+        take = threading.Lock()
+        failed: list[BaseException] = []
+        guard, guard_lock = _SpeedGuard(s), threading.Lock()  # the speed limit applies to the whole transfer
+
+        def slow(n: int) -> str | None:
+            with guard_lock:
+                return guard.slow(n)
+
+        def worker() -> None:
+            while not failed:
+                with take:
+                    i = next(pending, None)
+                if i is None:
+                    return
+                try:
+                    self._fetch_chunk(url, rf, i, validator, slow, failed)
+                except BaseException as exc:
+                    failed.append(exc)
+
+        threads = [threading.Thread(target=worker, name=f"range-{n}", daemon=True)
+                   for n in range(min(s.connections, len(todo)))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if failed:
+            refused = [e for e in failed if isinstance(e, _RangesRefused)]
+            raise refused[0] if refused else failed[0]
+        if not rf.complete:
+            raise TransferError(f"could not download {url}: the ranges did not cover the file")  # a bug, not a server
+
+    def _fetch_chunk(self, url: str, rf: ranges.RangedFile, i: int, validator: str, slow, failed: list) -> None:
+        s = self.settings
+        start, end = rf.chunks[i]
+        attempts = max(0, s.retries) + 1
+        buf = bytearray(CHUNK)
+        for attempt in range(1, attempts + 1):
+            pos = rf.filled[i]  # a retry asks only for what this chunk still lacks
+            try:
+                resp = self._open(url, {"Accept-Encoding": "identity", "Range": f"bytes={pos}-{end - 1}",
+                                        "If-Range": validator})
+                with resp:
+                    self._check_range(url, resp, pos, end, rf.total, validator)
+                    read_some = _body_reader(resp)
+                    while pos < end and not failed:
+                        view = memoryview(buf)[:min(CHUNK, end - pos)]
+                        n, cause = 0, None
+                        try:
+                            while n < len(view):
+                                k = read_some(view[n:])
+                                if not k:
+                                    break
+                                n += k
+                                cause = slow(k)
+                                if cause:
+                                    break
+                        except Exception as exc:
+                            cause = _read_failure(exc, s.read_timeout)
+                            if not isinstance(cause, _Retry):
+                                raise
+                        if n:
+                            try:
+                                rf.write(i, pos, view[:n])
+                            except OSError as exc:
+                                raise _hopeless(self.cache.write_error(self.cache.home / "partial", exc,
+                                                                       "write the cache file")) from None
+                            pos += n
+                            self.progress.update(n)
+                        if isinstance(cause, _Retry):
+                            raise cause
+                        if cause:
+                            raise TransferError(f"could not download {url}: {cause}")
+                        if n < len(view):
+                            raise _Retry(f"the connection closed after {pos - start} of {end - start} bytes "
+                                         f"of the range at {start}")
+                _start_writeback(rf.fd, start, end - start)  # as _stream does: the final fsync finds little to do
+                return
+            except _Retry as retry:
+                if attempt == attempts or failed:
+                    raise TransferError(f"could not download {url} after {attempt} attempt{'s' * (attempt > 1)} "
+                                        f"at byte {pos}: {retry.cause}") from None
+                time.sleep(retry.wait if retry.wait is not None else self._backoff(attempt))
+
+    @staticmethod
+    def _check_range(url: str, resp, pos: int, end: int, total: int, validator: str) -> None:
+        """A 206 for exactly bytes pos..end-1 of the same file, else _RangesRefused (or TransferError)."""
+        status = resp.status_code
+        if status == 200:
+            raise _RangesRefused("the server answered a range request with the whole file (it ignores Range, or "
+                                 "the file changed since the first request)")
+        if status != 206:
+            raise _RangesRefused(f"the server answered a range request with HTTP {status}")
+        h = resp.headers
+        first, whole = _content_range(h.get("Content-Range", ""))
+        etag = h.get("ETag")
+        if first != pos or whole != total or _int(h.get("Content-Length")) != end - pos:
+            raise _RangesRefused(f"the server sent {h.get('Content-Range')!r} for bytes {pos}-{end - 1} of {total}")
+        if (etag and validator.startswith('"') and etag != validator) or \
+                h.get("Content-Encoding", "identity").strip().lower() not in ("", "identity"):
+            raise _RangesRefused("the file changed between ranges (another ETag)")
 
     def _write_meta(self, digest: str, url: str, headers, total: int | None, encoded: bool) -> None:
         """Record what the partial bytes are (before writing them), so a later process can resume them."""
@@ -748,12 +1005,23 @@ class Engine:
             path.unlink(missing_ok=True)  # nothing to validate a resume with: a later attempt starts over
             return
         try:
-            write_atomic(path, json.dumps(meta).encode())
+            write_atomic(path, json.dumps(meta).encode(), durable=False)  # lost in a crash: no resume, no harm
         except OSError:  # without it the partial is not resumed by a later process: not worth failing the pull
             path.unlink(missing_ok=True)
 
 
 _held = contextlib.nullcontext  # a lock the caller already holds
+
+
+def _read_failure(exc: Exception, read_timeout: float) -> Exception:
+    """What a failure while reading a body becomes: network and protocol errors (requests, urllib3,
+    http.client, OSError) are worth another attempt; anything else is raised as it is."""
+    import requests
+
+    if isinstance(exc, (OSError, requests.exceptions.RequestException)) or \
+            exc.__class__.__module__.split(".")[0] in ("urllib3", "http"):
+        return _Retry(network_reason(exc, read_timeout))
+    return exc
 
 
 def _writeback_starter():

@@ -94,6 +94,7 @@ http {{
     sendfile on;
     tcp_nopush on;
     etag on;
+    {http}
     server {{
         listen 127.0.0.1:{port};
         root {root};
@@ -106,12 +107,13 @@ http {{
 
 @contextlib.contextmanager
 def nginx(root: str | os.PathLike, *, limit_rate: str | None = None, locations: str | None = None,
-          user: str | None = None):
+          user: str | None = None, http: str | None = None):
     """Serve directory `root` with nginx on 127.0.0.1 and a free port; yields the base URL (BaseURL).
 
     limit_rate: nginx's per-connection rate limit, e.g. "2m" (2 MB/s), to make a download slow.
     locations: server-block directives replacing the default `location / { autoindex on; }`
     (tests/test_remote.py passes the ones documented in docs/nginx.conf).
+    http: directives for the http block (docs/nginx-cache.conf's proxy_cache_path).
     user: the user nginx's workers run as (only when the tests run as root), as a production server's
     do, so that file permissions matter; `root` must then be readable by that user.
     """
@@ -127,6 +129,7 @@ def nginx(root: str | os.PathLike, *, limit_rate: str | None = None, locations: 
             conf = Path(tmp) / "nginx.conf"
             conf.write_text(_NGINX_CONF.format(user=user, tmp=tmp, port=port, root=root,
                                                limit=f"limit_rate {limit_rate};" if limit_rate else "",
+                                               http=http or "",
                                                locations=locations or "location / { autoindex on; }"))
             proc = subprocess.Popen([binary, "-p", tmp, "-c", str(conf), "-e", f"{tmp}/error.log"],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -180,6 +183,9 @@ class Faults:
     length: int | None = None  # announce this Content-Length (and send the file's bytes, at most this many)
     endless: bool = False  # after the file, keep sending bytes (chunked, no Content-Length) until the client leaves
     times: int | None = None
+    after: int = 0  # the failures start after this many GET requests (then apply to `times` of them)
+    range_requests: int | None = None  # honour Range on only this many GET requests, then ignore it (200)
+    etag_after: int | None = None  # after this many GET requests, change the ETag (as if the file were replaced)
 
 
 class _FaultHandler(BaseHTTPRequestHandler):
@@ -212,6 +218,14 @@ class _FaultHandler(BaseHTTPRequestHandler):
                              endless=f.endless)
             if self.command != "GET":
                 manners.redirect = f.redirect
+                return manners
+            owner.got += 1
+            if owner.got > 1 and f.range_requests is not None and owner.got > f.range_requests:
+                manners.no_range = True
+            if f.etag_after is not None and owner.got > f.etag_after:
+                manners.etag_salt += "-changed"
+            f = Faults(**{**vars(f), "no_range": manners.no_range, "etag_salt": manners.etag_salt})
+            if owner.got <= f.after:
                 return manners
             if f.times is None:
                 return f
@@ -392,6 +406,7 @@ class FaultServer:
         self.lock = threading.Lock()
         self.faults = Faults(**faults)
         self.faulted = 0
+        self.got = 0  # GET requests so far
         self.requests: list[dict] = []
         self._httpd = _FaultHTTPServer((host, 0), _FaultHandler)
         self._httpd.owner = self
@@ -403,7 +418,7 @@ class FaultServer:
         """Replace the faults (unnamed ones return to their defaults) and restart the `times` count."""
         with self.lock:
             self.faults = Faults(**faults)
-            self.faulted = 0
+            self.faulted = self.got = 0
 
     def gets(self, path: str | None = None) -> list[dict]:
         """GET requests recorded so far (for a path relative to the root, if given)."""
