@@ -430,6 +430,7 @@ class IndexResult:
     data: dict
     blob: bytes
     output: str  # the file written, or "-" (the caller writes `blob` to stdout)
+    written: str = ""  # what was written, for the report: index.json and the sharded index (shards.py)
     errors: list = field(default_factory=list)  # Problems that make the index exit 1 (see index_errors)
 
     @property
@@ -439,17 +440,19 @@ class IndexResult:
 
 def write_index(root: str | os.PathLike, output: str | None = None) -> IndexResult:
     """Build the index of the tree at `root` and write it atomically to `output` (default ROOT/index.json;
-    "-": not written, the caller prints `blob`); raises UsageError (not a directory, not writable)."""
-    from .cache import write_atomic
+    "-": not written, the caller prints `blob`) with the sharded index beside it (shards.write_indexes);
+    raises UsageError (not a directory, not writable)."""
+    from .shards import write_indexes
 
     root = Path(root)
     data = build_index(root)
     blob = dumps_index(data)
     output = output or str(root / INDEX_NAME)
+    written = "stdout"
     if output != "-":
         try:
-            write_atomic(Path(output), blob)
+            written = write_indexes(Path(output), blob, data)
         except OSError as exc:
-            raise UsageError(f"cannot write {output}: {exc.strerror or exc}") from None
+            raise UsageError(f"cannot write {output} and its shards: {exc.strerror or exc}") from None
     errors = [p for p in index_errors(root) if p.rule != "no-cards"]  # an empty tree indexes fine
-    return IndexResult(root, data, blob, output, errors)
+    return IndexResult(root, data, blob, output, written, errors)

@@ -200,7 +200,7 @@ def _index_write(args, out: Output) -> int:
         return 1 if failed else 0
     say = out.note if to_stdout else out.line
     n, root = result.data["counts"], result.root
-    where = "stdout" if to_stdout else result.output
+    where = result.written
     records = result.data["cards"]
     unreadable = sum(1 for r in records if any(blocks_use(p.split(": ", 2)[1]) for p in r["problems"] if ": " in p))
     say(f"indexed {n['cards']} cards of {root} into {where}: {unreadable} that cannot be read "
