@@ -12,8 +12,8 @@ Localized twins (`*_cn.md`) are translations of an English card and are not sepa
 
 Every kind of registry lives here and answers the same questions (`Registry`: ids, entry, resolve,
 index, forget): LocalRegistry (a directory, its index built once per process), HttpRegistry (a tree
-served over HTTP: its index.json, cached and revalidated by ETag, and each card verified against the
-index's sha256) and card URLs (`entry_from_url`, fetched each time). The Settings given to
+served over HTTP: its sharded index (shards.py) when it has index/root.json, else its index.json, cached
+and revalidated by ETag, and each card verified against the index's sha256) and card URLs (`entry_from_url`, fetched each time). The Settings given to
 open_registry/resolve travel with the registry (offline mode, token, timeouts, cache home); nothing
 here reads the environment or prints (a stale cached index is a RegistryWarning).
 """

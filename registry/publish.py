@@ -291,7 +291,7 @@ def check_index(root: str | os.PathLike, path: str | os.PathLike | None = None) 
     except OSError as exc:
         return IndexCheck(path, "unreadable", reason=exc.strerror or str(exc))
     if have == dumps_index(data):
-        return IndexCheck(path, "current")
+        return _check_root(path, data)
     try:
         old = {r["id"]: r for r in json.loads(have)["cards"]}
     except (ValueError, KeyError, TypeError):
@@ -300,6 +300,23 @@ def check_index(root: str | os.PathLike, path: str | os.PathLike | None = None) 
     return IndexCheck(path, "stale", added=sorted(new.keys() - old.keys()), removed=sorted(old.keys() - new.keys()),
                       changed=sorted(i for i in new.keys() & old.keys() if new[i] != old[i]),
                       reason="" if new != old else "its cards are current but not its other fields or layout")
+
+
+def _check_root(path: Path, data: dict) -> IndexCheck:
+    """A current index.json with a sharded index beside it that is not current is stale too (clients read the
+    shards first); a tree without shards (indexed before them) passes."""
+    from .shards import ROOT_PATH, build_shards
+
+    root_path = path.parent / ROOT_PATH
+    try:
+        have = root_path.read_bytes()
+    except FileNotFoundError:
+        return IndexCheck(path, "current")
+    except OSError as exc:
+        return IndexCheck(root_path, "unreadable", reason=exc.strerror or str(exc))
+    if have == build_shards(data["cards"], data["counts"])[0]:
+        return IndexCheck(path, "current")
+    return IndexCheck(root_path, "stale", reason=f"{path.name} is current but not the sharded index that clients read first")
 
 
 # --------------------------------------------------------------------------- registry check-links

@@ -57,6 +57,17 @@ def test_index_writes_shards_that_match_the_schemas_and_the_single_file(sharded)
     assert sorted(p.name for p in (sharded / shards.SHARD_DIR).iterdir()) == before
 
 
+def test_index_check_sees_a_stale_sharded_index_beside_a_current_index_json(sharded, capsys):
+    assert main(["index", "--check", str(sharded)]) == 0
+    root_path = sharded / shards.ROOT_PATH
+    root_path.write_text(root_path.read_text().replace('"cards": 1', '"cards": 2', 1))
+    assert main(["index", "--check", str(sharded)]) == 1
+    err = capsys.readouterr().err
+    assert f"{root_path} is stale" in err and "sharded index" in err, err
+    shutil.rmtree(sharded / "index")  # a tree indexed before shards existed still passes
+    assert main(["index", "--check", str(sharded)]) == 0
+
+
 def test_a_sharded_remote_registry_lists_searches_resolves_pulls_and_loads(sharded, home, monkeypatch):
     (sharded / INDEX_NAME).unlink()  # so only the shards can answer
     env = {"REGISTRY_HOME": str(home)}
@@ -96,6 +107,22 @@ def test_a_sharded_remote_registry_lists_searches_resolves_pulls_and_loads(shard
     assert proc.returncode == 0 and LENET in proc.stdout, proc.stderr
     proc = run_cli("--registry", url, "info", "ssd_v1_coco2017", env=h2)
     assert proc.returncode == 6 and "shard" in proc.stderr and "not cached" in proc.stderr, proc.stderr
+
+
+def test_list_limit_stops_fetching_shards_and_works_on_any_registry(sharded, home):
+    forget_remote_indexes()
+    env = {"REGISTRY_HOME": str(home)}
+    with nginx(sharded, locations=documented_locations()) as url:
+        proc = run_cli("--registry", url, "list", "--limit", "1", env=env)
+        fetched = [r["path"] for r in url.access_log()]
+    rows = proc.stdout.splitlines()
+    assert proc.returncode == 0 and rows[0].split() == ["ID", "TASK", "DATASET", "FORMATS", "MINDSPORE"], proc.stdout
+    assert len(rows) == 2 and rows[1].split()[0] == "mindspore/ascend/0.7/ssd_v1_coco2017", proc.stdout  # bucket 0
+    assert fetched == ["/" + shards.ROOT_PATH, f"/{shards.SHARD_DIR}/{json.loads((sharded / shards.ROOT_PATH).read_text())['shards'][0]['sha256']}.json"]
+    local = run_cli("--registry", str(MANIFESTS), "list", "--limit", "1", "--json", env=env)
+    assert local.returncode == 0 and len(json.loads(local.stdout)) == 1
+    none = run_cli("--registry", str(MANIFESTS), "list", "--limit", "0", env=env)
+    assert none.returncode == 0 and none.stdout == "" and "0 models" in none.stderr
 
 
 def test_a_tampered_shard_is_refused_with_exit_4_and_not_cached(sharded, home):
