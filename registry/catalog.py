@@ -12,8 +12,8 @@ Localized twins (`*_cn.md`) are translations of an English card and are not sepa
 
 Every kind of registry lives here and answers the same questions (`Registry`: ids, entry, resolve,
 index, forget): LocalRegistry (a directory, its index built once per process), HttpRegistry (a tree
-served over HTTP: its index.json, cached and revalidated by ETag, and each card verified against the
-index's sha256) and card URLs (`entry_from_url`, fetched each time). The Settings given to
+served over HTTP: its sharded index (shards.py) when it has index/root.json, else its index.json, cached
+and revalidated by ETag, and each card verified against the index's sha256) and card URLs (`entry_from_url`, fetched each time). The Settings given to
 open_registry/resolve travel with the registry (offline mode, token, timeouts, cache home); nothing
 here reads the environment or prints (a stale cached index is a RegistryWarning).
 """
@@ -47,7 +47,7 @@ from .errors import (
     UsageError,
 )
 from .http import SpeedGuard, network_reason, retrying_session
-from .index import INDEX_NAME, MAX_INDEX_BYTES, Index, build_index, parse_index
+from .index import INDEX_NAME, MAX_INDEX_BYTES, Index, parse_index
 from .names import (
     SHA256_PREFIX_RE,
     SHA256_RE,
@@ -60,6 +60,8 @@ from .names import (
     short_name,
     walk_markdown,
 )
+from .parse_cache import local_index_data
+from .shards import ShardedIndex, open_remote
 from .text import mask_passwords, printable
 
 SOURCES = ("gitee", "github", "local")  # mindspore_hub's `source` values (see the module doc)
@@ -252,6 +254,7 @@ class LocalRegistry(Registry):
             raise UsageError(f"registry {root} is not a directory: pass a directory of cards or an http(s) URL")
         self.root = Path(root).resolve()
         self.location = str(self.root)
+        self.settings = settings or _settings.current()
         self._ids: list[str] | None = None
 
     def ids(self) -> list[str]:
@@ -281,8 +284,8 @@ class LocalRegistry(Registry):
             return None
 
     def index(self) -> Index:
-        if self.root not in _LOCAL_INDEXES:
-            _LOCAL_INDEXES[self.root] = Index(build_index(self.root), str(self.root))
+        if self.root not in _LOCAL_INDEXES:  # a fresh index.json, else cached parses (parse_cache.py)
+            _LOCAL_INDEXES[self.root] = Index(local_index_data(self.root, self.settings), str(self.root))
         return _LOCAL_INDEXES[self.root]
 
     def forget(self) -> None:
@@ -290,7 +293,7 @@ class LocalRegistry(Registry):
 
 
 # One index per URL and cache directory per process: resolve() and pull() may each open the registry.
-_REMOTE_INDEXES: dict[tuple[str, str], Index] = {}
+_REMOTE_INDEXES: dict[tuple[str, str], Index | ShardedIndex] = {}
 _REMOTE_LOCK = threading.Lock()
 
 
@@ -343,14 +346,16 @@ class HttpRegistry(Registry):
             raise
 
     # -- index
-    def index(self) -> Index:
+    def index(self) -> Index | ShardedIndex:
         key = (self.index_url, str(self.cache_dir))
         with _REMOTE_LOCK:
             if key not in _REMOTE_INDEXES:
                 _REMOTE_INDEXES[key] = self._load_index()
             return _REMOTE_INDEXES[key]
 
-    def _load_index(self) -> Index:
+    def _load_index(self) -> Index | ShardedIndex:
+        if (sharded := open_remote(self)) is not None:  # a sharded registry (index/root.json), read shard by shard
+            return sharded
         cached, meta = self.cache_dir / INDEX_NAME, self.cache_dir / "index.meta.json"
         have = cached.is_file()
         if self.settings.offline:
@@ -378,20 +383,24 @@ class HttpRegistry(Registry):
                 return self._read_cached(cached)
             raise TransferError(f"cannot fetch {self.index_url}: HTTP {resp.status_code} {resp.reason}")
         index = parse_index(body, self.index_url)
-        try:
-            meta.unlink(missing_ok=True)  # first: a meta never describes other bytes than the cached index
-            write_atomic(cached, body)
-            new_etag = resp.headers.get("ETag", "")
-            if new_etag:
-                write_atomic(meta, json.dumps({"etag": new_etag, "sha256": hashlib.sha256(body).hexdigest()}).encode())
-        except OSError as exc:  # a full disk or a read-only cache: the index is read, only not kept for next time
-            _log.warning(f"could not keep a copy of {mask_passwords(self.index_url)} in the cache ({exc.strerror or exc}); "
-                         "the next command fetches it again")
+        self._keep_with_etag(cached, meta, body, resp.headers.get("ETag", ""), mask_passwords(self.index_url))
         return index
 
     @staticmethod
+    def _keep_with_etag(cached: Path, meta: Path, body: bytes, etag: str, shown: str) -> None:
+        """Keep a fetched index (index.json or the shards' root) and its ETag for revalidation by the next process."""
+        try:
+            meta.unlink(missing_ok=True)  # first: a meta never describes other bytes than the cached file
+            write_atomic(cached, body)
+            if etag:
+                write_atomic(meta, json.dumps({"etag": etag, "sha256": hashlib.sha256(body).hexdigest()}).encode())
+        except OSError as exc:  # a full disk or a read-only cache: the index is read, only not kept for next time
+            _log.warning(f"could not keep a copy of {shown} in the cache ({exc.strerror or exc}); "
+                         "the next command fetches it again")
+
+    @staticmethod
     def _cached_etag(cached: Path, meta: Path) -> str:
-        """The ETag of the cached index, if it still describes those bytes (another process may
+        """The ETag of a cached index (index.json or root.json), if it still describes those bytes (another process may
         have replaced one file and not yet the other): else "" and the index is fetched whole."""
         try:
             info = json.loads(meta.read_bytes())

@@ -107,15 +107,16 @@ def card_record(root: Path, rel: str) -> dict:
     return record
 
 
-def build_index(root: str | os.PathLike) -> dict:
-    """The index document (format above) of the tree at `root`; raises UsageError when it is not a directory."""
+def build_index(root: str | os.PathLike, make_record=None, walked=None) -> dict:
+    """The index document (format above) of the tree at `root`; raises UsageError when it is not a directory.
+    `make_record(rel)` replaces card_record and `walked` walk_tree's result (parse_cache.py passes cached records)."""
     if not Path(root).is_dir():  # checked first: resolve() raises on a symlink loop before Python 3.13
         raise UsageError(f"{root} is not a directory: give the root of a registry tree (USER/[BACKEND/]VERSION/NAME.md)")
     root = Path(root).resolve()
-    paths, twins = walk_tree(root)
+    paths, twins = walked or walk_tree(root)
     cards = []
     for rel in paths:
-        record = card_record(root, rel)
+        record = make_record(rel) if make_record else card_record(root, rel)
         if rel in twins:
             record["translations"] = sorted(twins[rel])
         cards.append(record)

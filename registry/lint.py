@@ -87,6 +87,7 @@ from .card import Card, Problem, asset_items, parse_file
 from .local_assets import AssetChecker
 from .names import asset_filename as _asset_filename
 from .names import is_localized, is_sha256, walk_markdown
+from .validate_parallel import ordered_map
 
 BACKENDS = frozenset({"ascend", "gpu", "cpu"})
 _VERSION_DIR = re.compile(r"^\d+\.\d+(\.\d+)?$")
@@ -298,26 +299,39 @@ def _file_key(link: str) -> str:
     return _VERSION_TOKEN.sub("", name)
 
 
+def sha_uses(card: Card) -> list[tuple]:
+    """What the cross-card rule keeps of a card: (sha256, path, asset index, line, col, link) per asset
+    with a digest and a link; a compact digest, so a stream of cards need not be held (validate_parallel.py)."""
+    out = []
+    for i, item in card.asset_items:
+        sha, link = item.get("asset-sha256"), item.get("asset-link")
+        if is_sha256(sha) and isinstance(link, str):
+            out.append((sha.lower(), card.path, i, *card.pos(("asset", i, "asset-sha256")), link))
+    return out
+
+
 def check_set(cards: Iterable[Card]) -> list[Problem]:
     """Rules over several cards: one sha256 given to differently named files in different cards."""
-    by_sha: dict[str, list[tuple[Card, int, str]]] = {}
-    for card in cards:
-        for i, item in card.asset_items:
-            sha, link = item.get("asset-sha256"), item.get("asset-link")
-            if is_sha256(sha) and isinstance(link, str):
-                by_sha.setdefault(sha.lower(), []).append((card, i, link))
+    return cross_problems(use for card in cards for use in sha_uses(card))
+
+
+def cross_problems(uses: Iterable[tuple]) -> list[Problem]:
+    """check_set's rule over the sha_uses of many cards (each card's uses given together, in card order)."""
+    by_sha: dict[str, list[tuple]] = {}
+    for use in uses:
+        by_sha.setdefault(use[0], []).append(use)
     out = []
-    for uses in by_sha.values():
-        if len({id(c) for c, _, _ in uses}) < 2 or len({_file_key(link) for _, _, link in uses}) < 2:
+    for group in by_sha.values():
+        if len({u[1] for u in group}) < 2 or len({_file_key(u[5]) for u in group}) < 2:
             continue
-        for card, i, link in uses:
-            other = next(((c, u) for c, _, u in uses if c is not card and _file_key(u) != _file_key(link)), None)
+        for _, path, i, line, col, link in group:
+            other = next(((u[1], u[5]) for u in group if u[1] != path and _file_key(u[5]) != _file_key(link)), None)
             if other is None:
                 continue
-            out.append(card.problem(("asset", i, "asset-sha256"), "warning", "sha256-reused",
-                                    f"asset-sha256 of asset {i + 1} is also given to the differently named file "
-                                    f"{other[1].rsplit('/', 1)[-1]} in {other[0].path}: if they are not the same bytes, "
-                                    "one digest was copied; check with `registry hash FILE`"))
+            out.append(Problem(path, line, col, "warning", "sha256-reused",
+                               f"asset-sha256 of asset {i + 1} is also given to the differently named file "
+                               f"{other[1].rsplit('/', 1)[-1]} in {other[0]}: if they are not the same bytes, "
+                               "one digest was copied; check with `registry hash FILE`", ("asset", i, "asset-sha256")))
     return out
 
 
@@ -374,14 +388,40 @@ def _walk(root: str) -> list[str]:
     return [os.path.join(root, rel) for rel in walk_markdown(root)]
 
 
-def validate_paths(paths: Iterable[str], check_assets: bool = False) -> Report:
+_CHECKER: list = []  # one AssetChecker a process: its digest memo serves every card the process checks
+
+
+def check_file(path: str, root: str | None, check_assets: bool) -> tuple[FileResult, list[tuple]]:
+    """One file's result as validate gives it (without the cross-card rule), and its sha_uses."""
+    card = parse_file(path)
+    name = os.path.basename(path)
+    if is_localized(name):
+        problems = [p for p in card.problems if p.rule in _TWIN_RULES]
+        twin_of = path[: -len("_cn.md")] + ".md"
+        if not os.path.exists(twin_of):
+            problems.append(Problem(path, 0, 0, "warning", "orphan-translation",
+                                    f"localized twin without its English card {os.path.basename(twin_of)}: "
+                                    "add the English card or rename this one"))
+        return FileResult(path, problems, localized=True), []
+    problems = list(card.problems)
+    if card.data is not None or card.fm_close:
+        problems += check_card(card)
+    if check_assets and isinstance(card.data, dict):
+        if not _CHECKER:
+            _CHECKER.append(AssetChecker())
+        problems += _CHECKER[0].check(card, os.path.dirname(path) or ".", root)
+    return FileResult(path, problems), sha_uses(card)
+
+
+def validate_paths(paths: Iterable[str], check_assets: bool = False, jobs: int | None = None) -> Report:
     """Check every card under `paths` (files, or directories searched recursively); with
     `check_assets`, also the asset files cards link locally (local_assets.py), which must stay
-    inside the directory given when a card was found by searching one."""
+    inside the directory given when a card was found by searching one. `jobs`: worker processes
+    (default os.cpu_count(); 1 checks in this process); the report is the same whatever the number."""
     report = Report()
     files: list[str] = []
     roots: dict[str, str] = {}  # card path -> the directory it was found in
-    checker = AssetChecker() if check_assets else None
+    _CHECKER.clear()  # files may have changed since the last call in this process
     for given in paths:
         given = str(given)
         if os.path.isdir(given):
@@ -396,33 +436,17 @@ def validate_paths(paths: Iterable[str], check_assets: bool = False) -> Report:
         else:
             report.errors.append(Problem(given, 0, 0, "error", "not-found", "no such file or directory: check the path"))
 
-    english: list[Card] = []
-    seen = set()
+    seen, todo = set(), []
     for path in files:
         key = os.path.abspath(path)
-        if key in seen:  # the same file named twice (a file and its directory)
-            continue
-        seen.add(key)
-        card = parse_file(path)
-        name = os.path.basename(path)
-        if is_localized(name):
-            problems = [p for p in card.problems if p.rule in _TWIN_RULES]
-            twin_of = path[: -len("_cn.md")] + ".md"
-            if not os.path.exists(twin_of):
-                problems.append(Problem(path, 0, 0, "warning", "orphan-translation",
-                                        f"localized twin without its English card {os.path.basename(twin_of)}: "
-                                        "add the English card or rename this one"))
-            report.results.append(FileResult(path, problems, localized=True))
-            continue
-        problems = list(card.problems)
-        if card.data is not None or card.fm_close:
-            problems += check_card(card)
-        if checker is not None and isinstance(card.data, dict):
-            problems += checker.check(card, os.path.dirname(path) or ".", roots.get(path))
-        report.results.append(FileResult(path, problems))
-        english.append(card)
-
-    cross = check_set(english)
+        if key not in seen:  # the same file named twice (a file and its directory)
+            seen.add(key)
+            todo.append((path, roots.get(path), check_assets))
+    uses: list[tuple] = []
+    for result, card_uses in ordered_map(check_file, todo, jobs):  # worker processes for large trees, serial order
+        report.results.append(result)
+        uses += card_uses
+    cross = cross_problems(uses)
     if cross:
         by_path: dict[str, list[Problem]] = {}
         for p in cross:

@@ -4,18 +4,24 @@
     registry.search("ssd coco")               -> the same, for records matching every word
 
 `select` filters index records (index.py's format) by text and criteria; `by_version` orders them as
-`registry list` shows them (oldest MindSpore version first, then by id). Nothing here prints.
+`registry list` shows them (oldest MindSpore version first, then by id); `listed` yields what `registry
+list`/`search` show. A sharded registry (shards.py) is streamed shard by shard: memory stays bounded by
+one shard whatever the size of the registry, `limit` stops fetching shards once reached, and the order is
+then per shard (bucket order; within a shard as above), since one global order needs every record at once,
+which is what index.json gives. Nothing here prints.
 """
 from __future__ import annotations
 
+import itertools
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from . import versions
 from .catalog import open_registry
 from .errors import UsageError
 from .names import short_name
+from .shards import ShardedIndex
 
 
 def by_version(records: Iterable[dict]) -> list[dict]:
@@ -80,6 +86,16 @@ def select(records: Iterable[dict], text: str | None = None, *, dataset: str | N
     return out
 
 
+def listed(index, text: str | None = None, *, limit: int | None = None, **criteria) -> Iterator[dict]:
+    """The records of `index` (an index.Index or a shards.ShardedIndex) matching `text` and the `select`
+    criteria, in `registry list` order (per shard for a sharded index: see the module doc), at most `limit`."""
+    if limit is not None and limit <= 0:
+        return iter(())
+    if isinstance(index, ShardedIndex):
+        found = (r for shard in index.shards() for r in by_version(select(shard.records, text, **criteria)))
+    else:
+        found = iter(by_version(select(index.records, text, **criteria)))
+    return itertools.islice(found, limit)
 
 
 # --------------------------------------------------------------------------- the Python listing API

@@ -291,7 +291,7 @@ def check_index(root: str | os.PathLike, path: str | os.PathLike | None = None) 
     except OSError as exc:
         return IndexCheck(path, "unreadable", reason=exc.strerror or str(exc))
     if have == dumps_index(data):
-        return IndexCheck(path, "current")
+        return _check_root(path, data)
     try:
         old = {r["id"]: r for r in json.loads(have)["cards"]}
     except (ValueError, KeyError, TypeError):
@@ -300,6 +300,23 @@ def check_index(root: str | os.PathLike, path: str | os.PathLike | None = None) 
     return IndexCheck(path, "stale", added=sorted(new.keys() - old.keys()), removed=sorted(old.keys() - new.keys()),
                       changed=sorted(i for i in new.keys() & old.keys() if new[i] != old[i]),
                       reason="" if new != old else "its cards are current but not its other fields or layout")
+
+
+def _check_root(path: Path, data: dict) -> IndexCheck:
+    """A current index.json with a sharded index beside it that is not current is stale too (clients read the
+    shards first); a tree without shards (indexed before them) passes."""
+    from .shards import ROOT_PATH, build_shards
+
+    root_path = path.parent / ROOT_PATH
+    try:
+        have = root_path.read_bytes()
+    except FileNotFoundError:
+        return IndexCheck(path, "current")
+    except OSError as exc:
+        return IndexCheck(root_path, "unreadable", reason=exc.strerror or str(exc))
+    if have == build_shards(data["cards"], data["counts"])[0]:
+        return IndexCheck(path, "current")
+    return IndexCheck(root_path, "stale", reason=f"{path.name} is current but not the sharded index that clients read first")
 
 
 # --------------------------------------------------------------------------- registry check-links
@@ -430,6 +447,7 @@ class IndexResult:
     data: dict
     blob: bytes
     output: str  # the file written, or "-" (the caller writes `blob` to stdout)
+    written: str = ""  # what was written, for the report: index.json and the sharded index (shards.py)
     errors: list = field(default_factory=list)  # Problems that make the index exit 1 (see index_errors)
 
     @property
@@ -439,17 +457,19 @@ class IndexResult:
 
 def write_index(root: str | os.PathLike, output: str | None = None) -> IndexResult:
     """Build the index of the tree at `root` and write it atomically to `output` (default ROOT/index.json;
-    "-": not written, the caller prints `blob`); raises UsageError (not a directory, not writable)."""
-    from .cache import write_atomic
+    "-": not written, the caller prints `blob`) with the sharded index beside it (shards.write_indexes);
+    raises UsageError (not a directory, not writable)."""
+    from .shards import write_indexes
 
     root = Path(root)
     data = build_index(root)
     blob = dumps_index(data)
     output = output or str(root / INDEX_NAME)
+    written = "stdout"
     if output != "-":
         try:
-            write_atomic(Path(output), blob)
+            written = write_indexes(Path(output), blob, data)
         except OSError as exc:
-            raise UsageError(f"cannot write {output}: {exc.strerror or exc}") from None
+            raise UsageError(f"cannot write {output} and its shards: {exc.strerror or exc}") from None
     errors = [p for p in index_errors(root) if p.rule != "no-cards"]  # an empty tree indexes fine
-    return IndexResult(root, data, blob, output, errors)
+    return IndexResult(root, data, blob, output, written, errors)

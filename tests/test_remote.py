@@ -84,6 +84,9 @@ def site(tree, home):
     forget_remote_indexes()
 
 
+NO_ROOT = ("/index/root.json", 404)  # a client looks for the sharded index first (registry/shards.py)
+
+
 def gets(url) -> list[tuple[str, int]]:
     return [(r["path"], r["status"]) for r in url.access_log() if r["method"] == "GET"]
 
@@ -99,9 +102,9 @@ def test_remote_registry_resolves_like_a_local_one(tree, site):
     [asset] = entry.assets
     assert asset.url == site + "me/cpu/2.10/weights/tiny.ckpt" and asset.sha256 == local.assets[0].sha256
     # Only the index and the one card were fetched; asking again fetches nothing.
-    assert gets(site) == [("/index.json", 200), ("/me/cpu/2.10/tiny.md", 200)]
+    assert gets(site) == [NO_ROOT, ("/index.json", 200), ("/me/cpu/2.10/tiny.md", 200)]
     assert catalog.resolve("me/cpu/2.10/tiny", registry=site).card.text == local.card.text
-    assert len(gets(site)) == 2
+    assert len(gets(site)) == 3
     with pytest.raises(NotFoundError, match="ambiguous.*me/cpu/2.10/other, you/1.0/other"):
         remote.resolve("other")
     with pytest.raises(NotFoundError, match="no model 'tinny'.*did you mean tiny"):
@@ -115,19 +118,19 @@ def test_index_is_revalidated_with_its_etag_and_cards_come_from_the_cache(tree, 
     catalog.resolve("tiny", registry=site)
     forget_remote_indexes()  # as a new process would
     catalog.resolve("tiny", registry=site)
-    assert gets(site) == [("/index.json", 200), ("/me/cpu/2.10/tiny.md", 200), ("/index.json", 304)]
+    assert gets(site) == [NO_ROOT, ("/index.json", 200), ("/me/cpu/2.10/tiny.md", 200), NO_ROOT, ("/index.json", 304)]
     # A published change reaches the next process.
     write_card(tree, "me/cpu/2.10/newer")
     reindex(tree)
     forget_remote_indexes()
     assert catalog.resolve("newer", registry=site).id == "me/cpu/2.10/newer"
-    assert gets(site)[3:] == [("/index.json", 200), ("/me/cpu/2.10/newer.md", 200)]
+    assert gets(site)[5:] == [NO_ROOT, ("/index.json", 200), ("/me/cpu/2.10/newer.md", 200)]
     # An ETag that no longer matches the cached bytes (a concurrent writer) is not sent.
     [cached] = (Path(os.environ["REGISTRY_HOME"]) / "registries").glob("*/index.json")
     cached.write_bytes(cached.read_bytes() + b" ")
     forget_remote_indexes()
     catalog.resolve("newer", registry=site)
-    assert gets(site)[5:] == [("/index.json", 200)]
+    assert gets(site)[8:] == [NO_ROOT, ("/index.json", 200)]
 
 
 def test_tampered_card_is_refused(tree, site):
@@ -340,7 +343,7 @@ def test_remote_registry_pulls_and_loads_like_a_local_one(tmp_path, home, monkey
         [pulled] = transfer.pull("lenet_digits", registry=url)
         assert pulled.downloaded and hashlib.sha256(pulled.path.read_bytes()).hexdigest() == digest
         remote = loader.load("lenet_digits", registry=url)
-        assert [p for p, status in gets(url)] == ["/index.json", "/me/cpu/2.10/lenet_digits.md",
+        assert [p for p, status in gets(url)] == ["/index/root.json", "/index.json", "/me/cpu/2.10/lenet_digits.md",
                                                   "/me/cpu/2.10/weights/lenet_digits.ckpt"]
     for net in (local, remote):
         loaded = {p.name: p.asnumpy() for p in net.get_parameters()}
@@ -405,7 +408,7 @@ def test_index_and_card_requests_carry_the_token_only_to_its_host(tree, home, mo
         with fault_server(tree) as srv:
             assert catalog.resolve("tiny", registry=srv.url).id == "me/cpu/2.10/tiny"
             assert [(r["path"], r["authorization"]) for r in srv.gets()] == [
-                ("/index.json", expected), ("/me/cpu/2.10/tiny.md", expected)]
+                ("/index/root.json", expected), ("/index.json", expected), ("/me/cpu/2.10/tiny.md", expected)]
     forget_remote_indexes()
 
 

@@ -21,6 +21,7 @@ def register(sub) -> None:
         p.add_argument("--file-format", dest="file_format", metavar="FMT", help="has an asset of this file-format")
         p.add_argument("--backend", help="train- or infer-backend, or the backend in the id")
         p.add_argument("--mindspore-version", metavar="SPEC", help="version or specifier, e.g. '>=1.8'")
+        p.add_argument("--limit", type=int, metavar="N", help="show at most N models")
         add_output_options(p, filter_dest="file_format")
         add_registry_option(p)
         p.set_defaults(func=cmd_list)  # list has no `text`: read with getattr
@@ -38,29 +39,40 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_info)
 
 
+LIST_HEADER = ["ID", "TASK", "DATASET", "FORMATS", "MINDSPORE"]
+
+
+def _list_row(r: dict) -> list[str]:
+    f = r["fields"]
+    formats = ",".join(dict.fromkeys(a["file-format"] for a in r["assets"] if a["file-format"]))
+    return [r["id"], f.get("module-type", ""), f.get("train-dataset", ""), formats,
+            f.get("mindspore-version", "") or ("(invalid card)" if r["problems"] else "")]
+
+
 def cmd_list(args, out: Output) -> int:
     from ..catalog import open_registry
-    from ..listing import by_version, select
+    from ..listing import listed
+    from ..shards import ShardedIndex
 
     registry = open_registry(getattr(args, "registry", None), settings_from(args))
-    found = by_version(select(registry.index().records, getattr(args, "text", None), dataset=args.dataset,
-                              backbone=args.backbone, task=args.task, file_format=args.file_format,
-                              backend=args.backend, mindspore_version=args.mindspore_version))
+    index = registry.index()
+    found = listed(index, getattr(args, "text", None), limit=args.limit, dataset=args.dataset,
+                   backbone=args.backbone, task=args.task, file_format=args.file_format, backend=args.backend,
+                   mindspore_version=args.mindspore_version)
     if out.as_json:
-        out.json(found)
+        out.json_list(found)
         return 0
-    rows = []
-    for r in found:
-        f = r["fields"]
-        formats = ",".join(dict.fromkeys(a["file-format"] for a in r["assets"] if a["file-format"]))
-        rows.append([r["id"], f.get("module-type", ""), f.get("train-dataset", ""), formats,
-                     f.get("mindspore-version", "") or ("(invalid card)" if r["problems"] else "")])
-    if rows:
-        out.table(rows, ["ID", "TASK", "DATASET", "FORMATS", "MINDSPORE"])
+    if isinstance(index, ShardedIndex):  # printed as the shards come: the id column at least 40 wide
+        n = out.table_stream(map(_list_row, found), LIST_HEADER, [40, 12, 12, 12, 12])
+    else:
+        rows = [_list_row(r) for r in found]
+        if rows:
+            out.table(rows, LIST_HEADER)
+        n = len(rows)
     if out.tty:
-        out.line(plural(len(rows), "model"))
-    elif not rows:
-        out.note(plural(len(rows), "model"))
+        out.line(plural(n, "model"))
+    elif not n:
+        out.note(plural(n, "model"))
     return 0
 
 

@@ -84,6 +84,15 @@ class Output:
         """The one JSON writer: one document on stdout."""
         self.stdout.write(mask_passwords(printable_json(data)) + "\n")
 
+    def json_list(self, items) -> int:
+        """`json(list(items))`, the same bytes, written as the items come (a streamed listing); returns their number."""
+        n = 0
+        for n, item in enumerate(items, 1):
+            text = mask_passwords(printable_json(item)).replace("\n", "\n  ")
+            self.stdout.write(("[\n  " if n == 1 else ",\n  ") + text)
+        self.stdout.write("\n]\n" if n else "[]\n")
+        return n
+
     def line(self, text: str = "", keep: str = "") -> None:
         self.stdout.write(printable(mask_passwords(text), keep) + "\n")
 
@@ -113,6 +122,20 @@ class Output:
         for n, row in enumerate([header, *rows]):
             line = "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip()
             self.stdout.write((f"\x1b[1m{line}\x1b[0m" if self.tty and n == 0 else line) + "\n")
+
+    def table_stream(self, rows, header: list[str], min_widths: list[int]) -> int:
+        """`table` for rows that come one by one (a streamed listing): columns as wide as the header, the first
+        row and `min_widths`; a longer cell later pushes its line. Nothing is written without rows; returns their number."""
+        widths, n = None, 0
+        for row in rows:
+            n += 1
+            row = [plain(cell) for cell in row]
+            if widths is None:
+                widths = [max(len(h), len(c), m) for h, c, m in zip(header, row, min_widths)]
+                head = "  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip()
+                self.stdout.write((f"\x1b[1m{head}\x1b[0m" if self.tty else head) + "\n")
+            self.stdout.write("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() + "\n")
+        return n
 
 
 def plain(text: str) -> str:

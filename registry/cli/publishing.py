@@ -16,6 +16,7 @@ def register(sub) -> None:
     add_output_options(p, choices=("text", "json", "github"))
     p.add_argument("--check-assets", action="store_true",
                    help="also check local asset files: present, world-readable, size and sha256 (as `index` does)")
+    p.add_argument("--jobs", type=int, metavar="N", help="worker processes (default: the number of CPUs; 1: none)")
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("hash", help="print the sha256 of files (sha256sum format), to paste into a card",
@@ -103,7 +104,7 @@ def _summary_line(summary: dict) -> str:
 def cmd_validate(args, out: Output) -> int:
     from ..lint import validate_paths
 
-    report = validate_paths(args.paths, check_assets=args.check_assets)
+    report = validate_paths(args.paths, check_assets=args.check_assets, jobs=args.jobs)
     problems = report.problems
     if out.as_json:
         out.json({"problems": [{"path": p.path, "line": p.line, "col": p.col, "severity": p.severity,
@@ -200,7 +201,7 @@ def _index_write(args, out: Output) -> int:
         return 1 if failed else 0
     say = out.note if to_stdout else out.line
     n, root = result.data["counts"], result.root
-    where = "stdout" if to_stdout else result.output
+    where = result.written
     records = result.data["cards"]
     unreadable = sum(1 for r in records if any(blocks_use(p.split(": ", 2)[1]) for p in r["problems"] if ": " in p))
     say(f"indexed {n['cards']} cards of {root} into {where}: {unreadable} that cannot be read "

@@ -1,0 +1,309 @@
+"""The sharded index: a small root naming content-addressed shards, so a client fetches only what it needs.
+
+`registry index DIR` writes, besides `DIR/index.json` (written only up to SINGLE_FILE_MAX_CARDS cards):
+
+    DIR/index/root.json                 small; revalidated by ETag on each process's first use
+    DIR/index/shards/<sha256>.json      one per bucket, named by the sha256 of its bytes: immutable
+
+Root (schemas/index-root.schema.json):
+
+    {"format": 1, "kind": "registry-index-root", "bucket-hash": "sha256-short-name",
+     "counts": {...as index.json...}, "shards": [{"sha256": "<hex>", "cards": 312}, ...]}
+
+A card lies in bucket `bucket_of(short name, len(shards))` (the first 4 bytes of the sha256 of its
+short name, the last part of its id, modulo the number of shards), so a full id and its short name,
+and every card sharing that short name, are in one shard: one fetch resolves either. A shard
+(schemas/index-shard.schema.json) is an index.json document holding only its bucket's records,
+`{"format": 1, "cards": [...]}`, sorted by id.
+
+Clients (`open_remote`) keep the root under the registry's cache directory with its ETag, and each shard
+under `shards/<sha256>.json` once its bytes matched the root's sha256; a cached shard is used without
+hashing it again (its name is its digest and it is written atomically after the check). A shard whose bytes
+differ from the root's digest is refused (IntegrityError, exit 4) and not kept. A registry without
+`index/root.json` is read from its `index.json` as before.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Callable
+
+from .cache import write_atomic
+from .errors import IntegrityError, OfflineError, RegistryWarning, TransferError, UsageError
+from .index import parse_index
+from .names import SHA256_RE, ShortNames, short_name
+from .text import mask_passwords
+
+_log = logging.getLogger("registry")
+FORMAT = 1
+KIND = "registry-index-root"
+BUCKET_HASH = "sha256-short-name"
+ROOT_PATH = "index/root.json"
+SHARD_DIR = "index/shards"
+CARDS_PER_SHARD = 512  # ~400 KB a shard for corpus-like cards: one lookup fetches ~0.5 MB at any size
+SUGGEST_MAX_CARDS = 20_000  # an unknown name fetches every shard for suggestions only up to this size
+SINGLE_FILE_MAX_CARDS = 100_000  # above this, index.json (~80 MB) is not written: clients read the shards
+MAX_ROOT_BYTES = 32 << 20
+MAX_SHARD_BYTES = 64 << 20
+
+
+def bucket_of(name: str, buckets: int) -> int:
+    """The bucket of a short name (or of a full id: its last part) among `buckets`."""
+    digest = hashlib.sha256(short_name(name).encode("utf-8")).digest()
+    return int.from_bytes(digest[:4], "big") % buckets
+
+
+def shard_count(cards: int) -> int:
+    """A power of two giving about CARDS_PER_SHARD cards a shard."""
+    n = 1
+    while n * CARDS_PER_SHARD < cards:
+        n *= 2
+    return n
+
+
+def _dumps(data) -> bytes:
+    # Compact: shards are read by programs; the deterministic key order keeps their names stable.
+    return (json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n").encode("utf-8")
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def build_shards(records, counts: dict, buckets: int | None = None) -> tuple[bytes, dict[str, bytes]]:
+    """(root bytes, {sha256: shard bytes}) for index records (as index.build_index gives them, sorted by id)."""
+    records = list(records) if not isinstance(records, list) else records
+    n = buckets or shard_count(len(records))
+    parts: list[list[dict]] = [[] for _ in range(n)]
+    for r in records:
+        parts[bucket_of(r["id"], n)].append(r)
+    files: dict[str, bytes] = {}
+    entries = []
+    for part in parts:
+        blob = _dumps({"format": FORMAT, "cards": part})
+        sha = hashlib.sha256(blob).hexdigest()
+        files[sha] = blob
+        entries.append({"sha256": sha, "cards": len(part)})
+    root = {"format": FORMAT, "kind": KIND, "bucket-hash": BUCKET_HASH, "counts": counts, "shards": entries}
+    return (json.dumps(root, sort_keys=True, indent=1) + "\n").encode("utf-8"), files
+
+
+def write_shards(directory: str | os.PathLike, data: dict) -> tuple[Path, int]:
+    """Write the sharded form of index document `data` under `directory` (index/root.json last, so a
+    client never sees a root naming a shard not yet there). Shards of the previous root are kept (a client
+    may be reading it), older ones removed. Returns (root path, number of shards)."""
+    base = Path(directory)
+    root_path, shard_dir = base / ROOT_PATH, base / SHARD_DIR
+    keep = set()
+    try:
+        keep = {s["sha256"] for s in json.loads(root_path.read_bytes())["shards"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    root_blob, files = build_shards(data["cards"], data["counts"])
+    shard_dir.mkdir(parents=True, exist_ok=True)
+    for sha, blob in files.items():
+        path = shard_dir / f"{sha}.json"
+        if not path.is_file():
+            write_atomic(path, blob)
+    write_atomic(root_path, root_blob)
+    keep |= set(files)
+    for old in shard_dir.glob("*.json"):
+        if old.stem not in keep:
+            old.unlink(missing_ok=True)
+    return root_path, len(files)
+
+
+def write_indexes(output: Path, blob: bytes, data: dict) -> str:
+    """What `registry index` writes at `output` (DIR/index.json by default): the shards beside it always,
+    `output` itself (the single-file index `blob`) up to SINGLE_FILE_MAX_CARDS cards; above that an old
+    `output` is removed, so no client reads a stale one. Returns where it wrote, for the report."""
+    root_path, n = write_shards(output.parent, data)
+    if data["counts"]["cards"] <= SINGLE_FILE_MAX_CARDS:
+        write_atomic(output, blob)
+        return f"{output} and {root_path} ({n} shard{'s' if n != 1 else ''})"
+    output.unlink(missing_ok=True)
+    return f"{root_path} ({n} shards; no {output.name} above {SINGLE_FILE_MAX_CARDS:,} cards)"
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _root_flaw(root) -> str | None:
+    if not isinstance(root, dict) or root.get("kind") != KIND:
+        return "it is not an index root"
+    if root.get("format") != FORMAT:
+        return f"it has root format {root.get('format')!r}; this tool reads format {FORMAT}"
+    if root.get("bucket-hash") != BUCKET_HASH:
+        return f"its bucket-hash {root.get('bucket-hash')!r} is not {BUCKET_HASH}"
+    shards = root.get("shards")
+    if not isinstance(shards, list) or not shards:
+        return "it lists no shards"
+    for s in shards:
+        if not (isinstance(s, dict) and isinstance(s.get("sha256"), str) and SHA256_RE.match(s["sha256"])):
+            return "a shard entry lacks a sha256 of 64 hex digits"
+    return None
+
+
+class ShardedIndex:
+    """What index.Index offers (records, ids, by_id, by_name, names), over shards fetched on demand.
+
+    `records` streams every shard in bucket order without keeping them (bounded memory); by_id and
+    by_name fetch the one shard a name lies in and keep it for the rest of the process."""
+
+    def __init__(self, root: dict, load_shard: Callable[[str], object], source: str):
+        flaw = _root_flaw(root)
+        if flaw:
+            raise UsageError(f"{source} is not a registry index root ({flaw}): regenerate it with `registry index DIR`")
+        self.root = root
+        self.source = source
+        self.counts = root.get("counts") or {}
+        self._load = load_shard
+        self._digests = [s["sha256"] for s in root["shards"]]
+        self._held: dict[int, object] = {}
+        self.by_id = _Lookup(self, "by_id")
+        self.by_name = _Lookup(self, "by_name")
+        self.names = _ShardNames(self)
+
+    def shard_for(self, name: str):
+        """The shard (an index.Index) holding `name`, a full id or a short name."""
+        b = bucket_of(name, len(self._digests))
+        if b not in self._held:
+            self._held[b] = self._load(self._digests[b])
+        return self._held[b]
+
+    def shards(self) -> Iterator:
+        for b, sha in enumerate(self._digests):
+            yield self._held.get(b) or self._load(sha)
+
+    @property
+    def records(self) -> Iterator[dict]:
+        for shard in self.shards():
+            yield from shard.records
+
+    @property
+    def ids(self) -> list[str]:
+        return sorted(r["id"] for r in self.records)
+
+    def suggestion_ids(self) -> list[str]:
+        """The ids "did you mean" picks from for an unknown name: all of them up to SUGGEST_MAX_CARDS
+        (a few MB of shards), else none, so a typo never downloads a whole large registry."""
+        return self.ids if self.counts.get("cards", 0) <= SUGGEST_MAX_CARDS else []
+
+
+class _ShardNames:
+    """What index.Index.names (a names.ShortNames) answers, from the one shard a name lies in; suggestions
+    for an unknown name come from suggestion_ids, so they are bounded."""
+
+    def __init__(self, index: ShardedIndex):
+        self._index = index
+
+    def matches(self, name: str) -> list[str]:
+        return self._index.shard_for(name).names.matches(name)
+
+    def hint(self, name: str, fallback: str) -> str:
+        return ShortNames(self._index.suggestion_ids()).hint(name, fallback)
+
+
+class _Lookup:
+    """A read-only mapping (get, [], in) answered by the one shard a key lies in."""
+
+    def __init__(self, index: ShardedIndex, attr: str):
+        self._index, self._attr = index, attr
+
+    def get(self, key: str, default=None):
+        return getattr(self._index.shard_for(key), self._attr).get(key, default)
+
+    def __getitem__(self, key: str):
+        return getattr(self._index.shard_for(key), self._attr)[key]
+
+    def __contains__(self, key: str) -> bool:
+        return key in getattr(self._index.shard_for(key), self._attr)
+
+
+def open_remote(registry) -> ShardedIndex | None:
+    """The sharded index of an HttpRegistry, or None when it has none (the caller reads index.json then).
+
+    `registry` gives base_url, cache_dir, settings, `_get(url, limit, headers) -> (response, body)` and the
+    ETag helpers it uses for index.json too (`_cached_etag`, `_keep_with_etag`)."""
+    from urllib.parse import urljoin
+
+    url = urljoin(registry.base_url, ROOT_PATH)
+    shown = mask_passwords(url)
+    cached, meta = registry.cache_dir / "root.json", registry.cache_dir / "root.meta.json"
+    have = cached.is_file()
+
+    def from_cache():
+        return _parse_root(cached.read_bytes(), f"{cached} (cached copy of {shown})", registry)
+
+    if registry.settings.offline:
+        return from_cache() if have else None
+    etag = registry._cached_etag(cached, meta) if have else ""  # the root is small: hashing it is cheap
+    try:
+        resp, body = registry._get(url, MAX_ROOT_BYTES, {"If-None-Match": etag} if etag else None)
+    except TransferError as exc:
+        if not have:
+            return None  # index.json's reader reports the failure, or uses its own cached copy
+        warnings.warn(f"{exc.message.split(';')[0]}; using the cached index root", RegistryWarning, stacklevel=3)
+        return from_cache()
+    if resp.status_code == 304 and have:
+        return from_cache()
+    if resp.status_code in (404, 410):
+        cached.unlink(missing_ok=True)  # the registry dropped its shards: index.json is the truth now
+        return None
+    if resp.status_code != 200:
+        if have:
+            warnings.warn(f"{shown} answered HTTP {resp.status_code}; using the cached index root", RegistryWarning,
+                          stacklevel=3)
+            return from_cache()
+        return None
+    index = _parse_root(body, shown, registry)
+    registry._keep_with_etag(cached, meta, body, resp.headers.get("ETag", ""), shown)
+    return index
+
+
+def _parse_root(raw: bytes, source: str, registry) -> ShardedIndex:
+    try:
+        root = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise UsageError(f"{source} is not valid JSON ({exc}): regenerate it with `registry index DIR`") from None
+    return ShardedIndex(root, lambda sha: _load_shard(registry, sha, source), source)
+
+
+def _load_shard(registry, sha: str, root_source: str):
+    """The shard named `sha`: from the cache (verified when it was stored), else fetched and verified."""
+    from urllib.parse import urljoin
+
+    url = urljoin(registry.base_url, f"{SHARD_DIR}/{sha}.json")
+    cached = registry.cache_dir / "shards" / f"{sha}.json"
+    try:
+        raw = cached.read_bytes()
+    except OSError:
+        raw = None
+    if raw is not None:
+        try:
+            return parse_index(raw, f"{cached} (cached shard of {root_source})")
+        except UsageError:  # damaged in the cache: fetched again below
+            cached.unlink(missing_ok=True)
+    if registry.settings.offline:
+        raise OfflineError(f"offline and shard {sha[:12]} of the index of registry {registry.location} is not cached: "
+                           "use the registry once online for this name, or unset REGISTRY_OFFLINE")
+    resp, raw = registry._get(url, MAX_SHARD_BYTES)
+    shown = mask_passwords(url)
+    if resp.status_code != 200:
+        raise TransferError(f"cannot fetch index shard {shown}: HTTP {resp.status_code} {resp.reason}; "
+                            f"the root {root_source} names it, so the server's index is incomplete: regenerate it "
+                            "with `registry index DIR`")
+    actual = hashlib.sha256(raw).hexdigest()
+    if actual != sha:
+        raise IntegrityError(f"index shard {shown} has sha256 {actual} but its name and the root {root_source} say "
+                             f"{sha}: the shard was changed after indexing; refusing it (regenerate the index)")
+    shard = parse_index(raw, shown)
+    try:
+        write_atomic(cached, raw)
+    except OSError as exc:
+        _log.warning("could not keep index shard %s in the cache (%s)", shown, exc.strerror or exc)
+    return shard

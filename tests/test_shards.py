@@ -1,0 +1,210 @@
+"""The sharded index (registry/shards.py) end to end over nginx, the local parse cache, parallel validate."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import jsonschema
+import numpy as np
+import pytest
+
+import registry
+from registry import catalog, shards
+from registry.catalog import forget_remote_indexes
+from registry.cli import main
+from registry.index import INDEX_NAME, build_index
+from registry.parse_cache import cache_path, local_index_data
+from tests.conftest import CORPUS, MANIFESTS, ROOT, require_shared, run_cli
+from tests.servers import nginx
+from tests.test_remote import documented_locations, write_card
+
+LENET = "mindspore/cpu/2.10/lenet_digits"
+
+
+def schema(name: str) -> dict:
+    return json.loads((ROOT / "schemas" / name).read_text())
+
+
+@pytest.fixture
+def sharded(tmp_path, monkeypatch):
+    """The embedded registry, indexed into 4 buckets: its two cards in buckets 2 and 0, two empty ones
+    (one file: the same bytes), so a lookup that fetches one shard shows."""
+    root = tmp_path / "site"
+    shutil.copytree(MANIFESTS, root)
+    monkeypatch.setattr(shards, "shard_count", lambda cards: 4)
+    assert main(["index", str(root), "--allow-invalid"]) == 0
+    return root
+
+
+def test_index_writes_shards_that_match_the_schemas_and_the_single_file(sharded):
+    root_doc = json.loads((sharded / shards.ROOT_PATH).read_text())
+    jsonschema.validate(root_doc, schema("index-root.schema.json"))
+    single = json.loads((sharded / INDEX_NAME).read_text())
+    assert root_doc["counts"] == single["counts"] and [s["cards"] for s in root_doc["shards"]] == [1, 0, 1, 0]
+    seen = []
+    for bucket, entry in enumerate(root_doc["shards"]):
+        path = sharded / shards.SHARD_DIR / f"{entry['sha256']}.json"
+        doc = json.loads(path.read_bytes())
+        jsonschema.validate(doc, schema("index-shard.schema.json"))
+        assert len(doc["cards"]) == entry["cards"]
+        assert all(shards.bucket_of(r["id"], 4) == bucket for r in doc["cards"])
+        seen += doc["cards"]
+    assert sorted(seen, key=lambda r: r["id"]) == single["cards"]
+    # Indexing again writes the same bytes: shard names are stable, nothing accumulates.
+    before = sorted(p.name for p in (sharded / shards.SHARD_DIR).iterdir())
+    assert main(["index", str(sharded), "--allow-invalid"]) == 0
+    assert sorted(p.name for p in (sharded / shards.SHARD_DIR).iterdir()) == before
+
+
+def test_index_check_sees_a_stale_sharded_index_beside_a_current_index_json(sharded, capsys):
+    assert main(["index", "--check", str(sharded)]) == 0
+    root_path = sharded / shards.ROOT_PATH
+    root_path.write_text(root_path.read_text().replace('"cards": 1', '"cards": 2', 1))
+    assert main(["index", "--check", str(sharded)]) == 1
+    err = capsys.readouterr().err
+    assert f"{root_path} is stale" in err and "sharded index" in err, err
+    shutil.rmtree(sharded / "index")  # a tree indexed before shards existed still passes
+    assert main(["index", "--check", str(sharded)]) == 0
+
+
+def test_a_sharded_remote_registry_lists_searches_resolves_pulls_and_loads(sharded, home, monkeypatch):
+    (sharded / INDEX_NAME).unlink()  # so only the shards can answer
+    env = {"REGISTRY_HOME": str(home)}
+    forget_remote_indexes()
+    with nginx(sharded, locations=documented_locations()) as url:
+        proc = run_cli("--registry", url, "list", env=env)
+        assert proc.returncode == 0, proc.stderr
+        assert LENET in proc.stdout and "mindspore/ascend/0.7/ssd_v1_coco2017" in proc.stdout
+        proc = run_cli("--registry", url, "search", "digits", "--task", "classification", "--json", env=env)
+        local = run_cli("--registry", str(MANIFESTS), "search", "digits", "--task", "classification", "--json", env=env)
+        assert proc.returncode == 0 and [r["id"] for r in json.loads(proc.stdout)] == [LENET]
+        assert json.loads(proc.stdout) == json.loads(local.stdout)
+        log_start = len(url.access_log())
+        proc = run_cli("--registry", url, "info", "lenet_digits", env={**env, "REGISTRY_HOME": str(home.parent / "h2")})
+        assert proc.returncode == 0 and LENET in proc.stdout, proc.stderr
+        fetched = [r["path"] for r in url.access_log()[log_start:]]
+        # A fresh cache: the root, the one shard the short name lies in, the card. Nothing else.
+        assert fetched[0] == "/" + shards.ROOT_PATH and len(fetched) == 3, fetched
+        assert fetched[1].startswith("/index/shards/") and fetched[2] == f"/{LENET}.md"
+        # Again with a warm cache: the root is revalidated (304), the shard and the card are not fetched.
+        log_start = len(url.access_log())
+        assert run_cli("--registry", url, "info", LENET, env={**env, "REGISTRY_HOME": str(home.parent / "h2")}).returncode == 0
+        assert [(r["path"], r["status"]) for r in url.access_log()[log_start:]] == [("/" + shards.ROOT_PATH, 304)]
+        forget_remote_indexes()
+        pulled = registry.pull("lenet_digits", registry=url)
+        assert {p.asset.file_format for p in pulled} == {"ckpt", "npz"}
+        net = registry.load("lenet_digits", registry=url)
+    expected = registry.load("lenet_digits", registry=MANIFESTS)
+    assert all(np.array_equal(a.asnumpy(), b.asnumpy())
+               for a, b in zip(net.get_parameters(), expected.get_parameters()))
+    # The server is gone: offline, everything comes from the cache.
+    monkeypatch.setenv("REGISTRY_OFFLINE", "1")
+    forget_remote_indexes()
+    assert registry.load("lenet_digits", registry=url).load_report is not None
+    h2 = {"REGISTRY_HOME": str(home.parent / "h2"), "REGISTRY_OFFLINE": "1"}  # it fetched lenet's shard only
+    proc = run_cli("--registry", url, "info", "lenet_digits", env=h2)
+    assert proc.returncode == 0 and LENET in proc.stdout, proc.stderr
+    proc = run_cli("--registry", url, "info", "ssd_v1_coco2017", env=h2)
+    assert proc.returncode == 6 and "shard" in proc.stderr and "not cached" in proc.stderr, proc.stderr
+
+
+def test_list_limit_stops_fetching_shards_and_works_on_any_registry(sharded, home):
+    forget_remote_indexes()
+    env = {"REGISTRY_HOME": str(home)}
+    with nginx(sharded, locations=documented_locations()) as url:
+        proc = run_cli("--registry", url, "list", "--limit", "1", env=env)
+        fetched = [r["path"] for r in url.access_log()]
+    rows = proc.stdout.splitlines()
+    assert proc.returncode == 0 and rows[0].split() == ["ID", "TASK", "DATASET", "FORMATS", "MINDSPORE"], proc.stdout
+    assert len(rows) == 2 and rows[1].split()[0] == "mindspore/ascend/0.7/ssd_v1_coco2017", proc.stdout  # bucket 0
+    assert fetched == ["/" + shards.ROOT_PATH, f"/{shards.SHARD_DIR}/{json.loads((sharded / shards.ROOT_PATH).read_text())['shards'][0]['sha256']}.json"]
+    local = run_cli("--registry", str(MANIFESTS), "list", "--limit", "1", "--json", env=env)
+    assert local.returncode == 0 and len(json.loads(local.stdout)) == 1
+    none = run_cli("--registry", str(MANIFESTS), "list", "--limit", "0", env=env)
+    assert none.returncode == 0 and none.stdout == "" and "0 models" in none.stderr
+
+
+def test_a_tampered_shard_is_refused_with_exit_4_and_not_cached(sharded, home):
+    root_doc = json.loads((sharded / shards.ROOT_PATH).read_text())
+    bucket = shards.bucket_of("lenet_digits", len(root_doc["shards"]))
+    shard = sharded / shards.SHARD_DIR / f"{root_doc['shards'][bucket]['sha256']}.json"
+    shard.write_text(shard.read_text().replace("lenet_digits.ckpt", "https://evil.example/x.ckpt"))
+    forget_remote_indexes()
+    with nginx(sharded, locations=documented_locations()) as url:
+        proc = run_cli("--registry", url, "info", "lenet_digits", env={"REGISTRY_HOME": str(home)})
+    assert proc.returncode == 4 and "index shard" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert not list(home.glob("registries/*/shards/*.json"))
+
+
+def test_a_registry_that_drops_its_shards_is_read_from_index_json_again(sharded, home):
+    forget_remote_indexes()
+    with nginx(sharded, locations=documented_locations()) as url:
+        assert isinstance(catalog.open_registry(url).index(), shards.ShardedIndex)
+        shutil.rmtree(sharded / "index")
+        forget_remote_indexes()
+        reg = catalog.open_registry(url)
+        assert not isinstance(reg.index(), shards.ShardedIndex) and reg.resolve("lenet_digits").id == LENET
+    forget_remote_indexes()
+
+
+def test_local_listing_uses_a_fresh_index_json_and_else_a_parse_cache_that_sees_edits(tmp_path, home):
+    root = tmp_path / "tree"
+    card = write_card(root, "me/cpu/2.10/tiny")
+    write_card(root, "me/cpu/2.10/other")
+    expected = build_index(root)
+    assert local_index_data(root) == expected
+    assert cache_path(root.resolve()).is_file()
+    # A cached record is used as it is: a planted one shows the cache answered.
+    blob = json.loads(cache_path(root.resolve()).read_text())
+    blob["entries"]["me/cpu/2.10/other.md"][1]["fields"]["summary"] = "from the cache"
+    cache_path(root.resolve()).write_text(json.dumps(blob))
+    assert {r["id"]: r["fields"]["summary"] for r in local_index_data(root)["cards"]}["me/cpu/2.10/other"] == "from the cache"
+    # A changed card (size and mtime) is parsed again.
+    card.write_text(card.read_text().replace("a tiny network for tests", "an edited summary"))
+    summaries = {r["id"]: r["fields"]["summary"] for r in local_index_data(root)["cards"]}
+    assert summaries["me/cpu/2.10/tiny"] == "an edited summary"
+    # A fresh index.json is read instead of any card; an edit after it makes it stale.
+    assert main(["index", str(root), "--allow-invalid"]) == 0
+    (root / INDEX_NAME).write_text((root / INDEX_NAME).read_text().replace("an edited summary", "from index.json"))
+    assert "from index.json" in json.dumps(local_index_data(root))
+    stat = card.stat()
+    os.utime(card, ns=(stat.st_atime_ns, (root / INDEX_NAME).stat().st_mtime_ns + 10**9))
+    assert "from index.json" not in json.dumps(local_index_data(root))
+    # The CLI sees it too.
+    proc = run_cli("--registry", str(root), "search", "edited", env={"REGISTRY_HOME": str(home)})
+    assert proc.returncode == 0 and "me/cpu/2.10/tiny" in proc.stdout
+    reg = catalog.LocalRegistry(root)
+    assert [r["id"] for r in reg.index().records] == ["me/cpu/2.10/other", "me/cpu/2.10/tiny"]
+
+
+def test_parallel_validate_output_is_the_serial_output_on_the_corpus(capsys):
+    corpus = str(require_shared(CORPUS))
+    outputs = []
+    for jobs in (1, 2):
+        code = main(["validate", "--jobs", str(jobs), corpus])
+        outputs.append((capsys.readouterr().out, code))
+    assert outputs[0] == outputs[1]
+    assert outputs[0][0].count("sha256-reused") > 100  # the cross-card rule ran over both cores' cards
+    assert outputs[0][0].count("\n") > 1000
+
+
+def test_validate_jobs_must_be_positive(tmp_path):
+    card = write_card(tmp_path, "me/cpu/2.10/tiny")
+    proc = run_cli("validate", "--jobs", "0", str(card))
+    assert proc.returncode == 2 and "--jobs 0" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_an_unknown_name_fetches_every_shard_for_suggestions_only_in_a_small_registry(sharded, home, monkeypatch):
+    forget_remote_indexes()
+    with nginx(sharded, locations=documented_locations()) as url:
+        with pytest.raises(registry.errors.NotFoundError, match="did you mean lenet_digits"):
+            catalog.open_registry(url).resolve("lenet_digit")
+        monkeypatch.setattr(shards, "SUGGEST_MAX_CARDS", 1)
+        monkeypatch.setenv("REGISTRY_HOME", str(home.parent / "h3"))
+        forget_remote_indexes()
+        with pytest.raises(registry.errors.NotFoundError, match="no model 'lenet_digit'.*`registry list`"):
+            catalog.open_registry(url).resolve("lenet_digit")
+        fetched = [r["path"] for r in url.access_log()]
+    assert fetched.count("/" + shards.ROOT_PATH) == 2 and len(fetched) == 2 + 3 + 1  # 3 shard files, then one
+    forget_remote_indexes()
