@@ -3,6 +3,7 @@
 In a checkout (and an editable install) the package reads them from the project root instead;
 settings.embedded_registry() and settings.schemas_dir() look in both places.
 """
+
 import shutil
 from pathlib import Path
 

@@ -15,6 +15,7 @@ Timings (several rounds, min and median) are for the whole corpus: parsing plus 
 
     .venv/bin/python benchmarks/bench_catalogue.py [--rounds 3] [--corpus PATH]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -73,7 +74,7 @@ def intact(path: Path) -> bool:
     if first < 0 or second < 0:
         return False
     block, inside = [], False
-    for line in (raw.rstrip("\r") for raw in lines[first + 1:second]):
+    for line in (raw.rstrip("\r") for raw in lines[first + 1 : second]):
         if re.match(r"^asset\s*:\s*$", line):
             inside = True
             continue
@@ -87,8 +88,12 @@ def intact(path: Path) -> bool:
         if m:
             keys[m.group(1)].append(m.group(2))
     n = len(keys["file-format"])
-    return (n > 0 and len(keys["asset-link"]) == n == len(keys["asset-sha256"])
-            and all(v.strip("<>") for v in keys["asset-link"]) and all(_HEX8.match(v) for v in keys["asset-sha256"]))
+    return (
+        n > 0
+        and len(keys["asset-link"]) == n == len(keys["asset-sha256"])
+        and all(v.strip("<>") for v in keys["asset-link"])
+        and all(_HEX8.match(v) for v in keys["asset-sha256"])
+    )
 
 
 def timed(fn, rounds: int) -> tuple[float, float]:

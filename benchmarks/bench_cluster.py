@@ -17,6 +17,7 @@ the in-process overhead), against curl --parallel of the 50 files with fsync + s
 Targets: with the cap, 4 connections >= 3.5x one connection; uncapped, registry never slower than its single
 stream (median); warm 50-asset pull <= 60 ms and JOBS=4 <= JOBS=1, and <= 1.2x a warm 1-asset pull.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -68,6 +69,7 @@ def big_contenders(url: str, size: int, reg: Path, base: str):
         def run(out: Path) -> str:
             (item,) = registry_pull(reg, BIG, out, base, connections=n)
             return item.sha256
+
         return run
 
     def curl(out: Path) -> str:
@@ -82,18 +84,45 @@ def big_contenders(url: str, size: int, reg: Path, base: str):
             for k in range(n):
                 part = out / f"part{k}"
                 parts.append(part)
-                args += [*(["--next"] if k else []), "-s", "-f", "-r", f"{k * step}-{min(size, (k + 1) * step) - 1}",
-                         "-o", str(part), url]  # --next: each range applies to its own URL
+                args += [
+                    *(["--next"] if k else []),
+                    "-s",
+                    "-f",
+                    "-r",
+                    f"{k * step}-{min(size, (k + 1) * step) - 1}",
+                    "-o",
+                    str(part),
+                    url,
+                ]  # --next: each range applies to its own URL
             subprocess.run(["curl", "--no-progress-meter", "--parallel", "--parallel-max", str(n), *args], check=True)
             return fsync_hash(parts)
+
         return run
 
     def aria2(n):
         def run(out: Path) -> str:
             out.mkdir()
-            subprocess.run(["aria2c", "-q", "-x", str(n), "-s", str(n), "--min-split-size=1M", "--allow-overwrite=true",
-                            "--file-allocation=none", "-d", str(out), "-o", "big.bin", url], check=True)
+            subprocess.run(
+                [
+                    "aria2c",
+                    "-q",
+                    "-x",
+                    str(n),
+                    "-s",
+                    str(n),
+                    "--min-split-size=1M",
+                    "--allow-overwrite=true",
+                    "--file-allocation=none",
+                    "-d",
+                    str(out),
+                    "-o",
+                    "big.bin",
+                    url,
+                ],
+                check=True,
+            )
             return fsync_hash([out / "big.bin"])
+
         return run
 
     yield "registry x1", reg_n(1)
@@ -145,11 +174,12 @@ def measure_many(site: Path, tmp: Path, reg: Path, rounds: int, digests: dict[st
 
     results: dict[str, list[float]] = {}
     with nginx(site) as base:
+
         def add(name, seconds):
             results.setdefault(name, []).append(seconds * 1000)
 
         for r in range(rounds):
-            for jobs in ((1, 4) if r % 2 == 0 else (4, 1)):  # alternating: the second one runs on a busier disk
+            for jobs in (1, 4) if r % 2 == 0 else (4, 1):  # alternating: the second one runs on a busier disk
                 home = tmp / f"home-{jobs}"
                 began = time.perf_counter()
                 items = registry_pull(reg, MANY, home, base, jobs=jobs)
@@ -175,8 +205,9 @@ def measure_many(site: Path, tmp: Path, reg: Path, rounds: int, digests: dict[st
                 args = []
                 for name in digests:
                     args += ["-o", str(out / name), base + name]
-                subprocess.run(["curl", "-s", "-f", "--no-progress-meter", "--parallel", "--parallel-max", "4", *args],
-                               check=True)
+                subprocess.run(
+                    ["curl", "-s", "-f", "--no-progress-meter", "--parallel", "--parallel-max", "4", *args], check=True
+                )
                 for name, d in digests.items():
                     if fsync_hash([out / name]) != d:
                         raise SystemExit(f"curl: {name} has the wrong sha256")
@@ -190,7 +221,10 @@ def table(title: str, results: dict, unit: str, best=max) -> None:
     print(f"\n{title}")
     print(f"{'contender':28s} {'best ' + unit:>10s} {'median':>8s}   rounds")
     for name, values in results.items():
-        print(f"{name:28s} {best(values):10.1f} {statistics.median(values):8.1f}   " + " ".join(f"{v:.1f}" for v in values))
+        print(
+            f"{name:28s} {best(values):10.1f} {statistics.median(values):8.1f}   "
+            + " ".join(f"{v:.1f}" for v in values)
+        )
 
 
 def main(argv=None) -> int:
@@ -207,8 +241,10 @@ def main(argv=None) -> int:
         return 0
     size = args.size_mib << 20
     ok = True
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cpus, {args.rounds} rounds, "
-          f"one asset of {size / 1e6:.0f} MB; REGISTRY_RANGE_CHUNK 16 MiB, threshold 64 MiB")
+    print(
+        f"python {sys.version.split()[0]}, {os.cpu_count()} cpus, {args.rounds} rounds, "
+        f"one asset of {size / 1e6:.0f} MB; REGISTRY_RANGE_CHUNK 16 MiB, threshold 64 MiB"
+    )
     with tempfile.TemporaryDirectory(prefix="bench-cluster-") as tmp:
         tmp = Path(tmp)
         site = tmp / "site"
@@ -226,17 +262,24 @@ def main(argv=None) -> int:
 
         for cap in (args.cap, None):
             res = measure_big(site, tmp, reg, size, digest, args.rounds, cap)
-            table(f"one {size / 1e6:.0f} MB asset, " + (f"limit_rate {cap} per connection" if cap else "no cap"),
-                  res, "MB/s")
+            table(
+                f"one {size / 1e6:.0f} MB asset, " + (f"limit_rate {cap} per connection" if cap else "no cap"),
+                res,
+                "MB/s",
+            )
             med = {k: statistics.median(v) for k, v in res.items()}
             if cap:
                 ratio = med["registry x4"] / med["registry x1"]
                 ok &= ratio >= 3.5
-                print(f"registry x4 / x1 (median): {ratio:.2f}x (target >= 3.5x: {'ok' if ratio >= 3.5 else 'BELOW TARGET'})")
+                print(
+                    f"registry x4 / x1 (median): {ratio:.2f}x (target >= 3.5x: {'ok' if ratio >= 3.5 else 'BELOW TARGET'})"
+                )
             else:
                 ratio = med["registry x4"] / med["registry x1"]
                 ok &= ratio >= 1.0
-                print(f"registry x4 / x1 (median): {ratio:.2f}x (target >= 1.0x: {'ok' if ratio >= 1.0 else 'BELOW TARGET'})")
+                print(
+                    f"registry x4 / x1 (median): {ratio:.2f}x (target >= 1.0x: {'ok' if ratio >= 1.0 else 'BELOW TARGET'})"
+                )
             for ref in ("curl", "curl --parallel 4", "aria2c -x4"):
                 if ref in med:
                     print(f"registry x4 / {ref} (median): {med['registry x4'] / med[ref]:.2f}x")
@@ -244,15 +287,19 @@ def main(argv=None) -> int:
         table("a model of 50 assets of 64 KiB, in process (ms)", many, "ms", best=min)
         med = {k: statistics.median(v) for k, v in many.items()}
         warm1, warm4, one = med["warm 50, JOBS=1"], med["warm 50, JOBS=4"], med["warm 1, JOBS=1"]
-        for name, good in ((f"warm 50 JOBS=1 {warm1:.1f} ms <= 60 ms", warm1 <= 60),
-                           (f"warm 50 JOBS=4 {warm4:.1f} ms <= 60 ms", warm4 <= 60),
-                           (f"warm 50 JOBS=4 / JOBS=1 {warm4 / warm1:.2f}x <= 1.0x (+5% noise)", warm4 <= warm1 * 1.05),
-                           (f"warm 50 / warm 1 {warm1 / one:.2f}x <= 1.2x", warm1 <= one * 1.2)):
+        for name, good in (
+            (f"warm 50 JOBS=1 {warm1:.1f} ms <= 60 ms", warm1 <= 60),
+            (f"warm 50 JOBS=4 {warm4:.1f} ms <= 60 ms", warm4 <= 60),
+            (f"warm 50 JOBS=4 / JOBS=1 {warm4 / warm1:.2f}x <= 1.0x (+5% noise)", warm4 <= warm1 * 1.05),
+            (f"warm 50 / warm 1 {warm1 / one:.2f}x <= 1.2x", warm1 <= one * 1.2),
+        ):
             ok &= good
             print(f"{name}: {'ok' if good else 'BELOW TARGET'}")
         if "curl --parallel 4, cold 50" in med:
-            print(f"cold 50 JOBS=4 / curl --parallel 4 (median time): "
-                  f"{med['cold 50, JOBS=4'] / med['curl --parallel 4, cold 50']:.2f}x")
+            print(
+                f"cold 50 JOBS=4 / curl --parallel 4 (median time): "
+                f"{med['cold 50, JOBS=4'] / med['curl --parallel 4, cold 50']:.2f}x"
+            )
     return 0 if ok else 1
 
 

@@ -14,6 +14,7 @@ Rows (medians of --repeat runs):
   once cached) and the card.
 Targets: index under 3 s; warm resolution under 50 ms.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -71,11 +72,17 @@ def main() -> int:
     by_name: dict[str, list[str]] = {}
     for card in index_data["cards"]:
         by_name.setdefault(card["id"].rsplit("/", 1)[-1], []).append(card["id"])
-    short = next(n for n, ids in sorted(by_name.items()) if len(ids) == 1 and not next(
-        c for c in index_data["cards"] if c["id"] == ids[0])["problems"])
+    short = next(
+        n
+        for n, ids in sorted(by_name.items())
+        if len(ids) == 1 and not next(c for c in index_data["cards"] if c["id"] == ids[0])["problems"]
+    )
     full = next(c["id"] for c in index_data["cards"] if not c["problems"] and c["id"].startswith("mindspore/1.10/"))
-    shared = "resnet50_imagenet2012" if len(by_name.get("resnet50_imagenet2012", ())) > 1 else max(
-        by_name, key=lambda n: (len(by_name[n]), n))
+    shared = (
+        "resnet50_imagenet2012"
+        if len(by_name.get("resnet50_imagenet2012", ())) > 1
+        else max(by_name, key=lambda n: (len(by_name[n]), n))
+    )
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-index-") as tmp:
@@ -98,8 +105,11 @@ def main() -> int:
             remote.resolve(short), remote.resolve(full)
             local = LocalRegistry(corpus)
             local.ids()
-            for label, name in (("short name", short), ("full id", full),
-                                (f"shared name, {len(by_name[shared])} ids", shared)):
+            for label, name in (
+                ("short name", short),
+                ("full id", full),
+                (f"shared name, {len(by_name[shared])} ids", shared),
+            ):
                 t_remote = timed(lambda name=name: HttpRegistry(server.url).resolve(name), args.repeat * 20)
                 t_local = timed(lambda name=name: local.resolve(name), args.repeat * 20)
                 rows.append((f"resolve {label} (remote, warm)", t_remote, t_local, RESOLVE_TARGET))
@@ -112,15 +122,20 @@ def main() -> int:
     header = f"{'operation':<42} {'median':>10} {'reference':>10} {'ratio':>7} {'target':>9}  ok"
     print(header)
     print("-" * len(header))
-    table = [("index corpus (build + dump)", t_index, t_floor, INDEX_TARGET), *rows,
-             ("first use, index cached (304)", t_first_cached, None, None),
-             ("first use, nothing cached", t_first, None, None)]
+    table = [
+        ("index corpus (build + dump)", t_index, t_floor, INDEX_TARGET),
+        *rows,
+        ("first use, index cached (304)", t_first_cached, None, None),
+        ("first use, nothing cached", t_first, None, None),
+    ]
     failed = False
     for label, value, ref, target in table:
         ok = "" if target is None else ("yes" if value < target else "NO")
         failed |= ok == "NO"
-        print(f"{label:<42} {value * 1000:>8.2f}ms {'' if ref is None else f'{ref * 1000:>8.2f}ms':>10} "
-              f"{'' if ref is None else f'{value / ref:>6.2f}x':>7} {'' if target is None else f'{target * 1000:>7.0f}ms':>9}  {ok}")
+        print(
+            f"{label:<42} {value * 1000:>8.2f}ms {'' if ref is None else f'{ref * 1000:>8.2f}ms':>10} "
+            f"{'' if ref is None else f'{value / ref:>6.2f}x':>7} {'' if target is None else f'{target * 1000:>7.0f}ms':>9}  {ok}"
+        )
     print("\nreferences: index vs reading + hashing every card file; remote resolve vs the local registry")
     return 1 if failed else 0
 

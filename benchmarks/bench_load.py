@@ -17,6 +17,7 @@ Target: registry.load at most 1.2x the bare time of the same format (medians). I
 match spared the re-hash; hashing every byte parsed costs about 10% here (hash+bare shows it), and the
 private copy little more.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,11 +55,15 @@ def write_checkpoint(path: Path, file_format: str = "ckpt") -> None:
 
     net = ssd300_mobilenetv2()
     entries = [{"name": "network." + p.name, "data": p.data} for p in net.get_parameters()]
-    entries += [{"name": "moments.network." + p.name, "data": ms.Tensor(np.zeros(p.shape, np.float32))}
-                for p in net.trainable_params()]
-    entries += [{"name": "learning_rate", "data": ms.Tensor(np.linspace(0.05, 0, 229000, dtype=np.float32))},
-                {"name": "momentum", "data": ms.Tensor(np.float32(0.9))},
-                {"name": "global_step", "data": ms.Tensor(np.array([1], np.int32))}]
+    entries += [
+        {"name": "moments.network." + p.name, "data": ms.Tensor(np.zeros(p.shape, np.float32))}
+        for p in net.trainable_params()
+    ]
+    entries += [
+        {"name": "learning_rate", "data": ms.Tensor(np.linspace(0.05, 0, 229000, dtype=np.float32))},
+        {"name": "momentum", "data": ms.Tensor(np.float32(0.9))},
+        {"name": "global_step", "data": ms.Tensor(np.array([1], np.int32))},
+    ]
     ms.save_checkpoint(entries, str(path), format=file_format)
 
 
@@ -139,14 +144,18 @@ def main() -> int:
                 hash_file(path)
                 return bare()
 
-            variants = [("registry.load", via_registry), ("bare", bare), ("hash+bare", hash_then_bare),
-                        ("registry.load st", partial(via_registry, ST_CARD_ID)),
-                        ("bare st", partial(bare, st_path, "safetensors"))]
+            variants = [
+                ("registry.load", via_registry),
+                ("bare", bare),
+                ("hash+bare", hash_then_bare),
+                ("registry.load st", partial(via_registry, ST_CARD_ID)),
+                ("bare st", partial(bare, st_path, "safetensors")),
+            ]
             for _, fn in variants:
                 fn()  # warm imports and the OS page cache
             times: dict[str, list[float]] = {label: [] for label, _ in variants}
             for i in range(args.repeat):
-                for label, fn in variants[i % len(variants):] + variants[:i % len(variants)]:  # rotate who goes first
+                for label, fn in variants[i % len(variants) :] + variants[: i % len(variants)]:  # rotate who goes first
                     gc.collect()
                     start = time.perf_counter()
                     fn()
@@ -156,11 +165,15 @@ def main() -> int:
             httpd.server_close()
 
     base = statistics.median(times["bare"])
-    print(f"SSD300 checkpoint {size / 2**20:.1f} MiB, {args.repeat} repeats, warm cache, MindSpore {mindspore.__version__}")
+    print(
+        f"SSD300 checkpoint {size / 2**20:.1f} MiB, {args.repeat} repeats, warm cache, MindSpore {mindspore.__version__}"
+    )
     print("(st: the same entries as safetensors; ratio: against bare ckpt)")
     print(f"{'variant':<18}{'median s':>10}{'min s':>10}{'ratio':>8}")
     for label, values in times.items():
-        print(f"{label:<18}{statistics.median(values):>10.3f}{min(values):>10.3f}{statistics.median(values) / base:>8.2f}")
+        print(
+            f"{label:<18}{statistics.median(values):>10.3f}{min(values):>10.3f}{statistics.median(values) / base:>8.2f}"
+        )
     ok = True
     for fmt, suffix in (("ckpt", ""), ("safetensors", " st")):
         ratio = statistics.median(times["registry.load" + suffix]) / statistics.median(times["bare" + suffix])

@@ -18,6 +18,7 @@ Reference libraries that are not installed are skipped with a line saying so
 Speeds are MB/s (10^6 bytes/s) of the best repeat (the machine is shared; the best is the least disturbed),
 with the median beside it. Targets: registry >= 0.9x curl+hash, >= 3x huggingface_hub, >= 5x pooch.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,7 +55,7 @@ def make_file(path: Path, size: int) -> None:
     chunk = os.urandom(1 << 20)
     with open(path, "wb") as fh:
         for i in range(size >> 20):
-            fh.write(chunk[i % 251:] + chunk[:i % 251])  # distinct MiBs without generating 1 GiB of randomness
+            fh.write(chunk[i % 251 :] + chunk[: i % 251])  # distinct MiBs without generating 1 GiB of randomness
 
 
 def contenders(url: str, digest: str, reg: Path, work: Path):
@@ -149,8 +150,10 @@ def main(argv=None) -> int:
             for name, fn in runs:
                 if isinstance(fn, str):
                     skipped[name] = fn
-            print(f"pull of a {size / 1e6:.0f} MB file from nginx on 127.0.0.1, {args.repeat} repeats, "
-                  f"python {sys.version.split()[0]}, {os.cpu_count()} cpus")
+            print(
+                f"pull of a {size / 1e6:.0f} MB file from nginx on 127.0.0.1, {args.repeat} repeats, "
+                f"python {sys.version.split()[0]}, {os.cpu_count()} cpus"
+            )
             for rep in range(args.repeat):
                 # A new order each repeat: on this VM a run right after curl+hash is measurably slower, whoever it is.
                 order = list(runs)
@@ -177,8 +180,9 @@ def main(argv=None) -> int:
     print(f"{'contender':18s} {'best MB/s':>10s} {'median':>8s}   runs")
     for name in [n for n, _ in runs if n in results]:
         speeds = results[name]
-        print(f"{name:18s} {max(speeds):10.0f} {statistics.median(speeds):8.0f}   "
-              + " ".join(f"{s:.0f}" for s in speeds))
+        print(
+            f"{name:18s} {max(speeds):10.0f} {statistics.median(speeds):8.0f}   " + " ".join(f"{s:.0f}" for s in speeds)
+        )
     for name, why in skipped.items():
         print(f"skip {name}: {why}")
     best = {name: max(speeds) for name, speeds in results.items()}
@@ -191,11 +195,15 @@ def main(argv=None) -> int:
                 ratio = best["registry"] / best[ref]
                 verdict = "ok" if ratio >= target else "BELOW TARGET"
                 ok &= ratio >= target
-                print(f"registry / {ref:15s} {ratio:5.2f}x {median['registry'] / median[ref]:6.2f}x   "
-                      f"(target >= {target}x on the best: {verdict})")
+                print(
+                    f"registry / {ref:15s} {ratio:5.2f}x {median['registry'] / median[ref]:6.2f}x   "
+                    f"(target >= {target}x on the best: {verdict})"
+                )
         if "registry-inline" in best:
-            print(f"registry / registry-inline {best['registry'] / best['registry-inline']:5.2f}x "
-                  f"{median['registry'] / median['registry-inline']:6.2f}x   (hash thread vs hashing on the reading thread)")
+            print(
+                f"registry / registry-inline {best['registry'] / best['registry-inline']:5.2f}x "
+                f"{median['registry'] / median['registry-inline']:6.2f}x   (hash thread vs hashing on the reading thread)"
+            )
     return 0 if ok else 1
 
 

@@ -20,6 +20,7 @@ the bytes counted (nginx's body bytes for that run) are those of a first use. Ro
 - validate --jobs 1 and --jobs 2, time and peak RSS (the largest process, and all processes summed);
   baseline: the bare CSafeLoader + is_valid loop of bench_validate.py (one process).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,13 +41,15 @@ DEFAULT_CORPUS = ROOT.parent / "shared" / "corpus" / "mindspore-hub"
 WORD = "resnet"
 
 BARE_GET = "import sys, requests; r = requests.get(sys.argv[1], timeout=30); sys.exit(r.status_code != 200)"
-BARE_LIST = ("import json, sys; d = json.load(open(sys.argv[1], encoding='utf-8')); "
-             "print(sum(1 for r in d['cards'] if 'resnet' in r['id']))")
+BARE_LIST = (
+    "import json, sys; d = json.load(open(sys.argv[1], encoding='utf-8')); "
+    "print(sum(1 for r in d['cards'] if 'resnet' in r['id']))"
+)
 
 
 def locations() -> str:
     text = (ROOT / "docs" / "nginx.conf").read_text()
-    return text[text.index("# --- registry locations ---"):text.index("# --- end of registry locations ---")]
+    return text[text.index("# --- registry locations ---") : text.index("# --- end of registry locations ---")]
 
 
 # --------------------------------------------------------------------------- building the trees
@@ -57,9 +60,12 @@ def counts_of(cards: list[dict]) -> tuple[dict, dict]:
     for r in cards:
         by_name.setdefault(r["id"].rsplit("/", 1)[-1], []).append(r["id"])
     collisions = {n: ids for n, ids in by_name.items() if len(ids) > 1}
-    return collisions, {"cards": len(cards), "invalid": sum(1 for c in cards if c["problems"]),
-                        "translations": sum(len(c.get("translations", ())) for c in cards),
-                        "collisions": len(collisions)}
+    return collisions, {
+        "cards": len(cards),
+        "invalid": sum(1 for c in cards if c["problems"]),
+        "translations": sum(len(c.get("translations", ())) for c in cards),
+        "collisions": len(collisions),
+    }
 
 
 def write_tree_index(root: Path, cards: list[dict]) -> None:
@@ -118,9 +124,21 @@ def build_trees(corpus: Path, work: Path, synthetic: int) -> dict[str, Path]:
         t = templates[n % len(templates)]
         name = f"{t['id'].rsplit('/', 1)[-1]}_g{n}"
         card_id = f"gen{n % 997}/{t['fields'].get('mindspore-version', '1.8')}/{name}"
-        cards.append({"id": card_id, "path": card_id + ".md", "sha256": t["sha256"], "size": t["size"],
-                      "fields": {k: v for k, v in t["fields"].items() if k in ("model-name", "module-type", "train-dataset", "mindspore-version")},
-                      "assets": t["assets"][:1], "problems": []})
+        cards.append(
+            {
+                "id": card_id,
+                "path": card_id + ".md",
+                "sha256": t["sha256"],
+                "size": t["size"],
+                "fields": {
+                    k: v
+                    for k, v in t["fields"].items()
+                    if k in ("model-name", "module-type", "train-dataset", "mindspore-version")
+                },
+                "assets": t["assets"][:1],
+                "problems": [],
+            }
+        )
     write_tree_index(m, cards)
     # index.json alone (the format before shards): the same cards, the index/ directory absent.
     for name in ("x1", "x16"):
@@ -155,8 +173,9 @@ def run(cmd: list[str], env: dict | None = None, ok=(0,)) -> tuple[float, int, s
     import psutil
 
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, **(env or {})})
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})}
+    )
     peak_sum = [0]
 
     def poll():
@@ -201,8 +220,11 @@ def main() -> int:
         t0 = time.perf_counter()
         trees = build_trees(args.corpus.resolve(), work, args.synthetic)
         built = time.perf_counter() - t0
-        lookup_id = next(r["id"] for r in json.loads((trees["1x"] / "index.json").read_text())["cards"]
-                         if r["sha256"] and not r["problems"])
+        lookup_id = next(
+            r["id"]
+            for r in json.loads((trees["1x"] / "index.json").read_text())["cards"]
+            if r["sha256"] and not r["problems"]
+        )
         SHORT = short_name_with_a_choice(trees["1x"])
         results: dict[tuple[str, str], list[tuple[float, int, int]]] = {}
         notes = []
@@ -227,7 +249,9 @@ def main() -> int:
             for scale, path in trees.items():
                 servers[scale] = stack.enter_context(nginx(path, locations=locations()))
             for name in ("1x", "16x"):
-                servers[f"{name} index.json"] = stack.enter_context(nginx(work / f"x{name[:-1]}-single", locations=locations()))
+                servers[f"{name} index.json"] = stack.enter_context(
+                    nginx(work / f"x{name[:-1]}-single", locations=locations())
+                )
             for rnd in range(args.rounds):
                 for scale in ("1x", "16x", "1M"):
                     url = servers[scale]
@@ -240,8 +264,13 @@ def main() -> int:
                     if scale != "1M" or rnd == 0:  # the whole 1M index: once
                         remote(url, "search", WORD, scale=scale, row=f"remote search {WORD}")
                     if scale != "1M":
-                        remote(servers[f"{scale} index.json"], "info", lookup_id, scale=scale,
-                               row="remote info ID, index.json only")
+                        remote(
+                            servers[f"{scale} index.json"],
+                            "info",
+                            lookup_id,
+                            scale=scale,
+                            row="remote info ID, index.json only",
+                        )
         # Local listing: a second run (the first one wrote the parse cache), fresh index.json or cache.
         for scale in ("1x", "16x"):
             tree = trees[scale]
@@ -270,25 +299,50 @@ def main() -> int:
                 wall, rss, _ = run([py, "-c", BARE, str(trees[scale]), schema, "first"])
                 record(scale, "bare: CSafeLoader + is_valid loop", wall, rss)
                 for jobs in (1, 2):
-                    wall, rss, out = run([py, "-m", "registry", "validate", "--jobs", str(jobs), str(trees[scale])],
-                                         ok=(0, 1))
+                    wall, rss, out = run(
+                        [py, "-m", "registry", "validate", "--jobs", str(jobs), str(trees[scale])], ok=(0, 1)
+                    )
                     record(scale, f"validate --jobs {jobs}", wall, rss)
                     outputs[(scale, jobs)] = out
             same = outputs[(scale, 1)] == outputs[(scale, 2)]
-            notes.append(f"validate {scale}: --jobs 2 output {'byte-identical to' if same else 'DIFFERS from'} --jobs 1 "
-                         f"({outputs[(scale, 1)].count(chr(10)):,} lines)")
+            notes.append(
+                f"validate {scale}: --jobs 2 output {'byte-identical to' if same else 'DIFFERS from'} --jobs 1 "
+                f"({outputs[(scale, 1)].count(chr(10)):,} lines)"
+            )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    print(f"trees built in {built:.1f} s ({args.synthetic:,} cards for 1M); {args.rounds} rounds (16x validate and 1M search: 1); {os.cpu_count()} CPUs, "
-          f"load average {os.getloadavg()[0]:.1f}; looked up: {lookup_id}, {SHORT}")
-    stats = {k: (min(v[0] for v in vs), statistics.median(v[0] for v in vs), max(v[1] for v in vs),
-                 statistics.median(v[2] for v in vs)) for k, vs in results.items()}
-    print(f"\n{'scale':5} {'command':48} {'min s':>7} {'med s':>7} {'x 1x':>6} {'x bare':>7} {'bytes fetched':>14} {'peak RSS MiB (all)':>18}")
-    bare_of = {"remote": "bare: python + requests GET of the card", "local": "bare: python + json.load(index.json) + filter",
-               "validate": "bare: CSafeLoader + is_valid loop"}
+    print(
+        f"trees built in {built:.1f} s ({args.synthetic:,} cards for 1M); {args.rounds} rounds (16x validate and 1M search: 1); {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.1f}; looked up: {lookup_id}, {SHORT}"
+    )
+    stats = {
+        k: (
+            min(v[0] for v in vs),
+            statistics.median(v[0] for v in vs),
+            max(v[1] for v in vs),
+            statistics.median(v[2] for v in vs),
+        )
+        for k, vs in results.items()
+    }
+    print(
+        f"\n{'scale':5} {'command':48} {'min s':>7} {'med s':>7} {'x 1x':>6} {'x bare':>7} {'bytes fetched':>14} {'peak RSS MiB (all)':>18}"
+    )
+    bare_of = {
+        "remote": "bare: python + requests GET of the card",
+        "local": "bare: python + json.load(index.json) + filter",
+        "validate": "bare: CSafeLoader + is_valid loop",
+    }
     for (scale, row), (wmin, wmed, rss, sent) in stats.items():
-        kind = "remote" if row.startswith("remote") else "local" if row.startswith("local") else "validate" if row.startswith("validate") else None
+        kind = (
+            "remote"
+            if row.startswith("remote")
+            else "local"
+            if row.startswith("local")
+            else "validate"
+            if row.startswith("validate")
+            else None
+        )
         base1 = stats.get(("1x", row))
         bare = stats.get((scale, bare_of[kind])) if kind else None
         x1 = f"{wmin / base1[0]:6.2f}" if base1 else ""
@@ -305,16 +359,26 @@ def main() -> int:
     for scale in ("16x", "1M"):
         for row in ("remote info ID", "remote info SHORT"):
             r = ratio((scale, row), ("1x", row))
-            checks.append(f"{row} at {scale}: {r:.2f}x the 1x time (target <= 1.2x): {'met' if r <= 1.2 else 'MISSED'}; "
-                          f"{stats[(scale, row)][3]:,} bytes fetched")
+            checks.append(
+                f"{row} at {scale}: {r:.2f}x the 1x time (target <= 1.2x): {'met' if r <= 1.2 else 'MISSED'}; "
+                f"{stats[(scale, row)][3]:,} bytes fetched"
+            )
     r = ratio(("16x", "local list, fresh index.json"), ("16x", bare_of["local"]))
-    checks.append(f"local list at 16x, fresh index.json: {r:.2f}x bare json.load + filter (target <= 2x): {'met' if r <= 2 else 'MISSED'}")
+    checks.append(
+        f"local list at 16x, fresh index.json: {r:.2f}x bare json.load + filter (target <= 2x): {'met' if r <= 2 else 'MISSED'}"
+    )
     r = ratio(("16x", "local list, parse cache"), ("16x", bare_of["local"]))
-    checks.append(f"local list at 16x, parse cache: {r:.2f}x bare json.load + filter (target <= 2x): {'met' if r <= 2 else 'MISSED'}")
+    checks.append(
+        f"local list at 16x, parse cache: {r:.2f}x bare json.load + filter (target <= 2x): {'met' if r <= 2 else 'MISSED'}"
+    )
     rss = stats[("16x", "validate --jobs 2")][2] / 1024
-    checks.append(f"validate 16x peak RSS, all processes: {rss:.0f} MiB (target <= 120): {'met' if rss <= 120 else 'MISSED'}")
+    checks.append(
+        f"validate 16x peak RSS, all processes: {rss:.0f} MiB (target <= 120): {'met' if rss <= 120 else 'MISSED'}"
+    )
     r = ratio(("16x", "validate --jobs 2"), ("16x", bare_of["validate"]))
-    checks.append(f"validate 16x, 2 jobs: {r:.2f}x the single-core bare loop (target <= 0.8x): {'met' if r <= 0.8 else 'MISSED'}")
+    checks.append(
+        f"validate 16x, 2 jobs: {r:.2f}x the single-core bare loop (target <= 0.8x): {'met' if r <= 0.8 else 'MISSED'}"
+    )
     r = ratio(("1x", "validate --jobs 2"), ("1x", bare_of["validate"]))
     checks.append(f"validate 1x, 2 jobs: {r:.2f}x bare (target <= 1.3x): {'met' if r <= 1.3 else 'MISSED'}")
     print("\n".join(checks))

@@ -9,6 +9,7 @@ Rows (min and median of --repeat runs):
 - render + write: `write_site` into a fresh directory (each file written atomically).
 The size of the list page is printed too (the target is under 2 MB).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,9 +48,11 @@ def main() -> int:
     corpus = args.corpus.resolve()
     with tempfile.TemporaryDirectory(prefix="bench-site-") as tmp:
         outs = iter(range(args.repeat))
-        rows = [("index (reference)", rounds(lambda: build_index(corpus), args.repeat)),
-                ("render", rounds(lambda: render_site(corpus), args.repeat)),
-                ("render + write", rounds(lambda: write_site(corpus, Path(tmp, str(next(outs)))), args.repeat))]
+        rows = [
+            ("index (reference)", rounds(lambda: build_index(corpus), args.repeat)),
+            ("render", rounds(lambda: render_site(corpus), args.repeat)),
+            ("render + write", rounds(lambda: write_site(corpus, Path(tmp, str(next(outs)))), args.repeat)),
+        ]
         size = Path(tmp, "0", "index.html").stat().st_size
         pages = sum(1 for _ in Path(tmp, "0").rglob("*.html")) - 1
     print(f"corpus {corpus}: {pages} model pages, list page {size:,} bytes; {args.repeat} rounds")

@@ -14,6 +14,7 @@ Targets (the issue): validate no more than 2x the baseline, and under 2 s wall o
 
     .venv/bin/python benchmarks/bench_validate.py [--rounds 5] [--corpus PATH]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -101,11 +102,15 @@ def main() -> int:
 
     files, cards, _ = outputs["bare loop: CSafeLoader + is_valid"].split()
     summary = outputs["registry validate"].strip().splitlines()[-1]
-    print(f"corpus: {corpus} ({files} .md files, {cards} parsed by plain YAML); {args.rounds} cold runs each; "
-          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"corpus: {corpus} ({files} .md files, {cards} parsed by plain YAML); {args.rounds} cold runs each; "
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
+    )
     print(f"validate says: {summary}\n")
-    stats = {name: (min(w for w, _ in r), statistics.median(w for w, _ in r), statistics.median(c for _, c in r))
-             for name, r in results.items()}
+    stats = {
+        name: (min(w for w, _ in r), statistics.median(w for w, _ in r), statistics.median(c for _, c in r))
+        for name, r in results.items()
+    }
     ref_names = ["bare loop: CSafeLoader + iter_errors", "bare loop: CSafeLoader + is_valid"]
     cheapest = min(ref_names, key=lambda n: stats[n][0])
     print(f"{'run':40} {'min wall s':>10} {'median wall s':>14} {'median cpu s':>13} {'x baseline (min wall)':>22}")
@@ -115,9 +120,11 @@ def main() -> int:
     ratio = stats["registry validate"][0] / stats[cheapest][0]
     cpu_ratio = stats["registry validate"][2] / stats[cheapest][2]
     wall = stats["registry validate"][0]
-    print(f"\nvalidate / {cheapest.split(': ')[1]} baseline: {ratio:.2f}x wall, {cpu_ratio:.2f}x cpu "
-          f"(target <= 2x: {'met' if ratio <= 2 else 'MISSED'}); "
-          f"validate wall {wall:.2f} s (target < 2 s: {'met' if wall < 2 else 'MISSED'})")
+    print(
+        f"\nvalidate / {cheapest.split(': ')[1]} baseline: {ratio:.2f}x wall, {cpu_ratio:.2f}x cpu "
+        f"(target <= 2x: {'met' if ratio <= 2 else 'MISSED'}); "
+        f"validate wall {wall:.2f} s (target < 2 s: {'met' if wall < 2 else 'MISSED'})"
+    )
     return 0
 
 

@@ -9,11 +9,24 @@
 The public functions are imported on first use so that `import registry` stays light
 (MindSpore is imported only when a network is built).
 """
+
 from __future__ import annotations
 
 __version__ = "0.1.0"
-_ERRORS = ("RegistryError", "UsageError", "MissingFileError", "CardError", "NotFoundError", "IntegrityError",
-           "TransferError", "OfflineError", "LoadError", "RegistryWarning", "CardWarning", "PrefixWarning")
+_ERRORS = (
+    "RegistryError",
+    "UsageError",
+    "MissingFileError",
+    "CardError",
+    "NotFoundError",
+    "IntegrityError",
+    "TransferError",
+    "OfflineError",
+    "LoadError",
+    "RegistryWarning",
+    "CardWarning",
+    "PrefixWarning",
+)
 _LAZY = {
     "resolve": ("catalog", "resolve"),
     "pull": ("transfer", "pull"),

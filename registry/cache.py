@@ -49,6 +49,7 @@ Others may be able to write inside HOME (a shared cache, a home under /tmp), so:
   their writer: view ones by the next link or `rm`, stamp and partial-metadata ones by the next fetch of that
   blob or `cache prune`.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -107,8 +108,10 @@ def hash_file(path: str | os.PathLike, length: int | None = None, digest=None, c
                     try:
                         copy_to.write(view[:n])  # a buffered file: all of it, or an error
                     except OSError as exc:
-                        raise UsageError(f"cannot write a copy of {path} to {copy_to.name}: {exc.strerror or exc}; "
-                                         "free some space there or set TMPDIR to a roomier directory") from None
+                        raise UsageError(
+                            f"cannot write a copy of {path} to {copy_to.name}: {exc.strerror or exc}; "
+                            "free some space there or set TMPDIR to a roomier directory"
+                        ) from None
                 size += n
     except IsADirectoryError:
         raise UsageError(f"{path}: is a directory; give a file to hash") from None
@@ -135,8 +138,10 @@ def _private_parent(need: int) -> str:
         if st.f_bavail * st.f_frsize >= need + _ROOM:
             return parent
         tried.append(f"{parent} ({st.f_bavail * st.f_frsize:,} bytes free)")
-    raise UsageError(f"no room for a private copy of {need:,} bytes to verify and load (tried {', '.join(tried)}): "
-                     "free some space or set TMPDIR to a roomier directory")
+    raise UsageError(
+        f"no room for a private copy of {need:,} bytes to verify and load (tried {', '.join(tried)}): "
+        "free some space or set TMPDIR to a roomier directory"
+    )
 
 
 def _sweep_verified(parent: str) -> None:
@@ -186,8 +191,10 @@ def verified_copy(blob: Path, digest: str, name: str):
             try:
                 out.flush()
             except OSError as exc:
-                raise UsageError(f"cannot write a copy of {blob} to {target}: {exc.strerror or exc}; "
-                                 "free some space there or set TMPDIR to a roomier directory") from None
+                raise UsageError(
+                    f"cannot write a copy of {blob} to {target}: {exc.strerror or exc}; "
+                    "free some space there or set TMPDIR to a roomier directory"
+                ) from None
         if os.path.getsize(target) != copied:  # never hand a parser a copy cut short
             raise UsageError(f"the private copy {target} of {blob} is incomplete: free some space there or set TMPDIR")
         yield target if actual == digest else None
@@ -268,23 +275,32 @@ def _read_json(path: Path | str, dir_fd: int | None = None, limit: int = 16 << 2
 
 def plain_name(name) -> bool:
     """Whether `name` from a record can only name a file inside its directory."""
-    return (isinstance(name, str) and name not in ("", ".", "..") and "/" not in name and "\\" not in name
-            and not any(ord(c) < 32 or c == "\x7f" for c in name) and len(name.encode("utf-8", "replace")) <= 255)
+    return (
+        isinstance(name, str)
+        and name not in ("", ".", "..")
+        and "/" not in name
+        and "\\" not in name
+        and not any(ord(c) < 32 or c == "\x7f" for c in name)
+        and len(name.encode("utf-8", "replace")) <= 255
+    )
 
 
 def _view_files(data: dict | None) -> dict[str, dict]:
     """The well-formed entries of a view record: plain file names mapped to {sha256, size, format, url}."""
     files = data.get("files") if isinstance(data, dict) else None
     out = {}
-    for name, rec in (files.items() if isinstance(files, dict) else ()):
+    for name, rec in files.items() if isinstance(files, dict) else ():
         if not (plain_name(name) and name != VIEW_FILE and isinstance(rec, dict)):
             continue
         digest, size = rec.get("sha256"), rec.get("size")
         if not (isinstance(digest, str) and SHA256_RE.match(digest)):
             continue
-        out[name] = {"sha256": digest, "size": size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else 0,
-                     "format": rec.get("format") if isinstance(rec.get("format"), str) else "",
-                     "url": rec.get("url") if isinstance(rec.get("url"), str) else ""}
+        out[name] = {
+            "sha256": digest,
+            "size": size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else 0,
+            "format": rec.get("format") if isinstance(rec.get("format"), str) else "",
+            "url": rec.get("url") if isinstance(rec.get("url"), str) else "",
+        }
     return out
 
 
@@ -332,7 +348,9 @@ class CacheListing(_Report):
     """`Cache.ls()`: the cached models with their files, and the blob and partial-download totals."""
 
     home: str
-    models: list = field(default_factory=list)  # {"id", "files": [{filename, sha256, size, format, path, present}], "size"}
+    models: list = field(
+        default_factory=list
+    )  # {"id", "files": [{filename, sha256, size, format, path, present}], "size"}
     blobs: dict = field(default_factory=dict)  # {"count", "size"}
     unreferenced: list = field(default_factory=list)  # {"sha256", "size"} of blobs no view uses
     partial: dict = field(default_factory=dict)  # {"count", "size"}
@@ -476,8 +494,10 @@ class _Lock:
         if self._try():
             return
         if timeout == 0:  # REGISTRY_LOCK_TIMEOUT=0, or a prune that only takes idle locks
-            raise LockBusy(f"the lock of {self.what} ({self.path}) is held by another process; try again later, "
-                           "or set REGISTRY_LOCK_TIMEOUT to wait for it")
+            raise LockBusy(
+                f"the lock of {self.what} ({self.path}) is held by another process; try again later, "
+                "or set REGISTRY_LOCK_TIMEOUT to wait for it"
+            )
         began = time.monotonic()
         notify = self.cache.on_wait
         grace = WAIT_NOTICE if timeout < 0 else min(WAIT_NOTICE, timeout)
@@ -487,9 +507,11 @@ class _Lock:
             limit = f"; giving up after {timeout:g} s (REGISTRY_LOCK_TIMEOUT)" if timeout >= 0 else ""
             notify(f"waiting for another process that holds the lock of {self.what} ({self.path}){limit}")
         if not self._wait(timeout if timeout < 0 else max(0.0, timeout - grace)):
-            raise CacheLockError(f"gave up waiting for the lock of {self.what} ({self.path}) after {timeout:g} s: "
-                                 "another process still holds it; try again later, or raise "
-                                 "REGISTRY_LOCK_TIMEOUT")
+            raise CacheLockError(
+                f"gave up waiting for the lock of {self.what} ({self.path}) after {timeout:g} s: "
+                "another process still holds it; try again later, or raise "
+                "REGISTRY_LOCK_TIMEOUT"
+            )
         if notify:
             notify(f"waited {time.monotonic() - began:.1f} s for the lock of {self.what}")
 
@@ -527,8 +549,15 @@ class _NoLock:
 # statfs f_type of file systems where flock/fcntl locks are not to be trusted across machines: NFS (local
 # flock emulation or lockd may be absent), Lustre (without -o flock: ENOSYS, with -o localflock: local
 # only), CIFS/SMB and SMB2, 9p (VM and WSL shares), BeeGFS.
-UNTRUSTED_LOCK_FS = {0x6969: "nfs", 0x0BD00BD0: "lustre", 0xFF534D42: "cifs", 0xFE534D42: "smb2",
-                     0x517B: "smb", 0x01021997: "9p", 0x19830326: "beegfs"}
+UNTRUSTED_LOCK_FS = {
+    0x6969: "nfs",
+    0x0BD00BD0: "lustre",
+    0xFF534D42: "cifs",
+    0xFE534D42: "smb2",
+    0x517B: "smb",
+    0x01021997: "9p",
+    0x19830326: "beegfs",
+}
 
 
 def fs_type(path: Path) -> int | None:
@@ -643,8 +672,9 @@ class Cache:
         return self._lock(f"{digest}.lock", timeout, f"blob {digest[:12]}")
 
     def model_lock(self, model_id: str, timeout: float | None = None) -> _Lock:
-        return self._lock(f"model-{hashlib.sha256(model_id.encode()).hexdigest()[:32]}.lock", timeout,
-                          f"model {model_id}")
+        return self._lock(
+            f"model-{hashlib.sha256(model_id.encode()).hexdigest()[:32]}.lock", timeout, f"model {model_id}"
+        )
 
     def _lock(self, name: str, timeout: float | None, what: str) -> _Lock | _NoLock:
         if not self.locking():
@@ -664,11 +694,16 @@ class Cache:
         """The sentence for a cache write that failed: the advice depends on why."""
         reason = exc.strerror or str(exc)
         if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-            advice = (f"the cache {self.home} is not writable by you: ask its owner to pull the model (then it is "
-                      "used read-only), make it group-writable for a shared cache, or set REGISTRY_HOME to a "
-                      "directory of yours")
+            advice = (
+                f"the cache {self.home} is not writable by you: ask its owner to pull the model (then it is "
+                "used read-only), make it group-writable for a shared cache, or set REGISTRY_HOME to a "
+                "directory of yours"
+            )
         elif exc.errno == errno.ELOOP:
-            reason, advice = "it is a symbolic link, which the cache never creates", "remove it (someone else planted it)"
+            reason, advice = (
+                "it is a symbolic link, which the cache never creates",
+                "remove it (someone else planted it)",
+            )
         elif exc.errno == errno.ENAMETOOLONG:
             advice = "the file name is too long for this file system: report it to the card's publisher"
         elif exc.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -689,8 +724,10 @@ class Cache:
                 self.home.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.home, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
         except OSError as exc:
-            raise UsageError(f"cannot create the cache directory {self.home}: {exc.strerror or exc}; "
-                             "set REGISTRY_HOME to a writable directory") from None
+            raise UsageError(
+                f"cannot create the cache directory {self.home}: {exc.strerror or exc}; "
+                "set REGISTRY_HOME to a writable directory"
+            ) from None
         shared = self.shared()
         where = self.home
         try:
@@ -713,8 +750,11 @@ class Cache:
         except OSError as exc:
             os.close(fd)
             if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-                raise RegistryError(f"cache directory {where} is a symbolic link or not a directory, which the cache "
-                                    "never creates: remove it (someone else may have planted it)", exit_code=2) from None
+                raise RegistryError(
+                    f"cache directory {where} is a symbolic link or not a directory, which the cache "
+                    "never creates: remove it (someone else may have planted it)",
+                    exit_code=2,
+                ) from None
             if isinstance(exc, FileNotFoundError):
                 raise
             raise self.write_error(where, exc, "create the cache directory") from None
@@ -733,8 +773,12 @@ class Cache:
         except OSError:
             return None
         stamp = _read_json(self.stamp_path(digest))
-        if stat.S_ISREG(st.st_mode) and stamp and stamp.get("sha256") == digest and \
-                [stamp.get("size"), stamp.get("mtime_ns"), stamp.get("ino")] == [st.st_size, st.st_mtime_ns, st.st_ino]:
+        if (
+            stat.S_ISREG(st.st_mode)
+            and stamp
+            and stamp.get("sha256") == digest
+            and [stamp.get("size"), stamp.get("mtime_ns"), stamp.get("ino")] == [st.st_size, st.st_mtime_ns, st.st_ino]
+        ):
             return path
         return None
 
@@ -765,9 +809,19 @@ class Cache:
     def _stamp(self, digest: str) -> None:
         try:
             st = os.lstat(self.blob_path(digest))
-            write_atomic(self.stamp_path(digest), json.dumps(
-                {"sha256": digest, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "ino": st.st_ino,
-                 "verified": time.time()}).encode(), durable=False)  # lost in a crash: the blob is re-hashed
+            write_atomic(
+                self.stamp_path(digest),
+                json.dumps(
+                    {
+                        "sha256": digest,
+                        "size": st.st_size,
+                        "mtime_ns": st.st_mtime_ns,
+                        "ino": st.st_ino,
+                        "verified": time.time(),
+                    }
+                ).encode(),
+                durable=False,
+            )  # lost in a crash: the blob is re-hashed
         except OSError:  # e.g. a full disk: the blob is verified; without a stamp it is only re-hashed next time
             pass
 
@@ -885,8 +939,14 @@ class Cache:
         try:
             record = {"sha256": digest, "size": size, "format": file_format, "url": mask_passwords(url)}
             data = _read_json(VIEW_FILE, dir_fd=fd)
-            return (isinstance(data, dict) and data.get("id") == model_id and _view_files(data).get(filename) == record
-                    and self._links_to(fd, filename, self.blob_path(digest), os.path.relpath(self.blob_path(digest), directory)))
+            return (
+                isinstance(data, dict)
+                and data.get("id") == model_id
+                and _view_files(data).get(filename) == record
+                and self._links_to(
+                    fd, filename, self.blob_path(digest), os.path.relpath(self.blob_path(digest), directory)
+                )
+            )
         finally:
             os.close(fd)
 
@@ -907,12 +967,19 @@ class Cache:
             found = {}
             for filename, (digest, file_format, url) in wanted.items():
                 rec = files.get(filename)
-                if rec is None or rec["format"] != file_format or rec["url"] != mask_passwords(url) or not (
-                        rec["sha256"] == digest or (len(digest) < 64 and rec["sha256"].startswith(digest))):
+                if (
+                    rec is None
+                    or rec["format"] != file_format
+                    or rec["url"] != mask_passwords(url)
+                    or not (rec["sha256"] == digest or (len(digest) < 64 and rec["sha256"].startswith(digest)))
+                ):
                     return None
                 blob = self.trusted(rec["sha256"])
-                if blob is None or os.lstat(blob).st_size != rec["size"] or \
-                        not self._links_to(fd, filename, blob, os.path.relpath(blob, directory)):
+                if (
+                    blob is None
+                    or os.lstat(blob).st_size != rec["size"]
+                    or not self._links_to(fd, filename, blob, os.path.relpath(blob, directory))
+                ):
                     return None
                 found[filename] = blob
             return found
@@ -945,9 +1012,12 @@ class Cache:
                 files = _view_files(data)
                 if files.get(filename) != record or not isinstance(data, dict) or data.get("id") != model_id:
                     files[filename] = record
-                    write_atomic(directory / VIEW_FILE, json.dumps({"id": model_id, "files": files}, indent=1,
-                                                                   sort_keys=True).encode(), dir_fd=fd,
-                                 durable=False)  # lost in a crash: the next pull links the file again
+                    write_atomic(
+                        directory / VIEW_FILE,
+                        json.dumps({"id": model_id, "files": files}, indent=1, sort_keys=True).encode(),
+                        dir_fd=fd,
+                        durable=False,
+                    )  # lost in a crash: the next pull links the file again
             except OSError as exc:
                 raise self.write_error(directory, exc, "write to the cache directory") from None
             finally:
@@ -987,8 +1057,11 @@ class Cache:
         return sorted(found)
 
     def view_files(self) -> list[ViewFile]:
-        return [ViewFile(mid, fn, rec["sha256"], rec["size"], rec["format"], rec["url"])
-                for mid, _, files in self.views() for fn, rec in sorted(files.items())]
+        return [
+            ViewFile(mid, fn, rec["sha256"], rec["size"], rec["format"], rec["url"])
+            for mid, _, files in self.views()
+            for fn, rec in sorted(files.items())
+        ]
 
     def referenced(self) -> set[str]:
         return {vf.sha256 for vf in self.view_files()}
@@ -1005,7 +1078,9 @@ class Cache:
         if len(matches) == 1:
             return matches[0]
         if matches:
-            raise NotFoundError(f"model name {name!r} is ambiguous in the cache: use one of the full ids {', '.join(matches)}")
+            raise NotFoundError(
+                f"model name {name!r} is ambiguous in the cache: use one of the full ids {', '.join(matches)}"
+            )
         hint = names.hint(name, "`registry cache ls` lists the cached models")
         raise NotFoundError(f"no model {name!r} in the cache {self.home}{hint}")
 
@@ -1018,16 +1093,28 @@ class Cache:
             rows = []
             for fn, rec in sorted(files.items()):
                 present = _is_file(self.blob_path(rec["sha256"])) and (directory / fn).exists()
-                rows.append({"filename": fn, "sha256": rec["sha256"], "size": rec["size"], "format": rec["format"],
-                             "path": str(directory / fn), "present": present})
+                rows.append(
+                    {
+                        "filename": fn,
+                        "sha256": rec["sha256"],
+                        "size": rec["size"],
+                        "format": rec["format"],
+                        "path": str(directory / fn),
+                        "present": present,
+                    }
+                )
             models.append({"id": mid, "files": rows, "size": sum(r["size"] for r in rows)})
         blobs = [(d, os.lstat(p).st_size) for d, p in self.blobs()]
         refs = self.referenced()
         pdir = self.home / "partial"
         partial = [p for p in pdir.glob("*.part") if _is_file(p)] if _is_dir(pdir) else []
-        return CacheListing(str(self.home), models, {"count": len(blobs), "size": sum(s for _, s in blobs)},
-                            [{"sha256": d, "size": s} for d, s in blobs if d not in refs],
-                            {"count": len(partial), "size": sum(os.lstat(p).st_size for p in partial)})
+        return CacheListing(
+            str(self.home),
+            models,
+            {"count": len(blobs), "size": sum(s for _, s in blobs)},
+            [{"sha256": d, "size": s} for d, s in blobs if d not in refs],
+            {"count": len(partial), "size": sum(os.lstat(p).st_size for p in partial)},
+        )
 
     def verify(self) -> VerifyReport:
         """Re-hash every blob (removing bad ones) and check that every view file points at a cached blob."""
@@ -1044,8 +1131,11 @@ class Cache:
                 else:
                     bad.append({"sha256": digest, "actual": actual, "size": size})
                     self._remove_blob(digest)
-        broken = [{"model": vf.model, "filename": vf.filename, "sha256": vf.sha256}
-                  for vf in self.view_files() if not _is_file(self.blob_path(vf.sha256))]
+        broken = [
+            {"model": vf.model, "filename": vf.filename, "sha256": vf.sha256}
+            for vf in self.view_files()
+            if not _is_file(self.blob_path(vf.sha256))
+        ]
         return VerifyReport(checked, total, bad, broken)
 
     def _try_lock(self, digest: str) -> _Lock | None:
@@ -1157,4 +1247,3 @@ class Cache:
                 d = d.parent
         removed, freed = self._remove_unreferenced(digests)
         return RemoveReport(model_id, removed, freed)
-

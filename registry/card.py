@@ -11,6 +11,7 @@ Choices, all made so that what a card says is what we read:
 - A link written as `<https://...>` (Markdown autolink style) is read without the angle brackets.
 - Aliases are expanded with a node budget, so an alias bomb is a problem, not a hang.
 """
+
 from __future__ import annotations
 
 import os
@@ -36,9 +37,22 @@ MAX_NODES = 10_000  # after alias expansion; real front matter has under 100
 MAX_DEPTH = 32  # nesting levels; real front matter has 3 (asset, item, key)
 # Read as the text written: versions and digests, and free-text fields, where YAML 1.1 would turn
 # `evaluation: no` (4 corpus cards) into False or `model-name: 1.0` into a float.
-TEXT_KEYS = frozenset({"mindspore-version", "model-version", "asset-sha256", "mindspore-lite",
-                       "model-name", "backbone-name", "train-dataset", "evaluation", "author",
-                       "user-id", "license", "summary"})
+TEXT_KEYS = frozenset(
+    {
+        "mindspore-version",
+        "model-version",
+        "asset-sha256",
+        "mindspore-lite",
+        "model-name",
+        "backbone-name",
+        "train-dataset",
+        "evaluation",
+        "author",
+        "user-id",
+        "license",
+        "summary",
+    }
+)
 ASSET_KEYS = ("file-format", "asset-link", "asset-sha256")
 
 Path_ = tuple  # a key path into the front matter, e.g. ("asset", 0, "asset-link")
@@ -52,7 +66,9 @@ class Problem:
     severity: str  # "error" | "warning"
     rule: str
     message: str
-    keypath: tuple = field(default=(), compare=False, repr=False)  # the value it is about, e.g. ("asset", 0, "asset-link")
+    keypath: tuple = field(
+        default=(), compare=False, repr=False
+    )  # the value it is about, e.g. ("asset", 0, "asset-link")
 
     @property
     def blocks_use(self) -> bool:
@@ -142,7 +158,7 @@ class Card:
     @property
     def body(self) -> str:
         lines = self.text.split("\n")
-        return "\n".join(lines[self.fm_close:]) if self.fm_close else self.text
+        return "\n".join(lines[self.fm_close :]) if self.fm_close else self.text
 
 
 # --------------------------------------------------------------------------- reading
@@ -170,9 +186,14 @@ def parse_file(path: str | os.PathLike, display: str | None = None) -> Card:
                     raw += fh.read(MAX_CARD_BYTES + 1 - len(raw))
             size = len(raw)
         if size > MAX_CARD_BYTES:
-            return _fail(shown, "", 0, "too-large",
-                         f"file is {size:,} bytes, over the {MAX_CARD_BYTES:,}-byte limit for a card; "
-                         "keep large content out of the card and link it as an asset")
+            return _fail(
+                shown,
+                "",
+                0,
+                "too-large",
+                f"file is {size:,} bytes, over the {MAX_CARD_BYTES:,}-byte limit for a card; "
+                "keep large content out of the card and link it as an asset",
+            )
     except IsADirectoryError:
         return _fail(shown, "", 0, "read-error", "is a directory, not a card file")
     except OSError as exc:
@@ -191,8 +212,9 @@ def parse_bytes(raw: bytes, path: str = "<bytes>") -> Card:
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
         col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
-        return _fail(path, "", line, "encoding",
-                     f"byte 0x{raw[exc.start]:02x} is not UTF-8; save the file as UTF-8", col=col)
+        return _fail(
+            path, "", line, "encoding", f"byte 0x{raw[exc.start]:02x} is not UTF-8; save the file as UTF-8", col=col
+        )
     return parse_text(text, path)
 
 
@@ -219,8 +241,11 @@ def parse_text(text: str, path: str = "<string>") -> Card:
     """The Card of a card's text; never raises: every defect is a Problem with its line and column."""
     card = Card(path=path, text=text)
     if not text.strip():
-        card.problems.append(Problem(path, 0, 0, "error", "empty-file",
-                                     "file is empty; a card needs a front matter between two `---` lines"))
+        card.problems.append(
+            Problem(
+                path, 0, 0, "error", "empty-file", "file is empty; a card needs a front matter between two `---` lines"
+            )
+        )
         return card
     lines = text.split("\n")
     first, second = find_front_matter(lines)
@@ -229,20 +254,38 @@ def parse_text(text: str, path: str = "<string>") -> Card:
         # A `---` with spaces around it looks right but is not a delimiter: point at it.
         stray = next((i for i, line in enumerate(lines) if line.strip() == "---" and line.rstrip("\r") != "---"), -1)
         if stray >= 0:
-            message = (f"line {stray + 1} is `---` with spaces or tabs around it, so it does not open or close the "
-                       "front matter: make it exactly `---`")
+            message = (
+                f"line {stray + 1} is `---` with spaces or tabs around it, so it does not open or close the "
+                "front matter: make it exactly `---`"
+            )
             card.problems.append(Problem(path, stray + 1, 1, "error", rule, message))
         elif first < 0:
-            card.problems.append(Problem(path, 1, 1, "error", rule,
-                                         "no front matter: put the card's YAML fields between two lines that are exactly `---`"))
+            card.problems.append(
+                Problem(
+                    path,
+                    1,
+                    1,
+                    "error",
+                    rule,
+                    "no front matter: put the card's YAML fields between two lines that are exactly `---`",
+                )
+            )
         else:
-            card.problems.append(Problem(path, first + 1, 1, "error", rule,
-                                         "front matter opened here is never closed: add a line that is exactly `---` after the last field"))
+            card.problems.append(
+                Problem(
+                    path,
+                    first + 1,
+                    1,
+                    "error",
+                    rule,
+                    "front matter opened here is never closed: add a line that is exactly `---` after the last field",
+                )
+            )
         card.fm_open = first + 1
         return card
     card.fm_open = first + 1
     card.fm_close = second + 1
-    _parse_yaml(card, "\n".join(line.rstrip("\r") for line in lines[first + 1:second]), first + 1)
+    _parse_yaml(card, "\n".join(line.rstrip("\r") for line in lines[first + 1 : second]), first + 1)
     return card
 
 
@@ -256,8 +299,12 @@ def _parse_yaml(card: Card, source: str, line_offset: int) -> None:
     for i, line in enumerate(source.split("\n") if "\t" in source else ()):
         stripped = line.lstrip(" ")
         if stripped.startswith("\t"):
-            add(i + 1, len(line) - len(stripped) + 1, "yaml-tab",
-                "tab used for indentation; YAML allows only spaces: replace the tab with spaces")
+            add(
+                i + 1,
+                len(line) - len(stripped) + 1,
+                "yaml-tab",
+                "tab used for indentation; YAML allows only spaces: replace the tab with spaces",
+            )
             return
     for attempt in range(MAX_QUIRKS + 1):
         try:
@@ -281,13 +328,25 @@ def _parse_yaml(card: Card, source: str, line_offset: int) -> None:
             add(1, 1, "yaml-syntax", f"YAML error: {exc}; fix the front matter")
             return
     if root is None:
-        card.problems.append(Problem(card.path, card.fm_open, 1, "error", "empty-front-matter",
-                                     "front matter is empty: write the card's fields between the `---` lines"))
+        card.problems.append(
+            Problem(
+                card.path,
+                card.fm_open,
+                1,
+                "error",
+                "empty-front-matter",
+                "front matter is empty: write the card's fields between the `---` lines",
+            )
+        )
         return
     if not isinstance(root, yaml.MappingNode):
         kind = "a list" if isinstance(root, yaml.SequenceNode) else "a single value"
-        add(root.start_mark.line + 1, root.start_mark.column + 1, "front-matter-not-mapping",
-            f"front matter is {kind}, not a mapping of fields: write `key: value` lines such as `model-name: ssd`")
+        add(
+            root.start_mark.line + 1,
+            root.start_mark.column + 1,
+            "front-matter-not-mapping",
+            f"front matter is {kind}, not a mapping of fields: write `key: value` lines such as `model-name: ssd`",
+        )
         return
     walker = _Walker(card, line_offset)
     try:
@@ -320,13 +379,18 @@ def _quirk(exc: yaml.MarkedYAMLError, line_text: str) -> tuple[str, str, int] | 
     head = _KEY_COLON.match(line_text)
     if not head:
         return None
-    rest = line_text[head.end():]
+    rest = line_text[head.end() :]
     value = rest.strip()
     at = head.end() + len(rest) - len(rest.lstrip())  # where the value starts
     if value == "-" and "block sequence entries are not allowed" in problem:
         return "yaml-dash-placeholder", line_text[:at] + '"-"', at + 1
-    if ("mapping values are not allowed" in problem and rest[:1].isspace() and value[:1] not in ("", "\"", "'")
-            and (re.search(r":\s", value) or value.endswith(":")) and not _NOT_PLAIN_TEXT.search(value)):
+    if (
+        "mapping values are not allowed" in problem
+        and rest[:1].isspace()
+        and value[:1] not in ("", '"', "'")
+        and (re.search(r":\s", value) or value.endswith(":"))
+        and not _NOT_PLAIN_TEXT.search(value)
+    ):
         return "yaml-colon-in-value", line_text[:at] + "'" + value.replace("'", "''") + "'", at + 1
     return None
 
@@ -338,22 +402,31 @@ def _yaml_message(exc: yaml.MarkedYAMLError, line_text: str) -> str:
     head = _KEY_COLON.match(line_text)
     key = head.group()[:-1] if head else ""
     key = key if len(key) <= QUOTED_MAX else key[:QUOTED_MAX] + "..."  # quoted back: bounded
-    value = line_text[head.end():] if head else ""
+    value = line_text[head.end() :] if head else ""
     if head and value.strip() == "-":
-        return (f"`{key}: -` : a lone `-` starts a YAML list, which cannot stand here; "
-                f"write the value, quote it (`{key}: \"-\"`) or leave it empty")
+        return (
+            f"`{key}: -` : a lone `-` starts a YAML list, which cannot stand here; "
+            f'write the value, quote it (`{key}: "-"`) or leave it empty'
+        )
     if "mapping values are not allowed" in problem:
         value = value.strip()
-        if head and line_text[head.end():head.end() + 1].isspace() and value[:1] not in ("", "\"", "'") \
-                and re.search(r":\s", value):
+        if (
+            head
+            and line_text[head.end() : head.end() + 1].isspace()
+            and value[:1] not in ("", '"', "'")
+            and re.search(r":\s", value)
+        ):
             shown = value if len(value) <= QUOTED_MAX else "..."
-            return (f"the value of `{key}` contains `: `, which YAML reads as a nested key; "
-                    f"quote it: `{key}: \"{shown}\"`")
-        return ("a value contains `: ` (or a key is mis-indented); quote the value, e.g. `summary: \"a: b\"`, "
-                "or fix the indentation")
+            return f'the value of `{key}` contains `: `, which YAML reads as a nested key; quote it: `{key}: "{shown}"`'
+        return (
+            'a value contains `: ` (or a key is mis-indented); quote the value, e.g. `summary: "a: b"`, '
+            "or fix the indentation"
+        )
     if "block sequence entries are not allowed" in problem or "expected <block end>" in problem:
-        return (f"YAML syntax error ({problem}): a lone `-` or a mis-indented line; "
-                "write `key: value` or indent list items under their key")
+        return (
+            f"YAML syntax error ({problem}): a lone `-` or a mis-indented line; "
+            "write `key: value` or indent list items under their key"
+        )
     if "could not find expected ':'" in problem:
         return "YAML syntax error: a line without `key: value` form; add the `:` or join it to the line above"
     context = f" {exc.context}" if exc.context else ""
@@ -385,11 +458,14 @@ class _Walker:
     def value(self, node: yaml.Node, keypath: tuple, text: bool = False) -> Any:
         self.budget -= 1
         if self.budget < 0:
-            raise _TooBig(f"front matter expands to over {MAX_NODES:,} values (YAML aliases?); "
-                          "write the fields out plainly")
+            raise _TooBig(
+                f"front matter expands to over {MAX_NODES:,} values (YAML aliases?); write the fields out plainly"
+            )
         if len(keypath) > MAX_DEPTH:  # also what a self-referencing alias (`&a [*a]`) becomes
-            raise _TooBig(f"front matter nests deeper than {MAX_DEPTH} levels (or an alias refers to itself); "
-                          "a card needs at most three: asset, item, key")
+            raise _TooBig(
+                f"front matter nests deeper than {MAX_DEPTH} levels (or an alias refers to itself); "
+                "a card needs at most three: asset, item, key"
+            )
         self.card.positions.setdefault(keypath, self._at(node))
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, keypath)
@@ -402,8 +478,16 @@ class _Walker:
         for key_node, value_node in node.value:
             if not isinstance(key_node, yaml.ScalarNode):
                 line, col = self._at(key_node)
-                self.card.problems.append(Problem(self.card.path, line, col, "error", "yaml-syntax",
-                                                  "a key must be plain text, not a list or mapping"))
+                self.card.problems.append(
+                    Problem(
+                        self.card.path,
+                        line,
+                        col,
+                        "error",
+                        "yaml-syntax",
+                        "a key must be plain text, not a list or mapping",
+                    )
+                )
                 continue
             key = key_node.value
             path = keypath + (key,)
@@ -413,9 +497,16 @@ class _Walker:
                 hint = ""
                 if key in ASSET_KEYS:
                     hint = "; each asset needs its own list item: start the second asset with `- `"
-                self.card.problems.append(Problem(
-                    self.card.path, line, col, "error", "duplicate-key",
-                    f"duplicate key `{key}` (first at line {first}); YAML keeps only the last value{hint or ': remove one of them'}"))
+                self.card.problems.append(
+                    Problem(
+                        self.card.path,
+                        line,
+                        col,
+                        "error",
+                        "duplicate-key",
+                        f"duplicate key `{key}` (first at line {first}); YAML keeps only the last value{hint or ': remove one of them'}",
+                    )
+                )
                 continue
             self.card.key_positions[path] = self._at(key_node)
             result[key] = self.value(value_node, path, key in TEXT_KEYS)
@@ -456,7 +547,7 @@ def _parse_markdown(text: str, fm_open: int, fm_close: int) -> tuple[str, list[S
     body_lines = lines[offset:]
     body = "\n".join(body_lines)
     if len(body) > MAX_MARKDOWN_BYTES:
-        body = body[:body.rfind("\n", 0, MAX_MARKDOWN_BYTES) + 1]
+        body = body[: body.rfind("\n", 0, MAX_MARKDOWN_BYTES) + 1]
     # Block structure only: headings and code blocks need no inline parsing, the slowest part by far.
     tokens = MarkdownIt("commonmark").disable("inline").parse(body)
     headings: list[tuple[int, int, str]] = []  # (body line index, level, title)
@@ -472,5 +563,5 @@ def _parse_markdown(text: str, fm_open: int, fm_close: int) -> tuple[str, list[S
     sections = []
     for n, (start, level, heading) in enumerate(headings):
         end = headings[n + 1][0] if n + 1 < len(headings) else len(body_lines)
-        sections.append(Section(heading, level, start + 1 + offset, "\n".join(body_lines[start + 1:end]).strip("\n")))
+        sections.append(Section(heading, level, start + 1 + offset, "\n".join(body_lines[start + 1 : end]).strip("\n")))
     return title, sections, blocks

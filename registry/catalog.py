@@ -17,6 +17,7 @@ and revalidated by ETag, and each card verified against the index's sha256) and 
 open_registry/resolve travel with the registry (offline mode, token, timeouts, cache home); nothing
 here reads the environment or prints (a stale cached index is a RegistryWarning).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -125,7 +126,9 @@ class Entry:
         (rules.py); else return the cosmetic ones (see `cosmetic`)."""
         blocking = [p for p in self.problems() if p.blocks_use]
         if blocking:
-            more = f" (and {len(blocking) - 1} more: run `registry validate {self.source}`)" if len(blocking) > 1 else ""
+            more = (
+                f" (and {len(blocking) - 1} more: run `registry validate {self.source}`)" if len(blocking) > 1 else ""
+            )
             raise CardError(f"card {self.id} is not valid: {blocking[0].format()}{more}")
         return self.cosmetic()
 
@@ -133,14 +136,16 @@ class Entry:
         """The errors (as validate sees them) that do not block use, emitted once per entry as CardWarning.
         Validate's warnings are not repeated on every pull, and a sha256 prefix is left to pull, which says
         what it is worth."""
-        found = [p for p in self.problems()
-                 if p.severity == "error" and not p.blocks_use and p.rule != "sha256-prefix"]
+        found = [p for p in self.problems() if p.severity == "error" and not p.blocks_use and p.rule != "sha256-prefix"]
         if not self._warned:
             self._warned = True
             for p in found:
                 # printed as `registry: warning: PATH:LINE:COL: RULE: ...`, the word said once
-                warnings.warn(printable(f"{p.path}:{p.line}:{p.col}: {p.rule}: {p.message} (cosmetic: the card is still used)"),
-                              CardWarning, stacklevel=3)
+                warnings.warn(
+                    printable(f"{p.path}:{p.line}:{p.col}: {p.rule}: {p.message} (cosmetic: the card is still used)"),
+                    CardWarning,
+                    stacklevel=3,
+                )
         return found
 
     @property
@@ -153,16 +158,20 @@ class Entry:
             line, col = self.card.pos(("asset", i))
             where = f"{self.card.path}:{line}:{col}"
             if not isinstance(item, dict):
-                raise CardError(f"{where}: asset {i + 1} of card {self.id} is not a mapping: "
-                                "write file-format, asset-link and asset-sha256 under its `- `")
+                raise CardError(
+                    f"{where}: asset {i + 1} of card {self.id} is not a mapping: "
+                    "write file-format, asset-link and asset-sha256 under its `- `"
+                )
             link = str(item.get("asset-link") or "").strip()
             sha = sha256_text(str(item.get("asset-sha256") or ""))
             fmt = str(item.get("file-format") or "").strip()
             if not link:
                 raise CardError(f"{where}: asset {i + 1} of card {self.id} has no asset-link: add the download URL")
             if not (SHA256_RE.match(sha) or SHA256_PREFIX_RE.match(sha)):
-                raise CardError(f"{where}: asset {i + 1} of card {self.id} has asset-sha256 {sha!r}, not 64 hex digits "
-                                "(nor a prefix of 8 or more): set it to the file's sha256 (`registry hash FILE`)")
+                raise CardError(
+                    f"{where}: asset {i + 1} of card {self.id} has asset-sha256 {sha!r}, not 64 hex digits "
+                    "(nor a prefix of 8 or more): set it to the file's sha256 (`registry hash FILE`)"
+                )
             url = urljoin(self.base_url, link)
             size = item.get("asset-size")
             size = size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else None
@@ -178,7 +187,9 @@ class Entry:
         chosen = [a for a in assets if a.file_format.lower() in wanted]
         if not chosen:
             have = ", ".join(sorted({a.file_format for a in assets})) or "none"
-            raise NotFoundError(f"card {self.id} has no asset of format {', '.join(sorted(wanted))}; formats it has: {have}")
+            raise NotFoundError(
+                f"card {self.id} has no asset of format {', '.join(sorted(wanted))}; formats it has: {have}"
+            )
         return chosen
 
 
@@ -259,7 +270,9 @@ class LocalRegistry(Registry):
 
     def ids(self) -> list[str]:
         if self._ids is None:
-            self._ids = sorted(rel[:-3] for rel in walk_markdown(self.root) if is_card_filename(posixpath.basename(rel)))
+            self._ids = sorted(
+                rel[:-3] for rel in walk_markdown(self.root) if is_card_filename(posixpath.basename(rel))
+            )
         return self._ids
 
     def card_path(self, card_id: str) -> Path:
@@ -325,24 +338,30 @@ class HttpRegistry(Registry):
         if self._session is None:
             self._session = retrying_session(self.settings)
         try:
-            with self._session.get(url, headers=headers, stream=True,
-                                   timeout=(self.settings.connect_timeout, self.settings.read_timeout)) as resp:
+            with self._session.get(
+                url, headers=headers, stream=True, timeout=(self.settings.connect_timeout, self.settings.read_timeout)
+            ) as resp:
                 body = bytearray()
                 guard = SpeedGuard(self.settings)
                 # read1: what one read brought, so a trickling server meets the speed limit, not an endless wait
                 while chunk := resp.raw.read1(1 << 16, decode_content=True):
                     body += chunk
                     if len(body) > limit:
-                        raise TransferError(f"{url} is over {limit:,} bytes, too large for what it should be: "
-                                            "check the registry URL")
+                        raise TransferError(
+                            f"{url} is over {limit:,} bytes, too large for what it should be: check the registry URL"
+                        )
                     if cause := guard.slow(len(chunk)):
                         raise TransferError(f"cannot fetch {url}: {cause}; check the registry URL and your network")
                 return resp, bytes(body)
         except (requests.RequestException, OSError) as exc:
-            raise TransferError(f"cannot fetch {url}: {network_reason(exc)}; check the registry URL and your network") from None
+            raise TransferError(
+                f"cannot fetch {url}: {network_reason(exc)}; check the registry URL and your network"
+            ) from None
         except Exception as exc:  # urllib3/http.client protocol errors while reading the body
             if exc.__class__.__module__.split(".")[0] in ("urllib3", "http"):
-                raise TransferError(f"cannot fetch {url}: {network_reason(exc)}; check the registry URL and your network") from None
+                raise TransferError(
+                    f"cannot fetch {url}: {network_reason(exc)}; check the registry URL and your network"
+                ) from None
             raise
 
     # -- index
@@ -360,8 +379,10 @@ class HttpRegistry(Registry):
         have = cached.is_file()
         if self.settings.offline:
             if not have:
-                raise OfflineError(f"offline and the index of registry {self.base_url} is not cached: "
-                                   "use the registry once online, or unset REGISTRY_OFFLINE")
+                raise OfflineError(
+                    f"offline and the index of registry {self.base_url} is not cached: "
+                    "use the registry once online, or unset REGISTRY_OFFLINE"
+                )
             return self._read_cached(cached)
         etag = self._cached_etag(cached, meta) if have else ""
         try:
@@ -374,12 +395,17 @@ class HttpRegistry(Registry):
         if resp.status_code == 304 and have:
             return self._read_cached(cached)
         if resp.status_code == 404:
-            raise UsageError(f"{self.index_url} does not exist (HTTP 404): {self.base_url} is not a registry, "
-                             "or its index is missing (create it with `registry index DIR`)")
+            raise UsageError(
+                f"{self.index_url} does not exist (HTTP 404): {self.base_url} is not a registry, "
+                "or its index is missing (create it with `registry index DIR`)"
+            )
         if resp.status_code != 200:
             if have:
-                warnings.warn(f"{mask_passwords(self.index_url)} answered HTTP {resp.status_code}; "
-                              "using the cached index", RegistryWarning, stacklevel=2)
+                warnings.warn(
+                    f"{mask_passwords(self.index_url)} answered HTTP {resp.status_code}; using the cached index",
+                    RegistryWarning,
+                    stacklevel=2,
+                )
                 return self._read_cached(cached)
             raise TransferError(f"cannot fetch {self.index_url}: HTTP {resp.status_code} {resp.reason}")
         index = parse_index(body, self.index_url)
@@ -395,8 +421,10 @@ class HttpRegistry(Registry):
             if etag:
                 write_atomic(meta, json.dumps({"etag": etag, "sha256": hashlib.sha256(body).hexdigest()}).encode())
         except OSError as exc:  # a full disk or a read-only cache: the index is read, only not kept for next time
-            _log.warning(f"could not keep a copy of {shown} in the cache ({exc.strerror or exc}); "
-                         "the next command fetches it again")
+            _log.warning(
+                f"could not keep a copy of {shown} in the cache ({exc.strerror or exc}); "
+                "the next command fetches it again"
+            )
 
     @staticmethod
     def _cached_etag(cached: Path, meta: Path) -> str:
@@ -431,8 +459,10 @@ class HttpRegistry(Registry):
         try:
             rel = check_name(record["path"])
         except UsageError:  # the index, not the user, gave this path
-            raise UsageError(f"the index {self.index_url} gives card {record['id']} the path {record['path']!r}, "
-                             "which leaves the registry: regenerate the index with `registry index DIR`") from None
+            raise UsageError(
+                f"the index {self.index_url} gives card {record['id']} the path {record['path']!r}, "
+                "which leaves the registry: regenerate the index with `registry index DIR`"
+            ) from None
         return urljoin(self.base_url, quote(rel + ".md"))
 
     def entry(self, card_id: str) -> Entry:
@@ -442,8 +472,10 @@ class HttpRegistry(Registry):
         url = self.card_url(record)
         expected = record.get("sha256")
         if not expected:
-            raise CardError(f"card {card_id} could not be indexed on {self.base_url}: "
-                            f"{'; '.join(record.get('problems') or ['no sha256 in the index'])}")
+            raise CardError(
+                f"card {card_id} could not be indexed on {self.base_url}: "
+                f"{'; '.join(record.get('problems') or ['no sha256 in the index'])}"
+            )
         raw = self._card_bytes(url, expected)
         shown = mask_passwords(url)
         return Entry(card_id, parse_bytes(raw, shown), shown, parent_url(url), self)
@@ -459,12 +491,16 @@ class HttpRegistry(Registry):
             raise OfflineError(f"offline and card {url} is not cached: use it once online, or unset REGISTRY_OFFLINE")
         resp, raw = self._get(url, MAX_CARD_BYTES)
         if resp.status_code != 200:
-            raise TransferError(f"cannot fetch card {url}: HTTP {resp.status_code} {resp.reason}; "
-                                f"the index {self.index_url} lists it, so the server tree and its index differ")
+            raise TransferError(
+                f"cannot fetch card {url}: HTTP {resp.status_code} {resp.reason}; "
+                f"the index {self.index_url} lists it, so the server tree and its index differ"
+            )
         actual = hashlib.sha256(raw).hexdigest()
         if actual != expected:
-            raise IntegrityError(f"card {url} has sha256 {actual} but the index {self.index_url} says {expected}: "
-                                 "the card was changed after indexing; refusing it (regenerate the index if the change is yours)")
+            raise IntegrityError(
+                f"card {url} has sha256 {actual} but the index {self.index_url} says {expected}: "
+                "the card was changed after indexing; refusing it (regenerate the index if the change is yours)"
+            )
         try:
             write_atomic(cached, raw)
         except OSError as exc:  # a full disk or a read-only cache: the card is verified, only not kept
@@ -485,8 +521,10 @@ def entry_from_url(url: str, settings: _settings.Settings | None = None) -> Entr
     if not card_id:
         raise UsageError(f"{url} is not the URL of a card: it must name the card file, e.g. https://host/path/NAME.md")
     if settings.offline:
-        raise OfflineError(f"offline and {url} is a card URL, which is fetched each time: unset REGISTRY_OFFLINE, "
-                           "or use the card from a registry (REGISTRY_URL) that was used once online")
+        raise OfflineError(
+            f"offline and {url} is a card URL, which is fetched each time: unset REGISTRY_OFFLINE, "
+            "or use the card from a registry (REGISTRY_URL) that was used once online"
+        )
     base = parent_url(url)
     resp, raw = HttpRegistry(base, settings)._get(url, MAX_CARD_BYTES)
     if resp.status_code in (404, 410):
@@ -496,14 +534,15 @@ def entry_from_url(url: str, settings: _settings.Settings | None = None) -> Entr
     return Entry(card_id, parse_bytes(raw, url), url, base, None)
 
 
-
 def _check_wanted(entry: Entry, mindspore_version: str | None) -> Entry:
     """A card named exactly (id, path or URL) is used as it is, but not against an explicit version."""
     if mindspore_version is not None:
         version = _versions.card_version(_declared(entry.fields), entry.id)
         if not _versions.satisfies(_versions.spec(mindspore_version), version):
-            raise NotFoundError(f"card {entry.id} is for MindSpore {version or '(no version)'}, not {mindspore_version}: "
-                                "give its short name to choose by version, or drop the version")
+            raise NotFoundError(
+                f"card {entry.id} is for MindSpore {version or '(no version)'}, not {mindspore_version}: "
+                "give its short name to choose by version, or drop the version"
+            )
     return entry
 
 
@@ -520,8 +559,9 @@ def entry_from_file(path: Path, card_id: str | None = None, registry: Registry |
     return Entry(card_id or path.stem, card, str(path), path.parent.resolve().as_uri() + "/", registry)
 
 
-def open_registry(location: str | os.PathLike | Registry | None = None,
-                  settings: _settings.Settings | None = None) -> Registry:
+def open_registry(
+    location: str | os.PathLike | Registry | None = None, settings: _settings.Settings | None = None
+) -> Registry:
     """A registry from an explicit location, else settings.registry_url (REGISTRY_URL), else the embedded one.
 
     `settings` (default: read now) travel with the registry: offline mode, token, timeouts, cache home.
@@ -537,8 +577,14 @@ def open_registry(location: str | os.PathLike | Registry | None = None,
     return LocalRegistry(text, settings)
 
 
-def resolve(name: str, registry: str | os.PathLike | Registry | None = None, *, mindspore_version: str | None = None,
-            source: str = "gitee", settings: _settings.Settings | None = None) -> Entry:
+def resolve(
+    name: str,
+    registry: str | os.PathLike | Registry | None = None,
+    *,
+    mindspore_version: str | None = None,
+    source: str = "gitee",
+    settings: _settings.Settings | None = None,
+) -> Entry:
     """The card a user means by `name`: a full id, a short name, a path to a `.md` file or a card URL.
 
     `mindspore_version` (a version or specifier) picks among the cards of a short name; `source` is
@@ -547,12 +593,16 @@ def resolve(name: str, registry: str | os.PathLike | Registry | None = None, *, 
     Returns the Entry; raises NotFoundError (unknown or ambiguous name), UsageError (a bad name or path),
     OfflineError, TransferError, IntegrityError (a remote card that differs from its index)."""
     if source not in SOURCES:
-        raise UsageError(f"source={source!r} is not one of {', '.join(map(repr, SOURCES))}: 'local' reads a card file, "
-                         "'gitee' or 'github' the configured registry (REGISTRY_URL or registry=)")
+        raise UsageError(
+            f"source={source!r} is not one of {', '.join(map(repr, SOURCES))}: 'local' reads a card file, "
+            "'gitee' or 'github' the configured registry (REGISTRY_URL or registry=)"
+        )
     if source == "local":
         path = Path(os.path.expanduser(name)) if isinstance(name, (str, os.PathLike)) else None
         if path is None or not path.is_file():
-            raise MissingFileError(f"no card file {name}: with source='local' the name is the path of a card (.md) file")
+            raise MissingFileError(
+                f"no card file {name}: with source='local' the name is the path of a card (.md) file"
+            )
         name = path
     if isinstance(name, str) and name.startswith(("http://", "https://")):
         return _check_wanted(entry_from_url(name, settings), mindspore_version)

@@ -10,6 +10,7 @@ FileNotFoundError, NotFoundError a LookupError, IntegrityError a ValueError, Loa
 TransferError and OfflineError are not ConnectionErrors: those are OSErrors, and the transfer engine treats
 an OSError as a failed disk write, so the two must stay apart. All are importable from `registry` itself.
 """
+
 from __future__ import annotations
 
 from .text import mask_passwords

@@ -10,6 +10,7 @@ Contract:
 Settings are always passed in; this module reads no environment and imports nothing of the package
 but its version.
 """
+
 from __future__ import annotations
 
 import functools
@@ -37,9 +38,16 @@ def retrying_session(settings):
     from urllib3.util.retry import Retry
 
     session = http_session(settings)
-    retry = Retry(total=settings.retries, connect=settings.retries, read=settings.retries, backoff_factor=0.1,
-                  status_forcelist=(429, 500, 502, 503, 504), allowed_methods=frozenset({"GET"}),
-                  raise_on_status=False, respect_retry_after_header=True)
+    retry = Retry(
+        total=settings.retries,
+        connect=settings.retries,
+        read=settings.retries,
+        backoff_factor=0.1,
+        status_forcelist=(429, 500, 502, 503, 504),
+        allowed_methods=frozenset({"GET"}),
+        raise_on_status=False,
+        respect_retry_after_header=True,
+    )
     session.mount("http://", HTTPAdapter(max_retries=retry))
     session.mount("https://", HTTPAdapter(max_retries=retry))
     return session
@@ -60,7 +68,9 @@ def status_hint(status: int, url: str, settings) -> str:
         # A static server answers 403 for a file it may not read (save_checkpoint writes mode 0400).
         files = "; the file on the server may not be readable by the web server (the publisher must `chmod o+r` it)"
         if settings.token and settings.token_host == host:
-            return f"; the token in REGISTRY_TOKEN was refused by {host}" + (", or" + files[1:] if status == 403 else "")
+            return f"; the token in REGISTRY_TOKEN was refused by {host}" + (
+                ", or" + files[1:] if status == 403 else ""
+            )
         token = f"if {host} needs a token, set REGISTRY_TOKEN and REGISTRY_TOKEN_HOST={host}"
         return f"{files}, or {token}" if status == 403 else f"; {token}"
     if status in (404, 410):
@@ -111,7 +121,9 @@ class SpeedGuard:
         elapsed = self.clock() - self.start
         if elapsed >= self.window:
             if self.bytes < self.limit * elapsed:
-                return (f"{self.bytes:,} bytes in {elapsed:.1f} s, slower than REGISTRY_SPEED_LIMIT "
-                        f"({self.limit:g} bytes/s over REGISTRY_SPEED_TIME, {self.window:g} s)")
+                return (
+                    f"{self.bytes:,} bytes in {elapsed:.1f} s, slower than REGISTRY_SPEED_LIMIT "
+                    f"({self.limit:g} bytes/s over REGISTRY_SPEED_TIME, {self.window:g} s)"
+                )
             self.start, self.bytes = self.clock(), 0
         return None

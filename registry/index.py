@@ -30,6 +30,7 @@ sorted, no timestamps, `indent=1`, UTF-8, a final newline).
 Cards that fail to parse stay in the index with their problems, so the index covers the whole tree
 and a remote client reports the same error a local one would.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -46,8 +47,18 @@ FORMAT = 1
 INDEX_NAME = "index.json"
 MAX_INDEX_BYTES = 256 << 20  # the 2,905-card corpus indexes to 2.4 MB; this is room for ~100x that
 MAX_INDEX_CONTAINERS = 1_000_000  # JSON objects + lists: ~200,000 cards (the corpus index has 14,884, 5 a card)
-SEARCH_FIELDS = ("model-name", "backbone-name", "module-type", "train-dataset", "mindspore-version", "user-id",
-                 "train-backend", "infer-backend", "summary", "update-time")
+SEARCH_FIELDS = (
+    "model-name",
+    "backbone-name",
+    "module-type",
+    "train-dataset",
+    "mindspore-version",
+    "user-id",
+    "train-backend",
+    "infer-backend",
+    "summary",
+    "update-time",
+)
 
 
 # --------------------------------------------------------------------------- building an index
@@ -79,9 +90,14 @@ def _asset_records(card: Card, card_dir: Path, root: Path) -> list[dict]:
     out = []
     for _, item in card.asset_items:  # items that are not mappings: reported by `registry validate`
         link = field_text(item.get("asset-link")) or ""
-        out.append({"file-format": field_text(item.get("file-format")) or "", "link": link,
-                    "sha256": sha256_text(field_text(item.get("asset-sha256")) or ""),
-                    "size": _local_size(link, card_dir, root)})
+        out.append(
+            {
+                "file-format": field_text(item.get("file-format")) or "",
+                "link": link,
+                "sha256": sha256_text(field_text(item.get("asset-sha256")) or ""),
+                "size": _local_size(link, card_dir, root),
+            }
+        )
     return out
 
 
@@ -111,7 +127,9 @@ def build_index(root: str | os.PathLike, make_record=None, walked=None) -> dict:
     """The index document (format above) of the tree at `root`; raises UsageError when it is not a directory.
     `make_record(rel)` replaces card_record and `walked` walk_tree's result (parse_cache.py passes cached records)."""
     if not Path(root).is_dir():  # checked first: resolve() raises on a symlink loop before Python 3.13
-        raise UsageError(f"{root} is not a directory: give the root of a registry tree (USER/[BACKEND/]VERSION/NAME.md)")
+        raise UsageError(
+            f"{root} is not a directory: give the root of a registry tree (USER/[BACKEND/]VERSION/NAME.md)"
+        )
     root = Path(root).resolve()
     paths, twins = walked or walk_tree(root)
     cards = []
@@ -125,8 +143,12 @@ def build_index(root: str | os.PathLike, make_record=None, walked=None) -> dict:
         "format": FORMAT,
         "cards": cards,
         "collisions": collisions,
-        "counts": {"cards": len(cards), "invalid": sum(1 for c in cards if c["problems"]),
-                   "translations": sum(len(c.get("translations", ())) for c in cards), "collisions": len(collisions)},
+        "counts": {
+            "cards": len(cards),
+            "invalid": sum(1 for c in cards if c["problems"]),
+            "translations": sum(len(c.get("translations", ())) for c in cards),
+            "collisions": len(collisions),
+        },
     }
 
 
@@ -145,7 +167,9 @@ def _record_flaw(r) -> str | None:
         return f"card {r['id']} has sha256 {sha!r}, not 64 hex digits"
     if not (isinstance(fields, dict) and all(isinstance(v, str) for v in fields.values())):
         return f"the fields of card {r['id']} are not a mapping of texts"
-    if not (isinstance(assets, list) and all(isinstance(a, dict) and isinstance(a.get("file-format"), str) for a in assets)):
+    if not (
+        isinstance(assets, list) and all(isinstance(a, dict) and isinstance(a.get("file-format"), str) for a in assets)
+    ):
         return f"the assets of card {r['id']} are not a list of records with a file-format"
     if not (isinstance(problems, list) and all(isinstance(p, str) for p in problems)):
         return f"the problems of card {r['id']} are not a list of texts"
@@ -157,10 +181,14 @@ class Index:
 
     def __init__(self, data: dict, source: str):
         if not isinstance(data, dict) or not isinstance(data.get("cards"), list):
-            raise UsageError(f"{source} is not a registry index (no list of cards): regenerate it with `registry index DIR`")
+            raise UsageError(
+                f"{source} is not a registry index (no list of cards): regenerate it with `registry index DIR`"
+            )
         if data.get("format") != FORMAT:
-            raise UsageError(f"{source} has index format {data.get('format')!r}; this tool reads format {FORMAT}: "
-                             "upgrade registry or regenerate the index with this version")
+            raise UsageError(
+                f"{source} has index format {data.get('format')!r}; this tool reads format {FORMAT}: "
+                "upgrade registry or regenerate the index with this version"
+            )
         records = data["cards"]
         for r in records:
             flaw = _record_flaw(r)
@@ -185,13 +213,16 @@ def parse_index(raw: bytes, source: str) -> Index:
     # small its text; 120 MiB of `{}` once took 3 GiB), and nesting (a RecursionError in the parser).
     containers = raw.count(b"{") + raw.count(b"[")
     if containers > MAX_INDEX_CONTAINERS:
-        raise UsageError(f"{source} holds {containers:,} JSON objects and lists, over the {MAX_INDEX_CONTAINERS:,} "
-                         "an index of this tool may have: check the registry URL, or split the registry")
+        raise UsageError(
+            f"{source} holds {containers:,} JSON objects and lists, over the {MAX_INDEX_CONTAINERS:,} "
+            "an index of this tool may have: check the registry URL, or split the registry"
+        )
     try:
         data = json.loads(raw)
     except ValueError as exc:
         raise UsageError(f"{source} is not valid JSON ({exc}): regenerate it with `registry index DIR`") from None
     except RecursionError:
-        raise UsageError(f"{source} nests JSON deeper than an index ever does: it is not a registry index; "
-                         "check the registry URL") from None
+        raise UsageError(
+            f"{source} nests JSON deeper than an index ever does: it is not a registry index; check the registry URL"
+        ) from None
     return Index(data, source)

@@ -72,6 +72,7 @@ Choices, measured on the 2,905 English cards of the MindSpore Hub corpus:
 - Exit code: 2 when a path is missing or unreadable, else 1 when any error was found, else 0
   (warnings alone pass).
 """
+
 from __future__ import annotations
 
 import difflib
@@ -95,8 +96,9 @@ _NOT_ALNUM = re.compile(r"[^a-z0-9]")
 _VERSION_TOKEN = re.compile(r"[_-]v\d+(?:\.\d+)*(?=[_.-])")
 _LOOPBACK = re.compile(r"^http://(localhost|127\.\d+\.\d+\.\d+|\[::1\])(:\d+)?(/|$)", re.IGNORECASE)
 # Parse problems that still let a twin count as readable; every other one is reported for twins.
-_TWIN_RULES = frozenset({"read-error", "too-large", "binary-file", "encoding", "empty-file",
-                         "no-front-matter", "unterminated-front-matter"})
+_TWIN_RULES = frozenset(
+    {"read-error", "too-large", "binary-file", "encoding", "empty-file", "no-front-matter", "unterminated-front-matter"}
+)
 IO_RULES = frozenset({"read-error", "not-found", "no-cards"})
 
 
@@ -144,8 +146,15 @@ def _unknown_keys(card: Card, fields: dict) -> list[Problem]:
             continue
         close = difflib.get_close_matches(key.lower(), list(lowered), n=1, cutoff=0.8)
         if close:
-            out.append(card.problem((key,), "error", "unknown-key",
-                                    f"unknown field `{key}`: did you mean `{lowered[close[0]]}`?", at_key=True))
+            out.append(
+                card.problem(
+                    (key,),
+                    "error",
+                    "unknown-key",
+                    f"unknown field `{key}`: did you mean `{lowered[close[0]]}`?",
+                    at_key=True,
+                )
+            )
     return out
 
 
@@ -164,19 +173,37 @@ def _path_rule(card: Card, fields: dict) -> list[Problem]:
     out = []
     user = fields.get("user-id")
     if isinstance(user, str) and user and _norm_user(user) != _norm_user(user_dir):
-        out.append(card.problem(("user-id",), "error", "path-mismatch",
-                                f"user-id `{user}` does not match the directory `{user_dir}` the card is in "
-                                f"({layout}): write `user-id: {user_dir}` or move the card under {_norm_user(user) or 'its user'}/"))
+        out.append(
+            card.problem(
+                ("user-id",),
+                "error",
+                "path-mismatch",
+                f"user-id `{user}` does not match the directory `{user_dir}` the card is in "
+                f"({layout}): write `user-id: {user_dir}` or move the card under {_norm_user(user) or 'its user'}/",
+            )
+        )
     backend = fields.get("infer-backend")
     if backend_dir and isinstance(backend, str) and backend != backend_dir:
-        out.append(card.problem(("infer-backend",), "error", "path-mismatch",
-                                f"infer-backend `{backend}` does not match the directory `{backend_dir}` the card is in "
-                                f"({layout}): fix the field or move the card under {user_dir}/{backend}/{version_dir}/"))
+        out.append(
+            card.problem(
+                ("infer-backend",),
+                "error",
+                "path-mismatch",
+                f"infer-backend `{backend}` does not match the directory `{backend_dir}` the card is in "
+                f"({layout}): fix the field or move the card under {user_dir}/{backend}/{version_dir}/",
+            )
+        )
     version = fields.get("mindspore-version")
     if isinstance(version, str) and version and not (version == version_dir or version.startswith(version_dir + ".")):
-        out.append(card.problem(("mindspore-version",), "error", "path-mismatch",
-                                f"mindspore-version `{version}` does not match the version directory `{version_dir}` "
-                                f"the card is in ({layout}): fix the field or move the card to a `{version}` directory"))
+        out.append(
+            card.problem(
+                ("mindspore-version",),
+                "error",
+                "path-mismatch",
+                f"mindspore-version `{version}` does not match the version directory `{version_dir}` "
+                f"the card is in ({layout}): fix the field or move the card to a `{version}` directory",
+            )
+        )
     return out
 
 
@@ -186,29 +213,56 @@ def _links(card: Card, fields: dict) -> list[Problem]:
     out = []
     repo = fields.get("repo-link")
     if isinstance(repo, str) and repo.lower().startswith("http://"):
-        out.append(card.problem(("repo-link",), "warning", "insecure-link",
-                                f"repo-link uses http://: write `https://{repo[7:]}` if the site serves https"))
+        out.append(
+            card.problem(
+                ("repo-link",),
+                "warning",
+                "insecure-link",
+                f"repo-link uses http://: write `https://{repo[7:]}` if the site serves https",
+            )
+        )
     for i, item in asset_items(fields):
         link = item.get("asset-link")
         if isinstance(link, str) and link.lower().startswith("http://") and not _LOOPBACK.match(link):
-            out.append(card.problem(("asset", i, "asset-link"), "warning", "insecure-link",
-                                    f"asset-link of asset {i + 1} uses http://, which exposes the download and lets "
-                                    f"the network block it: publish the file over https and write `https://{link[7:]}`"))
+            out.append(
+                card.problem(
+                    ("asset", i, "asset-link"),
+                    "warning",
+                    "insecure-link",
+                    f"asset-link of asset {i + 1} uses http://, which exposes the download and lets "
+                    f"the network block it: publish the file over https and write `https://{link[7:]}`",
+                )
+            )
         elif isinstance(link, str) and link.lower().startswith("file:"):
-            out.append(card.problem(("asset", i, "asset-link"), "warning", "local-link",
-                                    f"asset-link of asset {i + 1} is a file:// URL, which works only on this machine: "
-                                    "put the file beside the card and link it by a relative path"))
+            out.append(
+                card.problem(
+                    ("asset", i, "asset-link"),
+                    "warning",
+                    "local-link",
+                    f"asset-link of asset {i + 1} is a file:// URL, which works only on this machine: "
+                    "put the file beside the card and link it by a relative path",
+                )
+            )
         fmt = item.get("file-format") if isinstance(item, dict) else None
-        if fmt in _WEIGHT_EXTENSIONS and isinstance(link, str) and not _asset_filename(link, '', fmt).endswith(_WEIGHT_EXTENSIONS[fmt]):
-            out.append(card.problem(("asset", i, "asset-link"), "warning", "format-extension",
-                                    f"asset {i + 1} is {fmt} but its file name {_asset_filename(link, '', fmt)!r} does not end in "
-                                    f"{_WEIGHT_EXTENSIONS[fmt]}, and MindSpore loads {fmt} files only under that "
-                                    f"extension: publish the file as NAME{_WEIGHT_EXTENSIONS[fmt]}"))
+        if (
+            fmt in _WEIGHT_EXTENSIONS
+            and isinstance(link, str)
+            and not _asset_filename(link, "", fmt).endswith(_WEIGHT_EXTENSIONS[fmt])
+        ):
+            out.append(
+                card.problem(
+                    ("asset", i, "asset-link"),
+                    "warning",
+                    "format-extension",
+                    f"asset {i + 1} is {fmt} but its file name {_asset_filename(link, '', fmt)!r} does not end in "
+                    f"{_WEIGHT_EXTENSIONS[fmt]}, and MindSpore loads {fmt} files only under that "
+                    f"extension: publish the file as NAME{_WEIGHT_EXTENSIONS[fmt]}",
+                )
+            )
     return out
 
 
 _WEIGHT_EXTENSIONS = {"ckpt": ".ckpt", "safetensors": ".safetensors"}
-
 
 
 def _future(card: Card, fields: dict) -> list[Problem]:
@@ -221,9 +275,15 @@ def _future(card: Card, fields: dict) -> list[Problem]:
         return []  # the schema reports the form
     today = datetime.now(timezone(timedelta(hours=14))).date()  # where a date begins first: no zone sees an error
     if when > today:
-        return [card.problem(("update-time",), "warning", "future-date",
-                             f"update-time {text} is in the future (today is {today.isoformat()} even in UTC+14): "
-                             "write the date the card was last changed")]
+        return [
+            card.problem(
+                ("update-time",),
+                "warning",
+                "future-date",
+                f"update-time {text} is in the future (today is {today.isoformat()} even in UTC+14): "
+                "write the date the card was last changed",
+            )
+        ]
     return []
 
 
@@ -245,9 +305,15 @@ def _placeholders(card: Card, fields: dict, problems: list[Problem]) -> list[Pro
                 visit(v, keypath + (i,))
         elif isinstance(value, str) and _PLACEHOLDER.match(value):
             name = ".".join(str(k + 1) if isinstance(k, int) else k for k in keypath)
-            found.append(card.problem(keypath, "error", "placeholder",
-                                      f"`{name}` is still the template's placeholder ({value}): write the real value, "
-                                      "or delete the line if the field is optional"))
+            found.append(
+                card.problem(
+                    keypath,
+                    "error",
+                    "placeholder",
+                    f"`{name}` is still the template's placeholder ({value}): write the real value, "
+                    "or delete the line if the field is optional",
+                )
+            )
 
     visit(fields, ())
     if not found:
@@ -264,16 +330,24 @@ def _fields_after(card: Card) -> list[Problem]:
     # business (a YAML example in a code block, say).
     lines = card.text.split("\n", card.fm_close + 50)
     line, match = card.fm_close, None
-    for text in lines[card.fm_close:card.fm_close + 50]:
+    for text in lines[card.fm_close : card.fm_close + 50]:
         line += 1
         if text.strip():
             match = _field_line_re().match(text)
             break
     if not match:
         return []
-    return [Problem(card.path, line, 1, "error", "fields-after-front-matter",
-                    f"the card field `{match.group(1)}` stands below the `---` at line {card.fm_close} that closed "
-                    f"the front matter, so it is not read: move it above that line (or remove a stray `---`)")]
+    return [
+        Problem(
+            card.path,
+            line,
+            1,
+            "error",
+            "fields-after-front-matter",
+            f"the card field `{match.group(1)}` stands below the `---` at line {card.fm_close} that closed "
+            f"the front matter, so it is not read: move it above that line (or remove a stray `---`)",
+        )
+    ]
 
 
 def _sha_within(card: Card, fields: dict) -> list[Problem]:
@@ -285,9 +359,15 @@ def _sha_within(card: Card, fields: dict) -> list[Problem]:
             continue
         first = seen.setdefault(sha.lower(), (i, link))
         if first[0] != i and first[1] != link:
-            out.append(card.problem(("asset", i, "asset-sha256"), "error", "sha256-reused",
-                                    f"asset {i + 1} has the same asset-sha256 as asset {first[0] + 1} but another "
-                                    "link; two files cannot share a digest: run `registry hash FILE` on each file"))
+            out.append(
+                card.problem(
+                    ("asset", i, "asset-sha256"),
+                    "error",
+                    "sha256-reused",
+                    f"asset {i + 1} has the same asset-sha256 as asset {first[0] + 1} but another "
+                    "link; two files cannot share a digest: run `registry hash FILE` on each file",
+                )
+            )
     return out
 
 
@@ -328,10 +408,19 @@ def cross_problems(uses: Iterable[tuple]) -> list[Problem]:
             other = next(((u[1], u[5]) for u in group if u[1] != path and _file_key(u[5]) != _file_key(link)), None)
             if other is None:
                 continue
-            out.append(Problem(path, line, col, "warning", "sha256-reused",
-                               f"asset-sha256 of asset {i + 1} is also given to the differently named file "
-                               f"{other[1].rsplit('/', 1)[-1]} in {other[0]}: if they are not the same bytes, "
-                               "one digest was copied; check with `registry hash FILE`", ("asset", i, "asset-sha256")))
+            out.append(
+                Problem(
+                    path,
+                    line,
+                    col,
+                    "warning",
+                    "sha256-reused",
+                    f"asset-sha256 of asset {i + 1} is also given to the differently named file "
+                    f"{other[1].rsplit('/', 1)[-1]} in {other[0]}: if they are not the same bytes, "
+                    "one digest was copied; check with `registry hash FILE`",
+                    ("asset", i, "asset-sha256"),
+                )
+            )
     return out
 
 
@@ -399,9 +488,17 @@ def check_file(path: str, root: str | None, check_assets: bool) -> tuple[FileRes
         problems = [p for p in card.problems if p.rule in _TWIN_RULES]
         twin_of = path[: -len("_cn.md")] + ".md"
         if not os.path.exists(twin_of):
-            problems.append(Problem(path, 0, 0, "warning", "orphan-translation",
-                                    f"localized twin without its English card {os.path.basename(twin_of)}: "
-                                    "add the English card or rename this one"))
+            problems.append(
+                Problem(
+                    path,
+                    0,
+                    0,
+                    "warning",
+                    "orphan-translation",
+                    f"localized twin without its English card {os.path.basename(twin_of)}: "
+                    "add the English card or rename this one",
+                )
+            )
         return FileResult(path, problems, localized=True), []
     problems = list(card.problems)
     if card.data is not None or card.fm_close:
@@ -427,14 +524,17 @@ def validate_paths(paths: Iterable[str], check_assets: bool = False, jobs: int |
         if os.path.isdir(given):
             found = _walk(given)
             if not found:
-                report.errors.append(Problem(given, 0, 0, "error", "no-cards",
-                                             "directory holds no .md card: check the path"))
+                report.errors.append(
+                    Problem(given, 0, 0, "error", "no-cards", "directory holds no .md card: check the path")
+                )
             files.extend(found)
             roots.update(dict.fromkeys(found, given))
         elif os.path.lexists(given):  # a symlink loop exists but cannot be read: parse_file says why
             files.append(given)
         else:
-            report.errors.append(Problem(given, 0, 0, "error", "not-found", "no such file or directory: check the path"))
+            report.errors.append(
+                Problem(given, 0, 0, "error", "not-found", "no such file or directory: check the path")
+            )
 
     seen, todo = set(), []
     for path in files:

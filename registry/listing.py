@@ -10,6 +10,7 @@ one shard whatever the size of the registry, `limit` stops fetching shards once 
 then per shard (bucket order; within a shard as above), since one global order needs every record at once,
 which is what index.json gives. Nothing here prints.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -52,9 +53,17 @@ def _task_ok(task: str, module_type: str) -> bool:
     return re.search(rf"(^|[-_ ]){re.escape(task)}($|[-_ ])", module_type) is not None
 
 
-def select(records: Iterable[dict], text: str | None = None, *, dataset: str | None = None, backbone: str | None = None,
-           task: str | None = None, file_format: str | None = None, backend: str | None = None,
-           mindspore_version: str | None = None) -> list[dict]:
+def select(
+    records: Iterable[dict],
+    text: str | None = None,
+    *,
+    dataset: str | None = None,
+    backbone: str | None = None,
+    task: str | None = None,
+    file_format: str | None = None,
+    backend: str | None = None,
+    mindspore_version: str | None = None,
+) -> list[dict]:
     """Index records matching every given criterion (text: all words, case-insensitive)."""
     words = (text or "").lower().split()
     spec = versions.spec(mindspore_version) if mindspore_version else None
@@ -62,8 +71,15 @@ def select(records: Iterable[dict], text: str | None = None, *, dataset: str | N
     for r in records:
         f = r.get("fields", {})
         if words:
-            hay = " ".join([r["id"], f.get("model-name", ""), f.get("backbone-name", ""),
-                            f.get("train-dataset", ""), f.get("summary", "")]).lower()
+            hay = " ".join(
+                [
+                    r["id"],
+                    f.get("model-name", ""),
+                    f.get("backbone-name", ""),
+                    f.get("train-dataset", ""),
+                    f.get("summary", ""),
+                ]
+            ).lower()
             if not all(w in hay for w in words):
                 continue
         if dataset and dataset.lower() not in f.get("train-dataset", "").lower():
@@ -72,11 +88,17 @@ def select(records: Iterable[dict], text: str | None = None, *, dataset: str | N
             continue
         if task and not _task_ok(task.lower(), f.get("module-type", "").lower()):
             continue
-        if file_format and file_format.lower().lstrip(".") not in {a["file-format"].lower() for a in r.get("assets", ())}:
+        if file_format and file_format.lower().lstrip(".") not in {
+            a["file-format"].lower() for a in r.get("assets", ())
+        }:
             continue
         if backend:
             parts = r["id"].lower().split("/")  # USER/BACKEND/VERSION/NAME names a backend
-            have = {f.get("train-backend", "").lower(), f.get("infer-backend", "").lower(), parts[1] if len(parts) == 4 else ""}
+            have = {
+                f.get("train-backend", "").lower(),
+                f.get("infer-backend", "").lower(),
+                parts[1] if len(parts) == 4 else "",
+            }
             have.discard("")
             if backend.lower() not in have:
                 continue
@@ -126,22 +148,56 @@ class ModelRecord:
         return {"id": self.id, "fields": self.fields, "formats": self.formats, "problems": self.problems}
 
 
-def search(text: str | None = None, *, registry=None, settings=None, dataset: str | None = None,
-           backbone: str | None = None, task: str | None = None, file_format: str | None = None,
-           backend: str | None = None, mindspore_version: str | None = None) -> list[ModelRecord]:
+def search(
+    text: str | None = None,
+    *,
+    registry=None,
+    settings=None,
+    dataset: str | None = None,
+    backbone: str | None = None,
+    task: str | None = None,
+    file_format: str | None = None,
+    backend: str | None = None,
+    mindspore_version: str | None = None,
+) -> list[ModelRecord]:
     """The models of a registry matching every word of `text` and every given criterion, as ModelRecords
     in `registry list` order. `registry`: a location (default: REGISTRY_URL, else the embedded one);
     `settings`: default read now. Raises UsageError (bad location or specifier), OfflineError or
     TransferError (a remote index that cannot be read)."""
     reg = open_registry(registry, settings)
-    found = select(reg.index().records, text, dataset=dataset, backbone=backbone, task=task,
-                   file_format=file_format, backend=backend, mindspore_version=mindspore_version)
+    found = select(
+        reg.index().records,
+        text,
+        dataset=dataset,
+        backbone=backbone,
+        task=task,
+        file_format=file_format,
+        backend=backend,
+        mindspore_version=mindspore_version,
+    )
     return [ModelRecord.of(r) for r in by_version(found)]
 
 
-def list_models(*, registry=None, settings=None, dataset: str | None = None, backbone: str | None = None,
-                task: str | None = None, file_format: str | None = None, backend: str | None = None,
-                mindspore_version: str | None = None) -> list[ModelRecord]:
+def list_models(
+    *,
+    registry=None,
+    settings=None,
+    dataset: str | None = None,
+    backbone: str | None = None,
+    task: str | None = None,
+    file_format: str | None = None,
+    backend: str | None = None,
+    mindspore_version: str | None = None,
+) -> list[ModelRecord]:
     """Every model of a registry (optionally filtered as `search`), as ModelRecords; raises as `search`."""
-    return search(None, registry=registry, settings=settings, dataset=dataset, backbone=backbone, task=task,
-                  file_format=file_format, backend=backend, mindspore_version=mindspore_version)
+    return search(
+        None,
+        registry=registry,
+        settings=settings,
+        dataset=dataset,
+        backbone=backbone,
+        task=task,
+        file_format=file_format,
+        backend=backend,
+        mindspore_version=mindspore_version,
+    )

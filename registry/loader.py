@@ -38,6 +38,7 @@ you built), `get_desired_input_shape(name)`; `hub_list`, `get_hub_dir` and `set_
 index.py and settings.py. `source` says how to read the name (catalog.resolve) and never reaches the
 builder. `mindspore_version=` picks among the cards of a short name (versions.py).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -52,15 +53,44 @@ from .errors import CardError, LoadError, RegistryError, UsageError
 
 WRAPPER_PREFIX = "network."
 _OPTIMIZER_PREFIXES = (
-    "moments.", "moment.", "moment1.", "moment2.", "accum.", "accum_update.", "adam_m.", "adam_v.",
-    "lamb_m.", "lamb_v.", "exp_avg.", "exp_avg_sq.", "mean_grad.", "mean_square.", "linear.", "vhat.",
-    "prev.", "stat.", "step_size.", "ax_.", "accu_grads.",
+    "moments.",
+    "moment.",
+    "moment1.",
+    "moment2.",
+    "accum.",
+    "accum_update.",
+    "adam_m.",
+    "adam_v.",
+    "lamb_m.",
+    "lamb_v.",
+    "exp_avg.",
+    "exp_avg_sq.",
+    "mean_grad.",
+    "mean_square.",
+    "linear.",
+    "vhat.",
+    "prev.",
+    "stat.",
+    "step_size.",
+    "ax_.",
+    "accu_grads.",
 )
-_TRAINING_COUNTERS = frozenset({
-    "learning_rate", "momentum", "global_step", "beta1_power", "beta2_power", "weight_decay",
-    "scale_sense", "loss_scale", "current_iterator_step", "last_overflow_iterator_step",
-    "epoch_num", "step_num",
-})
+_TRAINING_COUNTERS = frozenset(
+    {
+        "learning_rate",
+        "momentum",
+        "global_step",
+        "beta1_power",
+        "beta2_power",
+        "weight_decay",
+        "scale_sense",
+        "loss_scale",
+        "current_iterator_step",
+        "last_overflow_iterator_step",
+        "epoch_num",
+        "step_num",
+    }
+)
 LOADABLE_FORMATS = ("safetensors", "ckpt", "mindir")
 WEIGHT_FORMATS = ("safetensors", "ckpt")  # formats whose entries load into a built network
 _log = logging.getLogger("registry")
@@ -116,8 +146,16 @@ def _first(items: list[str]) -> str:
     return ", ".join(items[:SHOWN]) + more
 
 
-def fit_parameters(net, params: dict, *, strict: bool = True, source: str = "checkpoint",
-                   adaptation=None, network: str = "the network", dry_run: bool = False) -> LoadReport:
+def fit_parameters(
+    net,
+    params: dict,
+    *,
+    strict: bool = True,
+    source: str = "checkpoint",
+    adaptation=None,
+    network: str = "the network",
+    dry_run: bool = False,
+) -> LoadReport:
     """Match a checkpoint's entries to `net`'s parameters (rules in the module doc) and load them.
 
     Nothing is loaded unless the tables fit: with `strict`, everything; without, at least half of
@@ -130,7 +168,7 @@ def fit_parameters(net, params: dict, *, strict: bool = True, source: str = "che
     for key, value in params.items():
         target = key
         while target not in expected and target.startswith(WRAPPER_PREFIX):
-            target = target[len(WRAPPER_PREFIX):]
+            target = target[len(WRAPPER_PREFIX) :]
         if adaptation is not None and target not in expected:
             renamed = adaptation.rename(target)
             if renamed != target and renamed in expected:
@@ -154,12 +192,15 @@ def fit_parameters(net, params: dict, *, strict: bool = True, source: str = "che
     fitting = sum(value is not None for value in matched.values())
     another_network = bool(expected) and fitting * 2 < len(expected)
     if strict and not report.ok and not another_network:
-        raise LoadError(f"{source} does not fit {network}: {report.problems()}; "
-                        "pass strict=False to load the parameters that fit")
+        raise LoadError(
+            f"{source} does not fit {network}: {report.problems()}; pass strict=False to load the parameters that fit"
+        )
     if another_network:
-        raise LoadError(f"{source} does not fit {network}: only {fitting} of its {len(expected)} parameters would "
-                        f"load ({report.problems()}); strict=False is for a changed head, not for another network: "
-                        "check that the card names the right builder")
+        raise LoadError(
+            f"{source} does not fit {network}: only {fitting} of its {len(expected)} parameters would "
+            f"load ({report.problems()}); strict=False is for a changed head, not for another network: "
+            "check that the card names the right builder"
+        )
     if dry_run:
         return report
     for name, value in matched.items():
@@ -188,8 +229,9 @@ def _transformed(adaptation, target: str, key: str, value, want: tuple, report: 
     return Tensor(transform.apply(value.asnumpy(), want))
 
 
-def read_checkpoint(path: str | os.PathLike, source: str, *, keep_optimizer: bool = False,
-                    file_format: str = "ckpt") -> dict:
+def read_checkpoint(
+    path: str | os.PathLike, source: str, *, keep_optimizer: bool = False, file_format: str = "ckpt"
+) -> dict:
     """A checkpoint file's entries (ckpt or safetensors); optimizer state is skipped while parsing unless asked for."""
     import mindspore
 
@@ -198,7 +240,9 @@ def read_checkpoint(path: str | os.PathLike, source: str, *, keep_optimizer: boo
         return mindspore.load_checkpoint(os.fspath(path), choice_func=choice, format=file_format.lower())
     except (ValueError, RuntimeError, OSError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise LoadError(f"{source} is not a readable MindSpore checkpoint ({first}): check the card's asset-link") from None
+        raise LoadError(
+            f"{source} is not a readable MindSpore checkpoint ({first}): check the card's asset-link"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -240,8 +284,10 @@ def cached_tables(entry, settings=None) -> TablesReport:
         # The bytes read are the bytes verified, in a copy whose extension MindSpore accepts.
         with verified_copy(blob, digest, f"asset.{fmt}") as path:
             if path is None:
-                raise IntegrityError(f"the cached {asset.filename} of card {entry.id} ({blob}) no longer matches its "
-                                     f"sha256 (bit rot or tampering): run `registry pull --force {entry.id}`")
+                raise IntegrityError(
+                    f"the cached {asset.filename} of card {entry.id} ({blob}) no longer matches its "
+                    f"sha256 (bit rot or tampering): run `registry pull --force {entry.id}`"
+                )
             table = checkpoint_table(path, asset.file_format, source)
         report.tables.append(AssetTable(asset.filename, asset.file_format, list(table.values())))
     return report
@@ -255,14 +301,29 @@ def checkpoint_table(path: str | os.PathLike, file_format: str, source: str) -> 
     if file_format.lower() == "safetensors":
         return safetensors_table(path, source)
     params = read_checkpoint(path, source, keep_optimizer=True, file_format=file_format)
-    return {name: TableEntry(name, tuple(value.shape), _DTYPE_NAMES.get(str(value.dtype).lower(), str(value.dtype)))
-            for name, value in params.items() if hasattr(value, "shape")}
+    return {
+        name: TableEntry(name, tuple(value.shape), _DTYPE_NAMES.get(str(value.dtype).lower(), str(value.dtype)))
+        for name, value in params.items()
+        if hasattr(value, "shape")
+    }
 
 
 # MindSpore's dtype names -> the safetensors names, so both formats' tables read alike.
-_DTYPE_NAMES = {"float16": "F16", "float32": "F32", "float64": "F64", "bfloat16": "BF16", "int8": "I8",
-                "int16": "I16", "int32": "I32", "int64": "I64", "uint8": "U8", "uint16": "U16", "uint32": "U32",
-                "uint64": "U64", "bool": "BOOL"}
+_DTYPE_NAMES = {
+    "float16": "F16",
+    "float32": "F32",
+    "float64": "F64",
+    "bfloat16": "BF16",
+    "int8": "I8",
+    "int16": "I16",
+    "int32": "I32",
+    "int64": "I64",
+    "uint8": "U8",
+    "uint16": "U16",
+    "uint32": "U32",
+    "uint64": "U64",
+    "bool": "BOOL",
+}
 
 
 def check_version(card_version: Any, label: str, installed: str | None = None) -> str | None:
@@ -283,8 +344,10 @@ def check_version(card_version: Any, label: str, installed: str | None = None) -
     except InvalidVersion:
         return None
     if card.major != have.major or card.release[:2] > have.release[:2]:
-        return (f"{label} was made with MindSpore {card_version}, but MindSpore {installed} is installed: "
-                "the weights load by name, yet numerics and operators may differ; check the outputs")
+        return (
+            f"{label} was made with MindSpore {card_version}, but MindSpore {installed} is installed: "
+            "the weights load by name, yet numerics and operators may differ; check the outputs"
+        )
     return None
 
 
@@ -309,14 +372,18 @@ def choose_asset(entry, file_format: str | None = None, asset: int | str | None 
         for a in assets:
             if a.file_format.lower() == fmt:
                 return _loadable(entry, a)
-    raise LoadError(f"card {entry.id} has no {' or '.join(wanted)} asset to load (assets: {have}); "
-                    f"the loader reads {', '.join(LOADABLE_FORMATS)} files")
+    raise LoadError(
+        f"card {entry.id} has no {' or '.join(wanted)} asset to load (assets: {have}); "
+        f"the loader reads {', '.join(LOADABLE_FORMATS)} files"
+    )
 
 
 def _loadable(entry, asset):
     if asset.file_format.lower() not in LOADABLE_FORMATS:
-        raise LoadError(f"asset {asset.filename} of card {entry.id} is in {asset.file_format} format, which "
-                        f"MindSpore cannot load into a network here; the loader reads {', '.join(LOADABLE_FORMATS)} assets")
+        raise LoadError(
+            f"asset {asset.filename} of card {entry.id} is in {asset.file_format} format, which "
+            f"MindSpore cannot load into a network here; the loader reads {', '.join(LOADABLE_FORMATS)} assets"
+        )
     return asset
 
 
@@ -343,26 +410,43 @@ def _fetch(entry, asset, *, force: bool, settings=None):
             with cache.lock(item.sha256):
                 cache.verify_blob(item.sha256)  # removes it: its bytes are not the card's any more
         except (RegistryError, OSError):
-            raise IntegrityError(f"{what} no longer matches its sha256 (bit rot or tampering), and this cache cannot "
-                                 "be repaired by you: ask its owner to run `registry cache verify`") from None
+            raise IntegrityError(
+                f"{what} no longer matches its sha256 (bit rot or tampering), and this cache cannot "
+                "be repaired by you: ask its owner to run `registry cache verify`"
+            ) from None
         if attempt == 2:
-            raise IntegrityError(f"{what} did not match its sha256 even after a fresh download: the disk or "
-                                 "memory may be failing; run `registry cache verify`")
+            raise IntegrityError(
+                f"{what} did not match its sha256 even after a fresh download: the disk or "
+                "memory may be failing; run `registry cache verify`"
+            )
         _log.warning(f"{what} no longer matches its sha256 (bit rot or tampering): removed, pulling it again")
 
 
 def _resolve(name, registry, source: str = "gitee", mindspore_version: str | None = None, settings=None):
     from . import catalog
 
-    entry = catalog.resolve(name, registry=registry, source=source, mindspore_version=mindspore_version,
-                            settings=settings)
+    entry = catalog.resolve(
+        name, registry=registry, source=source, mindspore_version=mindspore_version, settings=settings
+    )
     entry.require_sound()
     return entry
 
 
-def load(name: str, *args, source: str = "gitee", pretrained: bool = True, force_reload: bool = False,
-         strict: bool = True, file_format: str | None = None, asset: int | str | None = None, registry=None,
-         mindspore_version: str | None = None, builder=None, settings=None, **kwargs):
+def load(
+    name: str,
+    *args,
+    source: str = "gitee",
+    pretrained: bool = True,
+    force_reload: bool = False,
+    strict: bool = True,
+    file_format: str | None = None,
+    asset: int | str | None = None,
+    registry=None,
+    mindspore_version: str | None = None,
+    builder=None,
+    settings=None,
+    **kwargs,
+):
     """The network a card describes, built here and loaded with the card's weights, in eval mode.
 
     `name` is a full id, a short name, a card file path or a card URL. `args` and `kwargs` pass to
@@ -383,10 +467,14 @@ def load(name: str, *args, source: str = "gitee", pretrained: bool = True, force
     if chosen is not None and chosen.file_format.lower() == "mindir":
         if args or kwargs or builder is not None:
             given = [*map(repr, args), *kwargs, *(["builder="] if builder is not None else [])]
-            raise UsageError(f"card {entry.id}: a mindir asset is a finished graph; builder arguments "
-                             f"({', '.join(given)}) do not apply to it")
+            raise UsageError(
+                f"card {entry.id}: a mindir asset is a finished graph; builder arguments "
+                f"({', '.join(given)}) do not apply to it"
+            )
         if not pretrained:
-            raise UsageError(f"card {entry.id}: a mindir asset holds its weights; pretrained=False needs a ckpt or safetensors asset")
+            raise UsageError(
+                f"card {entry.id}: a mindir asset holds its weights; pretrained=False needs a ckpt or safetensors asset"
+            )
         return _load_graph(entry, chosen, force=force_reload, settings=settings)
 
     from .builders import CardFacts, find_builder
@@ -406,18 +494,29 @@ def load(name: str, *args, source: str = "gitee", pretrained: bool = True, force
         raise
     except Exception as exc:  # a builder (ours, mindcv's, a plugin's) that cannot build from these arguments
         first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
-        raise LoadError(f"card {entry.id}: {label} could not build the network ({type(exc).__name__}"
-                        f"{': ' + first if first else ''}); check the card's builder-args and the arguments given") from None
+        raise LoadError(
+            f"card {entry.id}: {label} could not build the network ({type(exc).__name__}"
+            f"{': ' + first if first else ''}); check the card's builder-args and the arguments given"
+        ) from None
     net.set_train(False)
     net.load_report = None
     if pretrained:
-        net.load_report = _load_into(net, entry, chosen, strict=strict, force=force_reload, settings=settings,
-                                     adaptation=getattr(builder, "adaptation", None), network=label)
+        net.load_report = _load_into(
+            net,
+            entry,
+            chosen,
+            strict=strict,
+            force=force_reload,
+            settings=settings,
+            adaptation=getattr(builder, "adaptation", None),
+            network=label,
+        )
     return net
 
 
-def _load_into(net, entry, chosen, *, strict: bool, force: bool, adaptation=None, network: str = "the network",
-               settings=None):
+def _load_into(
+    net, entry, chosen, *, strict: bool, force: bool, adaptation=None, network: str = "the network", settings=None
+):
     """Fetch, table-check and load one weights asset into `net`; its LoadReport."""
     source = f"checkpoint {chosen.filename} of card {entry.id}"
     fmt = chosen.file_format.lower()
@@ -461,9 +560,20 @@ def _load_graph(entry, asset, *, force: bool, settings=None):
     return net
 
 
-def load_weights(network_or_name, name: str | None = None, *, source: str = "gitee", force_reload: bool = False,
-                 strict: bool = True, file_format: str | None = None, asset: int | str | None = None, registry=None,
-                 mindspore_version: str | None = None, handle: str | None = None, settings=None):
+def load_weights(
+    network_or_name,
+    name: str | None = None,
+    *,
+    source: str = "gitee",
+    force_reload: bool = False,
+    strict: bool = True,
+    file_format: str | None = None,
+    asset: int | str | None = None,
+    registry=None,
+    mindspore_version: str | None = None,
+    handle: str | None = None,
+    settings=None,
+):
     """The card's checkpoint weights.
 
     `load_weights(name, source="gitee")`: the weights as a dict of name -> Parameter, with optimizer
@@ -482,7 +592,9 @@ def load_weights(network_or_name, name: str | None = None, *, source: str = "git
         if name in SOURCES:  # mindspore_hub 2.0: load_weights(name, source)
             network, name, source = None, network_or_name, name
         elif name is not None:
-            raise UsageError("load_weights(name) takes one model name; to load into a network call load_weights(network, name)")
+            raise UsageError(
+                "load_weights(name) takes one model name; to load into a network call load_weights(network, name)"
+            )
         else:
             network, name = None, network_or_name
     else:
@@ -493,8 +605,10 @@ def load_weights(network_or_name, name: str | None = None, *, source: str = "git
     chosen = choose_asset(entry, file_format, asset, formats=WEIGHT_FORMATS)
     fmt = chosen.file_format.lower()
     if fmt not in WEIGHT_FORMATS:
-        raise LoadError(f"card {entry.id}: load_weights reads {' and '.join(WEIGHT_FORMATS)} assets; "
-                        f"{chosen.filename} is {chosen.file_format}")
+        raise LoadError(
+            f"card {entry.id}: load_weights reads {' and '.join(WEIGHT_FORMATS)} assets; "
+            f"{chosen.filename} is {chosen.file_format}"
+        )
     _warn_version(entry)
     if network is not None:
         return _load_into(network, entry, chosen, strict=strict, force=force_reload, settings=settings)
@@ -507,7 +621,7 @@ def load_weights(network_or_name, name: str | None = None, *, source: str = "git
         params = read_checkpoint(path, source, file_format=fmt)
     weights = {k: v for k, v in params.items() if hasattr(v, "shape")}
     if weights and all(k.startswith(WRAPPER_PREFIX) for k in weights):
-        weights = {k[len(WRAPPER_PREFIX):]: v for k, v in weights.items()}
+        weights = {k[len(WRAPPER_PREFIX) :]: v for k, v in weights.items()}
     return weights
 
 
@@ -520,18 +634,26 @@ def _shape_from_text(text: str) -> list[int] | None:
     return [int(p) for p in parts]
 
 
-def get_desired_input_shape(name: str, registry=None, *, source: str = "gitee",
-                            mindspore_version: str | None = None, settings=None) -> list[int]:
+def get_desired_input_shape(
+    name: str, registry=None, *, source: str = "gitee", mindspore_version: str | None = None, settings=None
+) -> list[int]:
     """The card's input-shape, e.g. [300, 300, 3] (the layout the card documents)."""
     from . import catalog
 
-    entry = catalog.resolve(name, registry=registry, source=source, mindspore_version=mindspore_version,
-                            settings=settings)
+    entry = catalog.resolve(
+        name, registry=registry, source=source, mindspore_version=mindspore_version, settings=settings
+    )
     shape = entry.fields.get("input-shape")
     if isinstance(shape, str):
         shape = _shape_from_text(shape) or shape
-    if not isinstance(shape, list) or not shape or not all(isinstance(x, int) and not isinstance(x, bool) for x in shape):
+    if (
+        not isinstance(shape, list)
+        or not shape
+        or not all(isinstance(x, int) and not isinstance(x, bool) for x in shape)
+    ):
         line, col = entry.card.pos(("input-shape",))
-        raise CardError(f"{entry.card.path}:{line}:{col}: card {entry.id} has no usable input-shape "
-                        f"(got {shape!r}): write it as a list of integers, e.g. [300, 300, 3]")
+        raise CardError(
+            f"{entry.card.path}:{line}:{col}: card {entry.id} has no usable input-shape "
+            f"(got {shape!r}): write it as a list of integers, e.g. [300, 300, 3]"
+        )
     return shape

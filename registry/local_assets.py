@@ -15,6 +15,7 @@ are never fetched here (`registry check-links` asks the servers). For each local
 Each problem is located at the asset's line in the card. A file is hashed once per AssetChecker
 (keyed by device, inode, size and mtime), so cards sharing one file cost one read.
 """
+
 from __future__ import annotations
 
 import os
@@ -72,33 +73,64 @@ class AssetChecker:
             out += self._check_one(card, i, item, link, *found, root)
         return out
 
-    def _check_one(self, card: Card, i: int, item: dict, link: str, path: Path, relative: bool,
-                   root: Path | None) -> list[Problem]:
+    def _check_one(
+        self, card: Card, i: int, item: dict, link: str, path: Path, relative: bool, root: Path | None
+    ) -> list[Problem]:
         at = ("asset", i, "asset-link")
         what = f"asset {i + 1} ({link})"
         if relative and root is not None and not inside(path, root):
-            return [card.problem(at, "error", "asset-outside-tree",
-                                 f"{what} leaves the registry tree {root}, so a server of the tree cannot serve it: "
-                                 "move the file into the tree and link it relative to the card")]
+            return [
+                card.problem(
+                    at,
+                    "error",
+                    "asset-outside-tree",
+                    f"{what} leaves the registry tree {root}, so a server of the tree cannot serve it: "
+                    "move the file into the tree and link it relative to the card",
+                )
+            ]
         try:
             st = path.stat()
         except (OSError, RuntimeError) as exc:
             reason = getattr(exc, "strerror", None) or "a symlink loop"
-            return [card.problem(at, "error", "asset-missing",
-                                 f"{what} names {path}, which cannot be found ({reason}): put the file there or fix the link")]
+            return [
+                card.problem(
+                    at,
+                    "error",
+                    "asset-missing",
+                    f"{what} names {path}, which cannot be found ({reason}): put the file there or fix the link",
+                )
+            ]
         if not stat.S_ISREG(st.st_mode):
-            return [card.problem(at, "error", "asset-missing",
-                                 f"{what} names {path}, which is not a regular file: link the asset file itself")]
+            return [
+                card.problem(
+                    at,
+                    "error",
+                    "asset-missing",
+                    f"{what} names {path}, which is not a regular file: link the asset file itself",
+                )
+            ]
         out = []
         if not st.st_mode & stat.S_IROTH:
-            out.append(card.problem(at, "error", "asset-not-readable",
-                                    f"{what} is not readable by other users (mode {stat.filemode(st.st_mode)}), so a web "
-                                    f"server answers 403 for it: run `chmod o+r {path}` (mindspore.save_checkpoint writes 0400)"))
+            out.append(
+                card.problem(
+                    at,
+                    "error",
+                    "asset-not-readable",
+                    f"{what} is not readable by other users (mode {stat.filemode(st.st_mode)}), so a web "
+                    f"server answers 403 for it: run `chmod o+r {path}` (mindspore.save_checkpoint writes 0400)",
+                )
+            )
         size = item.get("asset-size")
         if isinstance(size, int) and not isinstance(size, bool) and size != st.st_size:
-            out.append(card.problem(("asset", i, "asset-size"), "error", "asset-size-mismatch",
-                                    f"{what} is {st.st_size} bytes but the card says asset-size {size}: "
-                                    f"write `asset-size: {st.st_size}` (`registry hash FILE` prints both)"))
+            out.append(
+                card.problem(
+                    ("asset", i, "asset-size"),
+                    "error",
+                    "asset-size-mismatch",
+                    f"{what} is {st.st_size} bytes but the card says asset-size {size}: "
+                    f"write `asset-size: {st.st_size}` (`registry hash FILE` prints both)",
+                )
+            )
         declared = sha256_text(item.get("asset-sha256"))
         if is_sha256(declared, prefix=True):  # other values are the schema's to report
             try:
@@ -107,7 +139,13 @@ class AssetChecker:
                 out.append(card.problem(at, "error", "asset-missing", f"{what}: {exc.message}"))
                 return out
             if not actual.startswith(declared):
-                out.append(card.problem(("asset", i, "asset-sha256"), "error", "asset-sha256-mismatch",
-                                        f"{what} has sha256 {actual}, not the declared {declared}: if the file is "
-                                        f"the right one, write `asset-sha256: {actual}`"))
+                out.append(
+                    card.problem(
+                        ("asset", i, "asset-sha256"),
+                        "error",
+                        "asset-sha256-mismatch",
+                        f"{what} has sha256 {actual}, not the declared {declared}: if the file is "
+                        f"the right one, write `asset-sha256: {actual}`",
+                    )
+                )
         return out

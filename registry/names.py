@@ -12,6 +12,7 @@ Contract:
   localized twins (`*_cn.md`, translations, not models).
 This module imports nothing of the package but errors.py (which imports only text.py).
 """
+
 from __future__ import annotations
 
 import difflib
@@ -28,8 +29,23 @@ SHA256_PREFIX_RE = re.compile(r"\A[0-9a-f]{8,63}\Z")
 _ID_PART = re.compile(r"^[^\x00-\x1f\\/:*?\"<>|]+$")
 IGNORE_FILE = ".registryignore"
 # Documents a registry tree commonly holds beside its cards; they need no card front matter.
-DOC_NAMES = frozenset({"readme", "contributing", "changelog", "changes", "license", "licence", "notice",
-                       "authors", "code_of_conduct", "security", "support", "howto", "index"})
+DOC_NAMES = frozenset(
+    {
+        "readme",
+        "contributing",
+        "changelog",
+        "changes",
+        "license",
+        "licence",
+        "notice",
+        "authors",
+        "code_of_conduct",
+        "security",
+        "support",
+        "howto",
+        "index",
+    }
+)
 DOC_DIRS = frozenset({"docs", "doc"})  # at the root of a tree only: a user may be called `doc` deeper down
 
 
@@ -69,8 +85,10 @@ def check_name(name: str) -> str:
         raise UsageError(f"model name {name!r} is not allowed: use forward slashes and a path relative to the registry")
     for part in name.removesuffix(".md").split("/"):
         if part in ("", ".", "..") or not _ID_PART.match(part):
-            raise UsageError(f"model name {name!r} is not allowed: each part must be a plain name "
-                             "(no '..', empty parts or control characters)")
+            raise UsageError(
+                f"model name {name!r} is not allowed: each part must be a plain name "
+                "(no '..', empty parts or control characters)"
+            )
     return name.removesuffix(".md")
 
 
@@ -106,9 +124,10 @@ class ShortNames:
         pool = list(self.by_name)
         close = difflib.get_close_matches(short, pool, n=n, cutoff=0.6)
         if len(close) < n and len(short) >= 3:
-            parts = sorted((p for p in pool if short in p and p not in close),
-                           key=lambda p: (not p.startswith(short), len(p), p))
-            close += parts[:n - len(close)]
+            parts = sorted(
+                (p for p in pool if short in p and p not in close), key=lambda p: (not p.startswith(short), len(p), p)
+            )
+            close += parts[: n - len(close)]
         if "/" in name:
             close = sorted({*close, *difflib.get_close_matches(name, self.ids, n=n, cutoff=0.6)})
         return close
@@ -166,11 +185,18 @@ def walk_markdown(root: str | os.PathLike) -> Iterator[str]:
     for dirpath, dirnames, filenames in os.walk(root):
         rel = os.path.relpath(dirpath, root)
         prefix = "" if rel == "." else rel.replace(os.sep, "/") + "/"
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")
-                             and not (spec is not None and spec.match_file(prefix + d + "/")))
+        dirnames[:] = sorted(
+            d
+            for d in dirnames
+            if not d.startswith(".") and not (spec is not None and spec.match_file(prefix + d + "/"))
+        )
         for fn in sorted(filenames):
             rel_file = prefix + fn
-            if fn.endswith(".md") and not is_doc_file(rel_file) and not (spec is not None and spec.match_file(rel_file)):
+            if (
+                fn.endswith(".md")
+                and not is_doc_file(rel_file)
+                and not (spec is not None and spec.match_file(rel_file))
+            ):
                 yield rel_file
 
 

@@ -10,6 +10,7 @@ Staleness is judged by size and mtime, as make and rsync do: an edit that keeps 
 back) is seen after `touch CARD`. Translations and collisions are computed from the walk each time.
 Asset sizes in cached records are those measured when the card was parsed.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -52,8 +53,12 @@ def _fresh_index(root: Path, stats: dict[str, tuple[int, int]], paths: list[str]
     if len(cards) != len(paths):
         return None
     for r, rel in zip(cards, paths):
-        if not (isinstance(r, dict) and r.get("path") == rel and stats.get(rel, (None,))[0] == r.get("size")
-                and sorted(r.get("translations") or ()) == sorted(twins.get(rel, ()))):
+        if not (
+            isinstance(r, dict)
+            and r.get("path") == rel
+            and stats.get(rel, (None,))[0] == r.get("size")
+            and sorted(r.get("translations") or ()) == sorted(twins.get(rel, ()))
+        ):
             return None
     return data
 
@@ -85,7 +90,13 @@ def local_index_data(root: str | os.PathLike, settings: _settings.Settings | Non
         nonlocal changed
         key = list(stats.get(rel, (None, None)))
         hit = entries.get(rel)
-        if isinstance(hit, list) and len(hit) == 2 and hit[0] == key and key[0] is not None and isinstance(hit[1], dict):
+        if (
+            isinstance(hit, list)
+            and len(hit) == 2
+            and hit[0] == key
+            and key[0] is not None
+            and isinstance(hit[1], dict)
+        ):
             kept[rel] = hit
             return dict(hit[1])
         changed = True

@@ -14,6 +14,7 @@
 Library functions return typed results (IndexResult, IndexCheck, LinkReport, AddedAsset, NewCard);
 the CLI (cli/publishing.py) formats them.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -94,11 +95,15 @@ def card_template(card_id: str, today: date | None = None) -> str:
         user, version = parts[0], parts[-2]
         backend = parts[1] if len(parts) == 4 else None
     return _TEMPLATE.format(
-        name=_scalar(parts[-1]), todo=todo, today=(today or date.today()).isoformat(), card_id=card_id,
+        name=_scalar(parts[-1]),
+        todo=todo,
+        today=(today or date.today()).isoformat(),
+        card_id=card_id,
         user=_scalar(user) if user else f"{todo} your user name, the first directory of the card's path",
-        version=json.dumps(version) if version else f"{todo} the MindSpore version, e.g. \"2.3\"",
+        version=json.dumps(version) if version else f'{todo} the MindSpore version, e.g. "2.3"',
         backend=backend or f"{todo} ascend, gpu or cpu",
-        train_backend=backend or f"{todo} ascend, gpu or cpu")
+        train_backend=backend or f"{todo} ascend, gpu or cpu",
+    )
 
 
 def new_card(name: str, directory: str | os.PathLike = ".") -> Path:
@@ -135,11 +140,17 @@ def _hash_url(url: str, settings: _settings.Settings) -> tuple[str, int]:
     digest, size = hashlib.sha256(), 0
     with http_session(settings) as session:
         try:
-            with session.get(url, headers={"Accept-Encoding": "identity"}, stream=True,
-                             timeout=(settings.connect_timeout, settings.read_timeout)) as resp:
+            with session.get(
+                url,
+                headers={"Accept-Encoding": "identity"},
+                stream=True,
+                timeout=(settings.connect_timeout, settings.read_timeout),
+            ) as resp:
                 if resp.status_code != 200:
-                    raise TransferError(f"cannot hash {url}: the server answered HTTP {resp.status_code} "
-                                        f"{resp.reason or ''}{status_hint(resp.status_code, url, settings)}".rstrip())
+                    raise TransferError(
+                        f"cannot hash {url}: the server answered HTTP {resp.status_code} "
+                        f"{resp.reason or ''}{status_hint(resp.status_code, url, settings)}".rstrip()
+                    )
                 # The bytes as sent, never decoded, within the same limits as a pull: what pull will hash.
                 read_some, guard = _body_reader(resp), SpeedGuard(settings)
                 buf = memoryview(bytearray(1 << 20))
@@ -147,17 +158,21 @@ def _hash_url(url: str, settings: _settings.Settings) -> tuple[str, int]:
                     digest.update(buf[:n])
                     size += n
                     if size > settings.max_asset_size:
-                        raise TransferError(f"cannot hash {url}: it sent more than REGISTRY_MAX_ASSET_SIZE "
-                                            f"({settings.max_asset_size:,} bytes); raise the setting if the asset is that large")
+                        raise TransferError(
+                            f"cannot hash {url}: it sent more than REGISTRY_MAX_ASSET_SIZE "
+                            f"({settings.max_asset_size:,} bytes); raise the setting if the asset is that large"
+                        )
                     if cause := guard.slow(n):
                         raise TransferError(f"cannot hash {url}: {cause}")
                 length = resp.headers.get("Content-Length")
                 if length and length.isdigit() and int(length) != size:
-                    raise TransferError(f"cannot hash {url}: the connection closed after {size:,} of {int(length):,} "
-                                        "bytes; try again")
+                    raise TransferError(
+                        f"cannot hash {url}: the connection closed after {size:,} of {int(length):,} bytes; try again"
+                    )
         except requests.RequestException as exc:
-            raise TransferError(f"cannot hash {url}: {network_reason(exc, settings.read_timeout)}; "
-                                "check the URL and your network") from None
+            raise TransferError(
+                f"cannot hash {url}: {network_reason(exc, settings.read_timeout)}; check the URL and your network"
+            ) from None
     return digest.hexdigest(), size
 
 
@@ -182,8 +197,12 @@ def _asset_block_end(lines: list[str], key_line: int, close: int) -> int:
     return end
 
 
-def add_asset(card_path: str | os.PathLike, source: str, file_format: str | None = None,
-              settings: _settings.Settings | None = None) -> AddedAsset:
+def add_asset(
+    card_path: str | os.PathLike,
+    source: str,
+    file_format: str | None = None,
+    settings: _settings.Settings | None = None,
+) -> AddedAsset:
     """Append an asset entry for `source` (a local file, linked relative to the card, or an http(s) URL)
     to the card's `asset:` list, creating it if needed. Only lines are inserted: every other byte of the
     card stays as it was. The card is rewritten atomically, and only if the result parses with the new asset."""
@@ -220,8 +239,10 @@ def add_asset(card_path: str | os.PathLike, source: str, file_format: str | None
     lines = text.split("\n")  # a "\r" stays at the end of its line, so joining with "\n" restores the bytes
     items = card.data.get("asset")
     if "asset" in card.data and not (isinstance(items, list) and items):
-        raise UsageError(f"{card_path}: `asset` is written but holds no list of assets: remove the `asset:` line "
-                         "or add the asset by hand")
+        raise UsageError(
+            f"{card_path}: `asset` is written but holds no list of assets: remove the `asset:` line "
+            "or add the asset by hand"
+        )
     entry = ["file-format: " + fmt, "asset-link: " + link, "asset-sha256: " + digest, f"asset-size: {size}"]
     if items is None:
         at, indent = card.fm_close - 1, "  "
@@ -229,31 +250,37 @@ def add_asset(card_path: str | os.PathLike, source: str, file_format: str | None
     elif isinstance(items, list) and items and card.key_pos(("asset",))[0] < card.pos(("asset", 0))[0]:
         row = card.pos(("asset", 0))[0] - 1
         first = lines[row]
-        indent = first[:len(first) - len(first.lstrip())]
+        indent = first[: len(first) - len(first.lstrip())]
         item = first.lstrip()
         at = _asset_block_end(lines, card.key_pos(("asset",))[0] - 1, card.fm_close)
         if item.startswith("- "):  # `  - file-format: ckpt` then the other keys under it
-            dash = item[:len(item) - len(item[1:].lstrip())]  # `-` and the spaces after it, as the card writes them
+            dash = item[: len(item) - len(item[1:].lstrip())]  # `-` and the spaces after it, as the card writes them
             new = [f"{indent}{dash if k == 0 else ' ' * len(dash)}{e}" for k, e in enumerate(entry)]
         else:  # the MindSpore Hub's layout: a `-` alone on its line, then the keys indented below it
             prev = row - 1
             while prev > 0 and not lines[prev].strip():
                 prev -= 1
             if lines[prev].strip() != "-":
-                raise UsageError(f"{card_path}: the asset list is written neither as `- file-format: ...` items nor as "
-                                 "`-` lines with the keys indented below: add the asset by hand")
+                raise UsageError(
+                    f"{card_path}: the asset list is written neither as `- file-format: ...` items nor as "
+                    "`-` lines with the keys indented below: add the asset by hand"
+                )
             dash_line = lines[prev].rstrip("\r")
             new = [dash_line] + [indent + e for e in entry]
     else:
-        raise UsageError(f"{card_path}: `asset` is not a block list (`asset:` then `  - file-format: ...` lines): "
-                         "write it so, or add the asset by hand")
+        raise UsageError(
+            f"{card_path}: `asset` is not a block list (`asset:` then `  - file-format: ...` lines): "
+            "write it so, or add the asset by hand"
+        )
     lines[at:at] = [line + ("\r" if nl == "\r\n" else "") for line in new]
     out = "\n".join(lines).encode("utf-8")
     check = parse_bytes(out, str(card_path))
     got = check.fields.get("asset")
     if not (isinstance(got, list) and got and isinstance(got[-1], dict) and got[-1].get("asset-sha256") == digest):
-        raise UsageError(f"{card_path}: adding the asset would not give a card listing it (its front matter has an "
-                         "unusual layout): add the entry by hand")
+        raise UsageError(
+            f"{card_path}: adding the asset would not give a card listing it (its front matter has an "
+            "unusual layout): add the entry by hand"
+        )
     write_atomic(card_path, out)
     return AddedAsset(card_path, fmt, link, digest, size)
 
@@ -297,9 +324,14 @@ def check_index(root: str | os.PathLike, path: str | os.PathLike | None = None) 
     except (ValueError, KeyError, TypeError):
         return IndexCheck(path, "stale", reason="it is not an index this version writes")
     new = {r["id"]: r for r in data["cards"]}
-    return IndexCheck(path, "stale", added=sorted(new.keys() - old.keys()), removed=sorted(old.keys() - new.keys()),
-                      changed=sorted(i for i in new.keys() & old.keys() if new[i] != old[i]),
-                      reason="" if new != old else "its cards are current but not its other fields or layout")
+    return IndexCheck(
+        path,
+        "stale",
+        added=sorted(new.keys() - old.keys()),
+        removed=sorted(old.keys() - new.keys()),
+        changed=sorted(i for i in new.keys() & old.keys() if new[i] != old[i]),
+        reason="" if new != old else "its cards are current but not its other fields or layout",
+    )
 
 
 def _check_root(path: Path, data: dict) -> IndexCheck:
@@ -316,7 +348,9 @@ def _check_root(path: Path, data: dict) -> IndexCheck:
         return IndexCheck(root_path, "unreadable", reason=exc.strerror or str(exc))
     if have == build_shards(data["cards"], data["counts"])[0]:
         return IndexCheck(path, "current")
-    return IndexCheck(root_path, "stale", reason=f"{path.name} is current but not the sharded index that clients read first")
+    return IndexCheck(
+        root_path, "stale", reason=f"{path.name} is current but not the sharded index that clients read first"
+    )
 
 
 # --------------------------------------------------------------------------- registry check-links
@@ -344,8 +378,12 @@ def probe(session, url: str, settings: _settings.Settings) -> LinkStatus:
     from .transfer import _content_range, _int
 
     try:
-        with session.get(url, headers={"Range": "bytes=0-0", "Accept-Encoding": "identity"}, stream=True,
-                         timeout=(settings.connect_timeout, settings.read_timeout)) as resp:
+        with session.get(
+            url,
+            headers={"Range": "bytes=0-0", "Accept-Encoding": "identity"},
+            stream=True,
+            timeout=(settings.connect_timeout, settings.read_timeout),
+        ) as resp:
             status, headers = resp.status_code, resp.headers
     except requests.RequestException as exc:
         return LinkStatus(url, None, None, None, network_reason(exc, settings.read_timeout))
@@ -355,8 +393,9 @@ def probe(session, url: str, settings: _settings.Settings) -> LinkStatus:
         return LinkStatus(url, status, _int(headers.get("Content-Length")), False)
     if status == 416:  # an empty file has no byte 0
         return LinkStatus(url, status, 0, True)
-    return LinkStatus(url, status, None, None,
-                      f"HTTP {status} {resp.reason or ''}".rstrip() + status_hint(status, url, settings))
+    return LinkStatus(
+        url, status, None, None, f"HTTP {status} {resp.reason or ''}".rstrip() + status_hint(status, url, settings)
+    )
 
 
 def check_links(urls: list[str], settings: _settings.Settings) -> dict[str, LinkStatus]:
@@ -390,8 +429,11 @@ def link_entries(names: list[str], registry=None, settings: _settings.Settings |
     entries = []
     for name in names:
         if os.path.isdir(name):
-            entries += [entry_from_file(Path(name, rel), rel[:-3]) for rel in walk_markdown(name)
-                        if is_card_filename(short_name(rel))]
+            entries += [
+                entry_from_file(Path(name, rel), rel[:-3])
+                for rel in walk_markdown(name)
+                if is_card_filename(short_name(rel))
+            ]
         else:
             entries.append(resolve(name, registry=registry, settings=settings))
     return entries

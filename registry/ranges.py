@@ -21,6 +21,7 @@ the wrong size, is ignored and the download starts over. Chunks recorded are has
 if a recorded chunk turns out wrong (a crash lost its bytes), the sha256 mismatch discards the partial
 and the engine downloads once more from scratch, as for any resumed download.
 """
+
 from __future__ import annotations
 
 import json
@@ -51,20 +52,36 @@ class Sidecar:
     def read(self, path: Path) -> set[int]:
         """The chunk numbers recorded as done in `path`, if it describes this very download; else none."""
         data = _read_json(path, limit=1 << 20)
-        if not isinstance(data, dict) or [data.get(k) for k in ("url", "validator", "size", "chunk")] != \
-                [self.url, self.validator, self.size, self.chunk]:
+        if not isinstance(data, dict) or [data.get(k) for k in ("url", "validator", "size", "chunk")] != [
+            self.url,
+            self.validator,
+            self.size,
+            self.chunk,
+        ]:
             return set()
         done = data.get("done")
         count = len(plan(self.size, self.chunk))
-        if not isinstance(done, list) or not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < count
-                                                 for i in done):
+        if not isinstance(done, list) or not all(
+            isinstance(i, int) and not isinstance(i, bool) and 0 <= i < count for i in done
+        ):
             return set()
         return set(done)
 
     def write(self, path: Path, done) -> None:
         # Not fsynced: a record lost in a crash only costs re-downloading those chunks.
-        write_atomic(path, json.dumps({"url": self.url, "validator": self.validator, "size": self.size,
-                                       "chunk": self.chunk, "done": sorted(done)}).encode(), durable=False)
+        write_atomic(
+            path,
+            json.dumps(
+                {
+                    "url": self.url,
+                    "validator": self.validator,
+                    "size": self.size,
+                    "chunk": self.chunk,
+                    "done": sorted(done),
+                }
+            ).encode(),
+            durable=False,
+        )
 
 
 class RangedFile:
@@ -77,8 +94,10 @@ class RangedFile:
         self.total = total
         self.chunks = plan(total, chunk)
         # prefix: bytes from offset 0 already in the file (what the first stream brought before ranges began)
-        self.filled = [end if i in done or end <= prefix else max(start, min(prefix, end))
-                       for i, (start, end) in enumerate(self.chunks)]
+        self.filled = [
+            end if i in done or end <= prefix else max(start, min(prefix, end))
+            for i, (start, end) in enumerate(self.chunks)
+        ]
         self.done = [i in done or end <= prefix for i, (_, end) in enumerate(self.chunks)]
         self.cursor = 0  # bytes hashed so far; moved only by the owner's thread
         self.owner: int | None = None  # the chunk whose worker hashes its buffers itself
@@ -100,7 +119,7 @@ class RangedFile:
         n = len(view)
         data = view
         while data:
-            data = data[os.pwrite(self.fd, data, pos + n - len(data)):]
+            data = data[os.pwrite(self.fd, data, pos + n - len(data)) :]
         with self._lock:
             self.filled[i] = pos + n
             last = pos + n == self.chunks[i][1]
@@ -134,8 +153,11 @@ class RangedFile:
         buf = bytearray(min(BUF, end - self.cursor))
         view = memoryview(buf)
         while self.cursor < end:
-            n = os.preadv(self.fd, [view[:min(len(buf), end - self.cursor)]], self.cursor) \
-                if hasattr(os, "preadv") else self._pread_into(view[:min(len(buf), end - self.cursor)])
+            n = (
+                os.preadv(self.fd, [view[: min(len(buf), end - self.cursor)]], self.cursor)
+                if hasattr(os, "preadv")
+                else self._pread_into(view[: min(len(buf), end - self.cursor)])
+            )
             if not n:
                 raise OSError(f"the partial file ends at {self.cursor} of {self.total} bytes")
             self._h.update(view[:n])
@@ -144,7 +166,7 @@ class RangedFile:
 
     def _pread_into(self, view: memoryview) -> int:
         data = os.pread(self.fd, len(view), self.cursor)
-        view[:len(data)] = data
+        view[: len(data)] = data
         return len(data)
 
     def digest(self):

@@ -2,6 +2,7 @@
 as `text (url)`, tables aligned). Pure: text in, text out; the caller makes the text printable first
 (text.printable) and writes it.
 """
+
 from __future__ import annotations
 
 import re
@@ -29,8 +30,17 @@ def render_markdown(text: str, width: int = 100, tty: bool = False) -> str:
         return "  " * len(lists) + "> " * quote_depth
 
     def fill(text: str, first: str, rest: str) -> str:
-        return textwrap.fill(text, width=max(20, width), initial_indent=first, subsequent_indent=rest,
-                             break_long_words=False, break_on_hyphens=False) + "\n"
+        return (
+            textwrap.fill(
+                text,
+                width=max(20, width),
+                initial_indent=first,
+                subsequent_indent=rest,
+                break_long_words=False,
+                break_on_hyphens=False,
+            )
+            + "\n"
+        )
 
     marker = ""  # the bullet or number waiting for a list item's first paragraph
     for i, tok in enumerate(tokens):

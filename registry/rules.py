@@ -12,33 +12,58 @@ blocks use when it is about the asset list (`asset`), an asset item (`asset/N`) 
 an item's `file-format`, extra keys) it is cosmetic. `sha256-prefix` (an asset-sha256 of 8 to 63
 hex digits) does not block: pull checks the prefix and warns, unless REGISTRY_REQUIRE_FULL_SHA256.
 """
+
 from __future__ import annotations
 
 # rule id -> True when the problem blocks use. "schema" marks the schema rules, split by path.
 BLOCKS_USE: dict[str, bool | str] = {
     # the file cannot be read as a card
-    "read-error": True, "not-found": True, "no-cards": True, "too-large": True, "binary-file": True,
-    "encoding": True, "empty-file": True, "no-front-matter": True, "unterminated-front-matter": True,
-    "empty-front-matter": True, "yaml-tab": True, "yaml-syntax": True, "yaml-too-complex": True,
-    "front-matter-not-mapping": True, "duplicate-key": True,
+    "read-error": True,
+    "not-found": True,
+    "no-cards": True,
+    "too-large": True,
+    "binary-file": True,
+    "encoding": True,
+    "empty-file": True,
+    "no-front-matter": True,
+    "unterminated-front-matter": True,
+    "empty-front-matter": True,
+    "yaml-tab": True,
+    "yaml-syntax": True,
+    "yaml-too-complex": True,
+    "front-matter-not-mapping": True,
+    "duplicate-key": True,
     # what the card says is not what is read: fields stand below a stray `---`
     "fields-after-front-matter": True,
     # two files of one card given one digest: the asset list contradicts itself
     "sha256-reused": True,
     # hub quirks read as text
-    "yaml-dash-placeholder": False, "yaml-colon-in-value": False,
+    "yaml-dash-placeholder": False,
+    "yaml-colon-in-value": False,
     # the schema: by path (module doc)
-    "schema-required": "schema", "schema-type": "schema", "schema-enum": "schema", "schema-pattern": "schema",
-    "schema-unknown-key": "schema", "schema-value": "schema",
+    "schema-required": "schema",
+    "schema-type": "schema",
+    "schema-enum": "schema",
+    "schema-pattern": "schema",
+    "schema-unknown-key": "schema",
+    "schema-value": "schema",
     "sha256-prefix": False,
     # facts about the card that do not touch the bytes
-    "unknown-key": False, "path-mismatch": False, "local-link": False, "insecure-link": False,
-    "future-date": False, "orphan-translation": False, "format-extension": False,
+    "unknown-key": False,
+    "path-mismatch": False,
+    "local-link": False,
+    "insecure-link": False,
+    "future-date": False,
+    "orphan-translation": False,
+    "format-extension": False,
     # a `registry new` template value left unfilled: judged like a schema problem of that field
     "placeholder": "schema",
     # publisher checks of local asset files (validate --check-assets, index); a pull verifies what it gets
-    "asset-missing": False, "asset-outside-tree": False, "asset-not-readable": False,
-    "asset-size-mismatch": False, "asset-sha256-mismatch": False,
+    "asset-missing": False,
+    "asset-outside-tree": False,
+    "asset-not-readable": False,
+    "asset-size-mismatch": False,
+    "asset-sha256-mismatch": False,
 }
 _ASSET_BLOCKING_KEYS = frozenset({"asset-link", "asset-sha256"})
 

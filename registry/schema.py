@@ -14,6 +14,7 @@ naming the kind of failure and a message that says how to fix it:
 
 A value gets at most one problem: the first failure found for it.
 """
+
 from __future__ import annotations
 
 import json
@@ -37,15 +38,22 @@ _FORM_HINTS = {
     "model-version": "must be a version number such as 1.0",
     "mindspore-version": "must be a MindSpore version such as 1.10 or 2.3.1",
     "module-type": "must be a domain (audio, cv, cvtmodel, gnn, mm, nlp, recommend, rl), "
-                   "optionally followed by -task, e.g. cv-classification; write it in lowercase",
+    "optionally followed by -task, e.g. cv-classification; write it in lowercase",
 }
 _EXAMPLES = {
     "repo-link": "https://gitee.com/mindspore/models",
     "train-dataset": "coco2017",
 }
 _ASSET_ITEM = "each file as a `- file-format: ckpt` item with `asset-link: URL` and `asset-sha256: DIGEST` under it"
-_JSON_TYPES = {"string": "text", "number": "a number", "integer": "a whole number", "boolean": "true or false",
-               "array": "a list", "object": "a mapping of keys", "null": "empty"}
+_JSON_TYPES = {
+    "string": "text",
+    "number": "a number",
+    "integer": "a whole number",
+    "boolean": "true or false",
+    "array": "a list",
+    "object": "a mapping of keys",
+    "null": "empty",
+}
 
 
 @lru_cache(maxsize=1)
@@ -123,16 +131,29 @@ def _problems(card: Card, error, path: tuple) -> list[Problem]:
         missing = error.message.split("'")[1] if "'" in error.message else str(error.message)
         example = _EXAMPLES.get(missing)
         place = "the front matter" if not path else where
-        return [card.problem(path, "error", "schema-required",
-                             f"{place} lacks the required field `{missing}`: add a line `{missing}: ...`"
-                             + (f" (e.g. {example})" if example else ""))]
+        return [
+            card.problem(
+                path,
+                "error",
+                "schema-required",
+                f"{place} lacks the required field `{missing}`: add a line `{missing}: ...`"
+                + (f" (e.g. {example})" if example else ""),
+            )
+        ]
     if kind == "additionalProperties":
         allowed = ", ".join(error.schema.get("properties", {}))
         extras = [k for k in value if k not in error.schema.get("properties", {})]
-        return [card.problem(path + (k,), "error", "schema-unknown-key",
-                             f"{where} cannot have the key `{k}`; allowed keys: {allowed}"
-                             + ("; each asset is its own list item starting with `- `" if path[:1] == ("asset",) else ""),
-                             at_key=True) for k in extras]
+        return [
+            card.problem(
+                path + (k,),
+                "error",
+                "schema-unknown-key",
+                f"{where} cannot have the key `{k}`; allowed keys: {allowed}"
+                + ("; each asset is its own list item starting with `- `" if path[:1] == ("asset",) else ""),
+                at_key=True,
+            )
+            for k in extras
+        ]
     if kind == "type":
         expected = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
         want = " or ".join(_JSON_TYPES.get(t, t) for t in expected)
@@ -148,8 +169,10 @@ def _problems(card: Card, error, path: tuple) -> list[Problem]:
         if "true or false" in want:
             hint = ": write true or false"
         elif expected == ["string"] and not isinstance(value, (list, dict)):
-            hint = f": quote it, `{field}: \"{_show(value)}\"`"
-        return [card.problem(path, "error", "schema-type", f"{where} is {got} ({_show(value)}) but must be {want}{hint}")]
+            hint = f': quote it, `{field}: "{_show(value)}"`'
+        return [
+            card.problem(path, "error", "schema-type", f"{where} is {got} ({_show(value)}) but must be {want}{hint}")
+        ]
     if kind == "enum":
         allowed = list(error.validator_value)
         lowered = str(value).lower()
@@ -159,10 +182,18 @@ def _problems(card: Card, error, path: tuple) -> list[Problem]:
     if kind in ("pattern", "format"):
         hint = _FORM_HINTS.get(field, f"must match {error.validator_value}")
         detail, rule = "", "schema-pattern"
-        if field == "asset-sha256" and isinstance(value, str) and value and all(c in "0123456789abcdefABCDEF" for c in value):
+        if (
+            field == "asset-sha256"
+            and isinstance(value, str)
+            and value
+            and all(c in "0123456789abcdefABCDEF" for c in value)
+        ):
             detail = f" (it has {len(value)} hex digits)"
             if is_sha256(value, prefix=True):  # pull accepts a prefix and checks it; the publisher should give it all
-                detail, rule = f" (it has {len(value)} hex digits: a prefix, which only guards against corruption)", "sha256-prefix"
+                detail, rule = (
+                    f" (it has {len(value)} hex digits: a prefix, which only guards against corruption)",
+                    "sha256-prefix",
+                )
             elif len(value) < 8:
                 detail = f" (it has {len(value)} hex digits: a file-name hash, not a SHA-256)"
         elif field == "update-time" and isinstance(value, str):
@@ -173,19 +204,34 @@ def _problems(card: Card, error, path: tuple) -> list[Problem]:
             hint = f"must be lowercase: write `{value.lower()}`"
         return [card.problem(path, "error", rule, f"{where} `{_show(value)}`{detail} {hint}")]
     if kind == "anyOf" and field == "input-shape":
-        return [card.problem(path, "error", "schema-value",
-                             f"input-shape {_show(value)} must be a list of positive whole numbers such as [300, 300, 3] "
-                             "(or a list of such lists, one per input)")]
+        return [
+            card.problem(
+                path,
+                "error",
+                "schema-value",
+                f"input-shape {_show(value)} must be a list of positive whole numbers such as [300, 300, 3] "
+                "(or a list of such lists, one per input)",
+            )
+        ]
     if kind == "minItems":
         required = len(path) == 1 and field in schema().get("required", ())
         fix = f"list {_ASSET_ITEM}" if path == ("asset",) else "give at least one item"
-        return [card.problem(path, "error", "schema-value",
-                             f"{where} is an empty list: {fix}{'' if required else ', or remove the line'}")]
+        return [
+            card.problem(
+                path,
+                "error",
+                "schema-value",
+                f"{where} is an empty list: {fix}{'' if required else ', or remove the line'}",
+            )
+        ]
     if kind == "minLength":
         return [card.problem(path, "error", "schema-value", f"{where} is empty text: fill it in")]
     if kind == "minimum":
-        return [card.problem(path, "error", "schema-value",
-                             f"{where} is {_show(value)} but must be at least {error.validator_value}")]
+        return [
+            card.problem(
+                path, "error", "schema-value", f"{where} is {_show(value)} but must be at least {error.validator_value}"
+            )
+        ]
     return [card.problem(path, "error", "schema-value", f"{where}: {error.message}")]
 
 
@@ -316,7 +362,7 @@ class _Compiler:
     def _ref(self, ref: str) -> Callable[[Any], bool]:
         if not ref.startswith("#/$defs/"):
             raise _Unsupported(ref)
-        name = ref[len("#/$defs/"):]
+        name = ref[len("#/$defs/") :]
         if name not in self.refs:
             self.refs[name] = lambda v: True  # placeholder while compiling a recursive definition
             compiled = self.compile(self.root["$defs"][name])

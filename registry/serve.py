@@ -7,6 +7,7 @@ Paths that leave DIR (`..`, symlinks pointing out) and hidden files are refused 
 When DIR has no index.json, `/index.json` is generated from the tree and regenerated when a card
 changes.
 """
+
 from __future__ import annotations
 
 import email.utils
@@ -119,8 +120,12 @@ class Handler(BaseHTTPRequestHandler):
             opener = None
         else:
             return self._error(HTTPStatus.NOT_FOUND)
-        headers = {"ETag": etag, "Last-Modified": email.utils.formatdate(mtime, usegmt=True),
-                   "Accept-Ranges": "bytes", "Content-Type": ctype}
+        headers = {
+            "ETag": etag,
+            "Last-Modified": email.utils.formatdate(mtime, usegmt=True),
+            "Accept-Ranges": "bytes",
+            "Content-Type": ctype,
+        }
         if self._not_modified(etag, mtime):
             return self._reply(HTTPStatus.NOT_MODIFIED, headers, head=True)
         start, end, status = 0, size - 1, HTTPStatus.OK
@@ -144,7 +149,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         try:
             if opener is None:
-                self.wfile.write(blob[start:end + 1])
+                self.wfile.write(blob[start : end + 1])
                 return
             with opener() as fh:
                 fh.seek(start)

@@ -32,6 +32,7 @@ REGISTRY_CONNECTIONS     parallel HTTP range requests for one asset of at least 
 REGISTRY_RANGE_THRESHOLD bytes from which an asset is fetched as ranges (default 67108864, 64 MiB)
 REGISTRY_RANGE_CHUNK     bytes per range request, the unit of resuming (default 16777216, 16 MiB)
 """
+
 from __future__ import annotations
 
 import math
@@ -98,8 +99,9 @@ def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
     raw = env.get(name)
     value = (raw or choices[0]).strip().lower() or choices[0]
     if value not in choices:
-        raise UsageError(f"environment variable {name}={raw!r} is not one of {', '.join(choices)}: "
-                         f"set it to e.g. {choices[0]}")
+        raise UsageError(
+            f"environment variable {name}={raw!r} is not one of {', '.join(choices)}: set it to e.g. {choices[0]}"
+        )
     return value
 
 
@@ -109,7 +111,9 @@ def parse_mirrors(text: str, source: str = "REGISTRY_MIRRORS") -> tuple[tuple[st
     for item in text.split():
         src, sep, dst = item.partition("=")
         if not sep or not src or not dst:
-            raise UsageError(f"{source}: mirror {item!r} is not FROM=TO: write e.g. https://download.example.org/=http://127.0.0.1:8080/")
+            raise UsageError(
+                f"{source}: mirror {item!r} is not FROM=TO: write e.g. https://download.example.org/=http://127.0.0.1:8080/"
+            )
         pairs.append((src, dst))
     return tuple(pairs)
 

@@ -22,6 +22,7 @@ hashing it again (its name is its digest and it is written atomically after the 
 differ from the root's digest is refused (IntegrityError, exit 4) and not kept. A registry without
 `index/root.json` is read from its `index.json` as before.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -256,8 +257,9 @@ def open_remote(registry) -> ShardedIndex | None:
         return None
     if resp.status_code != 200:
         if have:
-            warnings.warn(f"{shown} answered HTTP {resp.status_code}; using the cached index root", RegistryWarning,
-                          stacklevel=3)
+            warnings.warn(
+                f"{shown} answered HTTP {resp.status_code}; using the cached index root", RegistryWarning, stacklevel=3
+            )
             return from_cache()
         return None
     index = _parse_root(body, shown, registry)
@@ -289,18 +291,24 @@ def _load_shard(registry, sha: str, root_source: str):
         except UsageError:  # damaged in the cache: fetched again below
             cached.unlink(missing_ok=True)
     if registry.settings.offline:
-        raise OfflineError(f"offline and shard {sha[:12]} of the index of registry {registry.location} is not cached: "
-                           "use the registry once online for this name, or unset REGISTRY_OFFLINE")
+        raise OfflineError(
+            f"offline and shard {sha[:12]} of the index of registry {registry.location} is not cached: "
+            "use the registry once online for this name, or unset REGISTRY_OFFLINE"
+        )
     resp, raw = registry._get(url, MAX_SHARD_BYTES)
     shown = mask_passwords(url)
     if resp.status_code != 200:
-        raise TransferError(f"cannot fetch index shard {shown}: HTTP {resp.status_code} {resp.reason}; "
-                            f"the root {root_source} names it, so the server's index is incomplete: regenerate it "
-                            "with `registry index DIR`")
+        raise TransferError(
+            f"cannot fetch index shard {shown}: HTTP {resp.status_code} {resp.reason}; "
+            f"the root {root_source} names it, so the server's index is incomplete: regenerate it "
+            "with `registry index DIR`"
+        )
     actual = hashlib.sha256(raw).hexdigest()
     if actual != sha:
-        raise IntegrityError(f"index shard {shown} has sha256 {actual} but its name and the root {root_source} say "
-                             f"{sha}: the shard was changed after indexing; refusing it (regenerate the index)")
+        raise IntegrityError(
+            f"index shard {shown} has sha256 {actual} but its name and the root {root_source} say "
+            f"{sha}: the shard was changed after indexing; refusing it (regenerate the index)"
+        )
     shard = parse_index(raw, shown)
     try:
         write_atomic(cached, raw)

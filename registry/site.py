@@ -17,6 +17,7 @@ Contract:
   adds the search box and filters on the list page (state in the URL hash, e.g.
   `#q=ssd&task=cv&ms=1.8&fmt=ckpt`) and copy buttons on model pages.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -36,8 +37,7 @@ from .errors import UsageError
 from .index import build_index, field_text
 from .listing import by_version
 
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
-       "base-uri 'none'; form-action 'none'")
+CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'"
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
 
 
@@ -94,12 +94,14 @@ def _markdown():
 
 
 def _page(title: str, up: str, main: str, body_class: str) -> str:
-    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-            f'<meta http-equiv="Content-Security-Policy" content="{CSP}">\n'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-            f'<meta name="color-scheme" content="light dark">\n'
-            f'<title>{esc(title)}</title>\n<link rel="stylesheet" href="{up}site.css">\n'
-            f'<script src="{up}site.js" defer></script>\n</head>\n<body class="{body_class}">\n{main}</body>\n</html>\n')
+    return (
+        f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">\n'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f'<meta name="color-scheme" content="light dark">\n'
+        f'<title>{esc(title)}</title>\n<link rel="stylesheet" href="{up}site.css">\n'
+        f'<script src="{up}site.js" defer></script>\n</head>\n<body class="{body_class}">\n{main}</body>\n</html>\n'
+    )
 
 
 def _href(card_id: str, up: str = "") -> str:
@@ -157,23 +159,24 @@ def list_page(data: dict) -> str:
         f = r["fields"]
         name = r["id"].rsplit("/", 1)[-1]
         model = f.get("model-name", "")
-        shown = esc(name) + (f' <small>{esc(model)}</small>' if model and model != name else "")
+        shown = esc(name) + (f" <small>{esc(model)}</small>" if model and model != name else "")
         problems = ' <small class="bad">invalid</small>' if r["problems"] else ""
         rows.append(
             f'<tr data-task="{esc(f.get("module-type", "").strip().lower())}" data-ms="{esc(_series(r))}" '
             f'data-fmt="{esc(" ".join(_formats(r)))}" data-text="{esc(f.get("summary", ""))}">'
             f'<td><a href="{esc(_href(r["id"]))}">{shown}</a>{problems}<br><small class="id">{esc(r["id"])}</small></td>'
-            f'<td>{esc(f.get("module-type", ""))}</td><td>{esc(f.get("backbone-name", ""))}</td>'
-            f'<td>{esc(f.get("train-dataset", ""))}</td><td>{esc(_version_text(r))}</td>'
-            f'<td>{_asset_summary(r)}</td></tr>\n')
+            f"<td>{esc(f.get('module-type', ''))}</td><td>{esc(f.get('backbone-name', ''))}</td>"
+            f"<td>{esc(f.get('train-dataset', ''))}</td><td>{esc(_version_text(r))}</td>"
+            f"<td>{_asset_summary(r)}</td></tr>\n"
+        )
     series = sorted({_series(r) for r in records} - {""}, key=lambda s: versions.parse(s), reverse=True)
     formats = sorted({fmt for r in records for fmt in _formats(r)})
     n = len(records)
     main = (
-        '<header><h1>Models</h1>\n'
-        f'<p>{n} model{"s" if n != 1 else ""}, oldest MindSpore version first. Each page shows the card, its files '
+        "<header><h1>Models</h1>\n"
+        f"<p>{n} model{'s' if n != 1 else ''}, oldest MindSpore version first. Each page shows the card, its files "
         'with their sha256 and the command that fetches them. The registry\'s <a href="index.json">index.json</a> '
-        'lists the same cards.</p></header>\n<main>\n'
+        "lists the same cards.</p></header>\n<main>\n"
         '<form id="filters" role="search" aria-label="Filter models" hidden>\n'
         '<label>Search <input type="search" name="q" autocomplete="off" placeholder="name, backbone, dataset"></label>\n'
         f'<label>Task <select name="task"><option value="">all</option>{_options(_tasks(records))}</select></label>\n'
@@ -184,7 +187,8 @@ def list_page(data: dict) -> str:
         '<table id="models">\n<caption class="visually-hidden">Models of this registry</caption>\n'
         '<thead><tr><th scope="col">Name</th><th scope="col">Task</th><th scope="col">Backbone</th>'
         '<th scope="col">Dataset</th><th scope="col">MindSpore</th><th scope="col">Assets</th></tr></thead>\n'
-        f'<tbody>\n{"".join(rows)}</tbody>\n</table>\n<p id="none" hidden>No model matches these filters.</p>\n</main>\n')
+        f'<tbody>\n{"".join(rows)}</tbody>\n</table>\n<p id="none" hidden>No model matches these filters.</p>\n</main>\n'
+    )
     return _page("Models", "", main, "list")
 
 
@@ -195,8 +199,10 @@ def _problem_items(problems: list[Problem], parse_errors: list[str]) -> str:
     items = [f'<li class="error"><span class="sev">error</span> {esc(p)}</li>' for p in parse_errors]
     for p in sorted(problems, key=lambda p: (p.severity != "error", p.line, p.col, p.rule)):
         where = f"line {p.line}:{p.col}: " if p.line else ""
-        items.append(f'<li class="{esc(p.severity)}"><span class="sev">{esc(p.severity)}</span> '
-                     f'{esc(where)}<code>{esc(p.rule)}</code>: {esc(p.message)}</li>')
+        items.append(
+            f'<li class="{esc(p.severity)}"><span class="sev">{esc(p.severity)}</span> '
+            f"{esc(where)}<code>{esc(p.rule)}</code>: {esc(p.message)}</li>"
+        )
     return "".join(items)
 
 
@@ -214,51 +220,74 @@ def model_page(record: dict, card: Card | None, lint: list[Problem], siblings: l
     name = card_id.rsplit("/", 1)[-1]
     title = (card.title if card is not None else "") or f.get("model-name") or name
     command = f"registry pull {shlex.quote(card_id)}"
-    out = [(f'<header><nav aria-label="Breadcrumb"><a href="{up}index.html">All models</a> / {esc(card_id)}</nav>\n'
-            f'<h1>{esc(title)}</h1>\n')]
+    out = [
+        (
+            f'<header><nav aria-label="Breadcrumb"><a href="{up}index.html">All models</a> / {esc(card_id)}</nav>\n'
+            f"<h1>{esc(title)}</h1>\n"
+        )
+    ]
     if f.get("summary"):
         out.append(f'<p class="summary">{esc(f["summary"])}</p>\n')
-    out.append('</header>\n<main>\n<section aria-labelledby="get"><h2 id="get">Files</h2>\n'
-               f'<p><code id="pull">{esc(command)}</code> '
-               f'<button type="button" class="copy" data-copy="{esc(command)}" hidden>Copy command</button></p>\n')
+    out.append(
+        '</header>\n<main>\n<section aria-labelledby="get"><h2 id="get">Files</h2>\n'
+        f'<p><code id="pull">{esc(command)}</code> '
+        f'<button type="button" class="copy" data-copy="{esc(command)}" hidden>Copy command</button></p>\n'
+    )
     if record["assets"]:
-        out.append('<table class="assets"><thead><tr><th scope="col">Format</th><th scope="col">File</th>'
-                   '<th scope="col">Size</th><th scope="col">sha256</th></tr></thead><tbody>\n')
+        out.append(
+            '<table class="assets"><thead><tr><th scope="col">Format</th><th scope="col">File</th>'
+            '<th scope="col">Size</th><th scope="col">sha256</th></tr></thead><tbody>\n'
+        )
         for a in record["assets"]:
             link = a["link"]
             shown = posixpath.basename(link.rstrip("/")) or link
             file = f'<a href="{esc(link)}">{esc(shown)}</a>' if link and link_ok(link) else esc(link)
             size = human_size(a["size"]) if isinstance(a.get("size"), int) else "not measured (remote)"
-            out.append(f'<tr><td>{esc(a["file-format"])}</td><td>{file}</td><td>{esc(size)}</td>'
-                       f'<td><code class="sha">{esc(a["sha256"])}</code></td></tr>\n')
+            out.append(
+                f"<tr><td>{esc(a['file-format'])}</td><td>{file}</td><td>{esc(size)}</td>"
+                f'<td><code class="sha">{esc(a["sha256"])}</code></td></tr>\n'
+            )
         out.append("</tbody></table>\n")
     else:
         out.append("<p>This card lists no asset.</p>\n")
     out.append("</section>\n")
     if record["problems"] or lint:
-        out.append('<section aria-labelledby="problems" class="problems"><h2 id="problems">Problems</h2>\n'
-                   f'<p>What <code>registry validate {esc(shlex.quote(record["path"]))}</code> reports:</p>\n'
-                   f'<ul>{_problem_items(lint, record["problems"])}</ul></section>\n')
+        out.append(
+            '<section aria-labelledby="problems" class="problems"><h2 id="problems">Problems</h2>\n'
+            f"<p>What <code>registry validate {esc(shlex.quote(record['path']))}</code> reports:</p>\n"
+            f"<ul>{_problem_items(lint, record['problems'])}</ul></section>\n"
+        )
     if len(siblings) > 1:
         items = []
         for s in siblings:
-            label = f'{esc(s["id"])} <small>MindSpore {esc(_version_text(s) or "unknown")}</small>'
-            items.append(f'<li aria-current="page">{label} (this page)</li>' if s["id"] == card_id
-                         else f'<li><a href="{esc(_href(s["id"], up))}">{label}</a></li>')
-        out.append('<section aria-labelledby="versions"><h2 id="versions">Versions</h2>\n'
-                   f'<p>Cards named {esc(name)}, oldest MindSpore version first:</p><ul>{"".join(items)}</ul></section>\n')
+            label = f"{esc(s['id'])} <small>MindSpore {esc(_version_text(s) or 'unknown')}</small>"
+            items.append(
+                f'<li aria-current="page">{label} (this page)</li>'
+                if s["id"] == card_id
+                else f'<li><a href="{esc(_href(s["id"], up))}">{label}</a></li>'
+            )
+        out.append(
+            '<section aria-labelledby="versions"><h2 id="versions">Versions</h2>\n'
+            f"<p>Cards named {esc(name)}, oldest MindSpore version first:</p><ul>{''.join(items)}</ul></section>\n"
+        )
     if card is not None and card.body.strip():
-        out.append('<section aria-labelledby="card"><h2 id="card">Card</h2>\n'
-                   f'<article class="card">\n{md.render(card.body)}</article></section>\n')
+        out.append(
+            '<section aria-labelledby="card"><h2 id="card">Card</h2>\n'
+            f'<article class="card">\n{md.render(card.body)}</article></section>\n'
+        )
     fields = [(k, v) for k, v in (card.fields.items() if card is not None else ()) if k != "asset"]
     if fields:
         rows = "".join(f'<tr><th scope="row">{esc(k)}</th><td>{_value(k, v)}</td></tr>\n' for k, v in fields)
-        out.append('<section aria-labelledby="fm"><h2 id="fm">Front matter</h2>\n'
-                   f'<table class="fields"><tbody>\n{rows}</tbody></table></section>\n')
+        out.append(
+            '<section aria-labelledby="fm"><h2 id="fm">Front matter</h2>\n'
+            f'<table class="fields"><tbody>\n{rows}</tbody></table></section>\n'
+        )
     raw = [f'<a href="{esc(quote(posixpath.basename(record["path"])))}">{esc(posixpath.basename(record["path"]))}</a>']
-    raw += [f'<a href="{esc(quote(posixpath.basename(t)))}">{esc(posixpath.basename(t))}</a>'
-            for t in record.get("translations", ())]
-    out.append(f'<footer><p>Card source: {", ".join(raw)}</p></footer>\n</main>\n')
+    raw += [
+        f'<a href="{esc(quote(posixpath.basename(t)))}">{esc(posixpath.basename(t))}</a>'
+        for t in record.get("translations", ())
+    ]
+    out.append(f"<footer><p>Card source: {', '.join(raw)}</p></footer>\n</main>\n")
     return _page(f"{name} (MindSpore {_version_text(record) or 'unknown'})", up, "".join(out), "model")
 
 
@@ -284,7 +313,9 @@ def _render(root: str | os.PathLike) -> tuple[dict[str, bytes], int]:
     data = build_index(root)
     root = Path(root).resolve()
     cards = {r["id"]: _read_card(root, r) for r in data["cards"]}
-    lint = {i: (check_card(c) if c is not None and (c.data is not None or c.fm_close) else []) for i, c in cards.items()}
+    lint = {
+        i: (check_card(c) if c is not None and (c.data is not None or c.fm_close) else []) for i, c in cards.items()
+    }
     by_path = {r["path"]: r["id"] for r in data["cards"]}
     for p in check_set([c for c in cards.values() if c is not None]):  # cross-card warnings, as validate gives
         lint[by_path[p.path]].append(p)
@@ -312,7 +343,9 @@ def write_site(root: str | os.PathLike, out: str | os.PathLike | None = None) ->
         for rel, blob in sorted(files.items()):
             write_atomic(target.joinpath(*rel.split("/")), blob)
     except OSError as exc:
-        raise UsageError(f"cannot write the site into {target}: {exc.strerror or exc}; check the directory's permissions") from None
+        raise UsageError(
+            f"cannot write the site into {target}: {exc.strerror or exc}; check the directory's permissions"
+        ) from None
     return SiteReport(target, len(files) - 3, len(files["index.html"]), with_problems)
 
 

@@ -8,6 +8,7 @@ JSON object, a duplicated name, an unknown dtype, a shape that is not a list of 
 integers, data offsets outside the data area, a byte span that does not match shape x dtype, spans
 that overlap or leave holes. Only then does MindSpore read the file.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,23 @@ from dataclasses import dataclass
 from .errors import LoadError
 
 MAX_HEADER = 100 * 2**20  # the reference implementation's limit
-DTYPE_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1, "I16": 2, "U16": 2, "F16": 2,
-               "BF16": 2, "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8}
+DTYPE_BYTES = {
+    "BOOL": 1,
+    "U8": 1,
+    "I8": 1,
+    "F8_E4M3": 1,
+    "F8_E5M2": 1,
+    "I16": 2,
+    "U16": 2,
+    "F16": 2,
+    "BF16": 2,
+    "I32": 4,
+    "U32": 4,
+    "F32": 4,
+    "I64": 8,
+    "U64": 8,
+    "F64": 8,
+}
 
 
 @dataclass(frozen=True)
@@ -52,8 +68,10 @@ def safetensors_table(path: str | os.PathLike, source: str) -> dict[str, TableEn
         with open(path, "rb") as fh:
             return _parse(fh, size)
     except _Bad as why:
-        raise LoadError(f"{source} has an invalid safetensors header ({why}): the file is damaged or not a "
-                        "safetensors file; check the card's asset-link and file-format") from None
+        raise LoadError(
+            f"{source} has an invalid safetensors header ({why}): the file is damaged or not a "
+            "safetensors file; check the card's asset-link and file-format"
+        ) from None
     except OSError as exc:
         raise LoadError(f"{source} cannot be read ({exc.strerror or exc})") from None
 
@@ -63,8 +81,11 @@ def _parse(fh, size: int) -> dict[str, TableEntry]:
         raise _Bad(f"the file has {size} bytes, fewer than the 8 of the header length")
     (length,) = struct.unpack("<Q", fh.read(8))
     if length > size - 8 or length > MAX_HEADER:
-        raise _Bad(f"the header length {length:,} runs past the end of the {size:,}-byte file"
-                   if length > size - 8 else f"the header length {length:,} is over the {MAX_HEADER:,}-byte limit")
+        raise _Bad(
+            f"the header length {length:,} runs past the end of the {size:,}-byte file"
+            if length > size - 8
+            else f"the header length {length:,} is over the {MAX_HEADER:,}-byte limit"
+        )
     try:
         header = json.loads(fh.read(length).decode("utf-8"), object_pairs_hook=_no_duplicates)
     except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError is a ValueError
@@ -99,10 +120,11 @@ def _parse(fh, size: int) -> dict[str, TableEntry]:
     end = 0
     for begin, stop, name in sorted(spans):
         if begin != end:
-            raise _Bad(f"entry {name!r} starts at byte {begin:,}, " + ("inside the previous entry" if begin < end
-                                                                      else f"leaving a hole after byte {end:,}"))
+            raise _Bad(
+                f"entry {name!r} starts at byte {begin:,}, "
+                + ("inside the previous entry" if begin < end else f"leaving a hole after byte {end:,}")
+            )
         end = stop
     if end != data_size:
         raise _Bad(f"the entries cover {end:,} of the {data_size:,} data bytes")
     return table
-

@@ -1,6 +1,7 @@
 """What user-visible text may hold: the one escape for every string that comes from a card, an index or a
 server (ids, links, messages, card text) before it reaches a terminal or a JSON document.
 """
+
 from __future__ import annotations
 
 import functools
@@ -10,7 +11,7 @@ import re
 # What must never reach a terminal from a card, an index or a server: C0 controls (ESC starts terminal
 # sequences, NUL, BEL...), DEL, C1 controls (U+009B is a one-character CSI), and the bidirectional and
 # zero-width formatting characters that make a line display as something else (U+202E...).
-_UNPRINTABLE = ("\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff")
+_UNPRINTABLE = "\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff"
 
 
 @functools.cache

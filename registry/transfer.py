@@ -34,6 +34,7 @@ and later pulls find it through the model's view, which records that digest. A P
 pull that a prefix catches corruption but not a hostile server; `Settings.require_full_sha256`
 (REGISTRY_REQUIRE_FULL_SHA256, `--require-full-sha256`) refuses such assets instead.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -106,13 +107,20 @@ def apply_mirrors(url: str, mirrors: Iterable[tuple[str, str]]) -> str:
     for src, dst in mirrors:
         if url.startswith(src) and (best is None or len(src) >= len(best[0])):
             best = (src, dst)
-    return best[1] + url[len(best[0]):] if best else url
+    return best[1] + url[len(best[0]) :] if best else url
 
 
-def pull(name_or_entry: str | os.PathLike | Entry, *, registry: str | os.PathLike | Registry | None = None,
-         formats: Iterable[str] | None = None, assets: Iterable[Asset] | None = None, force: bool = False,
-         settings: _settings.Settings | None = None, progress: bool | None = None,
-         mindspore_version: str | None = None) -> list[Pulled]:
+def pull(
+    name_or_entry: str | os.PathLike | Entry,
+    *,
+    registry: str | os.PathLike | Registry | None = None,
+    formats: Iterable[str] | None = None,
+    assets: Iterable[Asset] | None = None,
+    force: bool = False,
+    settings: _settings.Settings | None = None,
+    progress: bool | None = None,
+    mindspore_version: str | None = None,
+) -> list[Pulled]:
     """Download (or find in the cache) the assets of a card, verified, and return where they are.
 
     formats: only assets of these file-formats; assets: only these assets of the card (from
@@ -121,8 +129,11 @@ def pull(name_or_entry: str | os.PathLike | Entry, *, registry: str | os.PathLik
     mindspore_version: picks among the cards of a short name (catalog.resolve).
     """
     settings = settings or _settings.current()
-    entry = (name_or_entry if isinstance(name_or_entry, Entry)
-             else resolve(name_or_entry, registry, mindspore_version=mindspore_version, settings=settings))
+    entry = (
+        name_or_entry
+        if isinstance(name_or_entry, Entry)
+        else resolve(name_or_entry, registry, mindspore_version=mindspore_version, settings=settings)
+    )
     entry.require_sound()
     if assets is None:
         assets = entry.select_assets(formats)
@@ -141,6 +152,7 @@ def pull(name_or_entry: str | os.PathLike | Entry, *, registry: str | os.PathLik
             return [Pulled(entry, a, where / names[a.index], blobs[names[a.index]], False) for a in assets]
     engine = Engine(settings, progress=progress, label=entry.name)
     try:
+
         def one(asset: Asset) -> Pulled:
             again = force
             while True:
@@ -167,13 +179,19 @@ def _check_prefixes(entry: Entry, assets: list[Asset], settings: _settings.Setti
         return
     first = prefixed[0]
     if settings.require_full_sha256:
-        raise CardError(f"card {entry.id} gives only the {len(first.sha256)}-hex-digit sha256 prefix {first.sha256} for "
-                        f"asset {first.index + 1} ({first.filename}) and full digests are required "
-                        "(REGISTRY_REQUIRE_FULL_SHA256 or --require-full-sha256): ask the publisher for the whole sha256")
+        raise CardError(
+            f"card {entry.id} gives only the {len(first.sha256)}-hex-digit sha256 prefix {first.sha256} for "
+            f"asset {first.index + 1} ({first.filename}) and full digests are required "
+            "(REGISTRY_REQUIRE_FULL_SHA256 or --require-full-sha256): ask the publisher for the whole sha256"
+        )
     shown = ", ".join(f"{a.filename} ({a.sha256})" for a in prefixed)
-    warnings.warn(f"card {entry.id} gives only sha256 prefixes for {shown}: the download is checked against the "
-                  "prefix, which catches corruption but not a hostile server or mirror "
-                  "(REGISTRY_REQUIRE_FULL_SHA256=1 refuses such assets)", PrefixWarning, stacklevel=3)
+    warnings.warn(
+        f"card {entry.id} gives only sha256 prefixes for {shown}: the download is checked against the "
+        "prefix, which catches corruption but not a hostile server or mirror "
+        "(REGISTRY_REQUIRE_FULL_SHA256=1 refuses such assets)",
+        PrefixWarning,
+        stacklevel=3,
+    )
 
 
 def _view_names(assets: list[Asset]) -> dict[int, str]:
@@ -367,8 +385,9 @@ class _Progress:
         if enabled:
             from tqdm import tqdm
 
-            self._bar = tqdm(total=0, unit="B", unit_scale=True, unit_divisor=1024, desc=label,
-                             dynamic_ncols=True, leave=True)
+            self._bar = tqdm(
+                total=0, unit="B", unit_scale=True, unit_divisor=1024, desc=label, dynamic_ncols=True, leave=True
+            )
 
     def add_total(self, n: int) -> None:
         if self._bar is not None:
@@ -389,8 +408,14 @@ class _Progress:
 class Engine:
     """Downloads blobs into a cache: one per pull() call, shared by its worker threads."""
 
-    def __init__(self, settings: _settings.Settings, *, progress: bool | None = None, label: str = "pull",
-                 threaded_hash: bool = True):
+    def __init__(
+        self,
+        settings: _settings.Settings,
+        *,
+        progress: bool | None = None,
+        label: str = "pull",
+        threaded_hash: bool = True,
+    ):
         self.settings = settings
         self.cache = Cache.from_settings(settings, on_wait=_log.warning)
         self.threaded_hash = threaded_hash
@@ -433,18 +458,30 @@ class Engine:
             if blob is not None:
                 return blob, False
         what = f"asset {asset.index + 1} of {entry.id}" if entry is not None else "asset"
-        if entry is not None and urlsplit(entry.source).scheme in ("http", "https") \
-                and urlsplit(asset.url).scheme.lower() == "file":
-            raise TransferError(f"{what} links the local file {asset.url}, but the card comes from the remote registry "
-                                f"{entry.source}: a remote card may not copy files of this machine; refusing it")
+        if (
+            entry is not None
+            and urlsplit(entry.source).scheme in ("http", "https")
+            and urlsplit(asset.url).scheme.lower() == "file"
+        ):
+            raise TransferError(
+                f"{what} links the local file {asset.url}, but the card comes from the remote registry "
+                f"{entry.source}: a remote card may not copy files of this machine; refusing it"
+            )
         key = self.cache.download_key(digest, asset.url)  # names the partial and the download's lock
         lock = self.cache.lock(key)
         try:
             lock.acquire()
         except CacheLockError:
-            blob = self.cache.blob_path(full) if full else None  # a cache we cannot write: an intact blob is still usable
-            if not force and blob is not None and os.path.isfile(blob) and not os.path.islink(blob) \
-                    and hash_file(blob)[0] == full:
+            blob = (
+                self.cache.blob_path(full) if full else None
+            )  # a cache we cannot write: an intact blob is still usable
+            if (
+                not force
+                and blob is not None
+                and os.path.isfile(blob)
+                and not os.path.islink(blob)
+                and hash_file(blob)[0] == full
+            ):
                 return blob, False
             raise
         if not self.cache.locking():  # each process and thread its own partial (Cache.locking); no resume
@@ -459,8 +496,10 @@ class Engine:
                 if blob is not None:
                     return blob, False
             if self.settings.offline:
-                raise OfflineError(f"offline mode: {what} ({asset.filename}, sha256 {digest[:12]}) is not in the cache "
-                                   f"{self.cache.home}; pull it once with the network on (unset REGISTRY_OFFLINE)")
+                raise OfflineError(
+                    f"offline mode: {what} ({asset.filename}, sha256 {digest[:12]}) is not in the cache "
+                    f"{self.cache.home}; pull it once with the network on (unset REGISTRY_OFFLINE)"
+                )
             url = apply_mirrors(asset.url, self.settings.mirrors)
             blob = self._download(url, digest, what, key, asset.size)
             if asset.is_prefix and entry is not None:
@@ -476,8 +515,9 @@ class Engine:
         with self.cache.lock(blob.name):  # prune and rm remove blobs under this lock
             if not blob.exists():
                 return None
-            return self.cache.link(entry.id, filename, blob.name, size=blob.stat().st_size,
-                                   file_format=asset.file_format, url=asset.url)
+            return self.cache.link(
+                entry.id, filename, blob.name, size=blob.stat().st_size, file_format=asset.file_format, url=asset.url
+            )
 
     def _download(self, url: str, digest: str, what: str, key: str | None = None, declared: int | None = None) -> Path:
         """Download `url` into the cache as the blob of its sha256, which must be `digest` or, when `digest` is
@@ -499,8 +539,9 @@ class Engine:
         finally:
             hasher.close()
 
-    def _download_into(self, url: str, scheme: str, part: Path, digest: str, what: str, hasher: _Hasher,
-                       key: str, declared: int | None) -> Path:
+    def _download_into(
+        self, url: str, scheme: str, part: Path, digest: str, what: str, hasher: _Hasher, key: str, declared: int | None
+    ) -> Path:
         for final in (False, True):
             self._local.encoding = None
             if scheme == "file":
@@ -510,8 +551,7 @@ class Engine:
                 try:
                     resumed = self._http(url, part, key, hasher, what, declared)
                 except _UseRanges as use:  # a large asset on a server serving ranges: in parallel
-                    resumed = self._ranged(url, part, key, hasher, what, declared, use.total, use.validator,
-                                           use.probed)
+                    resumed = self._ranged(url, part, key, hasher, what, declared, use.total, use.validator, use.probed)
                     if resumed is None:  # the server did not honour them after all
                         self._local.one_stream = True
                         resumed = self._http(url, part, key, hasher, what, declared)
@@ -530,11 +570,17 @@ class Engine:
             hasher.reset()
             if not resumed or final:
                 encoding = self._local.encoding
-                why = (f"the server sent it with Content-Encoding: {encoding} although asked for identity, and bodies "
-                       "are kept as sent, never decoded" if encoding else "the file differs from the one the card names")
+                why = (
+                    f"the server sent it with Content-Encoding: {encoding} although asked for identity, and bodies "
+                    "are kept as sent, never decoded"
+                    if encoding
+                    else "the file differs from the one the card names"
+                )
                 expected = digest if len(digest) == 64 else f"a sha256 starting with {digest}"
-                raise IntegrityError(f"sha256 mismatch for {url} ({what}): expected {expected}, got {actual}; "
-                                     f"the {size} bytes were discarded ({why})")
+                raise IntegrityError(
+                    f"sha256 mismatch for {url} ({what}): expected {expected}, got {actual}; "
+                    f"the {size} bytes were discarded ({why})"
+                )
             # Bytes resumed from an earlier response may not belong with the rest: one clean download.
         raise AssertionError("unreachable")
 
@@ -545,25 +591,39 @@ class Engine:
         REGISTRY_MAX_ASSET_SIZE cap. A body that cannot match the card is refused before a byte is written."""
         if declared is not None:
             if server is not None and server != declared:
-                raise _hopeless(IntegrityError(
-                    f"{url} ({what}) is {server:,} bytes by the server's account, but the card's asset-size is "
-                    f"{declared:,}: refusing it (nothing kept); the file differs from the one the card names"))
+                raise _hopeless(
+                    IntegrityError(
+                        f"{url} ({what}) is {server:,} bytes by the server's account, but the card's asset-size is "
+                        f"{declared:,}: refusing it (nothing kept); the file differs from the one the card names"
+                    )
+                )
             return declared
         cap = self.settings.max_asset_size
         if server is not None and server > cap:
-            raise _hopeless(TransferError(
-                f"{url} ({what}) is {server:,} bytes, over REGISTRY_MAX_ASSET_SIZE ({cap:,}); nothing was kept: "
-                "raise the setting if the asset is really that large (the card's asset-size avoids the cap)"))
+            raise _hopeless(
+                TransferError(
+                    f"{url} ({what}) is {server:,} bytes, over REGISTRY_MAX_ASSET_SIZE ({cap:,}); nothing was kept: "
+                    "raise the setting if the asset is really that large (the card's asset-size avoids the cap)"
+                )
+            )
         return server if server is not None else cap
 
     def _too_big(self, url: str, what: str, declared: int | None, limit: int):
         if declared is not None:
-            return _hopeless(IntegrityError(f"{url} ({what}) sent more than the card's asset-size of {declared:,} bytes: "
-                                            "refused at once and discarded (the file differs from the one the card names)"))
+            return _hopeless(
+                IntegrityError(
+                    f"{url} ({what}) sent more than the card's asset-size of {declared:,} bytes: "
+                    "refused at once and discarded (the file differs from the one the card names)"
+                )
+            )
         if limit == self.settings.max_asset_size:
-            return _hopeless(TransferError(f"{url} ({what}) sent more than REGISTRY_MAX_ASSET_SIZE ({limit:,} bytes) "
-                                           "without declaring its size; discarded: give the card an asset-size, or "
-                                           "raise the setting if the asset is really that large"))
+            return _hopeless(
+                TransferError(
+                    f"{url} ({what}) sent more than REGISTRY_MAX_ASSET_SIZE ({limit:,} bytes) "
+                    "without declaring its size; discarded: give the card an asset-size, or "
+                    "raise the setting if the asset is really that large"
+                )
+            )
         return _hopeless(TransferError(f"{url} ({what}) sent more than the {limit:,} bytes it declared; discarded"))
 
     def _check_space(self, part: Path, need: int) -> None:
@@ -574,13 +634,18 @@ class Engine:
             return
         free = st.f_bavail * st.f_frsize
         if need > free:
-            raise _hopeless(_DiskError(f"the cache {self.cache.home} has {free:,} bytes free, and the asset needs "
-                                       f"{need:,} more: free some space or set REGISTRY_HOME to another disk"))
+            raise _hopeless(
+                _DiskError(
+                    f"the cache {self.cache.home} has {free:,} bytes free, and the asset needs "
+                    f"{need:,} more: free some space or set REGISTRY_HOME to another disk"
+                )
+            )
 
     # ------------------------------------------------------------------ streaming
 
-    def _stream(self, read_some, out, hasher: _Hasher, limit: int | None = None, too_big=None,
-                guard: _SpeedGuard | None = None) -> int:
+    def _stream(
+        self, read_some, out, hasher: _Hasher, limit: int | None = None, too_big=None, guard: _SpeedGuard | None = None
+    ) -> int:
         """Copy from `read_some` (readinto-like, may return short counts, 0 at the end) to `out`, feeding the
         hasher; returns bytes copied. Bytes received before a failure are still written and hashed, so the
         partial file holds everything that arrived. `limit`: the most bytes the file may reach (one byte
@@ -592,7 +657,7 @@ class Engine:
             buf = hasher.buffer()
             view = memoryview(buf)
             if limit is not None:  # read at most one byte past the limit: enough to know it is exceeded
-                view = view[:max(1, min(len(buf), limit - start - got + 1))]
+                view = view[: max(1, min(len(buf), limit - start - got + 1))]
             n, end, failure = 0, False, None
             try:
                 while n < len(view):
@@ -616,7 +681,7 @@ class Engine:
                 data = view[:n]
                 try:
                     while data:
-                        data = data[out.write(data):]
+                        data = data[out.write(data) :]
                 except OSError as exc:
                     raise _hopeless(self.cache.write_error(part_name(out), exc, "write the cache file")) from None
                 got += n
@@ -683,8 +748,9 @@ class Engine:
             return 0, None, None
         return have, validator, total if isinstance(total, int) else None
 
-    def _http(self, url: str, part: Path, digest: str, hasher: _Hasher, what: str = "asset",
-              declared: int | None = None) -> bool:
+    def _http(
+        self, url: str, part: Path, digest: str, hasher: _Hasher, what: str = "asset", declared: int | None = None
+    ) -> bool:
         """Download `url` into `part` with retries and resume; returns whether bytes from an earlier response
         were kept (resumed)."""
         s = self.settings
@@ -703,8 +769,9 @@ class Engine:
             except _Retry as retry:
                 counted = counted or retry.counted
                 if attempt == attempts:
-                    raise TransferError(f"could not download {url} after {attempts} attempt{'s' * (attempts > 1)}: "
-                                        f"{retry.cause}") from None
+                    raise TransferError(
+                        f"could not download {url} after {attempts} attempt{'s' * (attempts > 1)}: {retry.cause}"
+                    ) from None
                 time.sleep(retry.wait if retry.wait is not None else self._backoff(attempt))
         raise AssertionError("unreachable")
 
@@ -719,8 +786,9 @@ class Engine:
 
         s = self.settings
         try:
-            resp = self._session().request(method, url, headers=headers, stream=True,
-                                           timeout=(s.connect_timeout, s.read_timeout))
+            resp = self._session().request(
+                method, url, headers=headers, stream=True, timeout=(s.connect_timeout, s.read_timeout)
+            )
         except requests.exceptions.SSLError as exc:
             raise TransferError(f"could not download {url}: TLS error ({network_reason(exc)})") from None
         except requests.exceptions.ConnectTimeout:
@@ -739,13 +807,25 @@ class Engine:
             wait = _retry_after(resp.headers.get("Retry-After"))
             resp.close()
             if wait is not None and wait > MAX_RETRY_AFTER:
-                raise TransferError(f"could not download {url}: {cause}, and the server asks to wait {wait:.0f} s "
-                                    f"before retrying (more than the {MAX_RETRY_AFTER:g} s we wait): try again later")
+                raise TransferError(
+                    f"could not download {url}: {cause}, and the server asks to wait {wait:.0f} s "
+                    f"before retrying (more than the {MAX_RETRY_AFTER:g} s we wait): try again later"
+                )
             raise _Retry(cause, wait)
         return resp
 
-    def _http_attempt(self, url: str, part: Path, digest: str, hasher: _Hasher, offset: int,
-                      validator: str | None, counted: bool, what: str = "asset", declared: int | None = None) -> bool:
+    def _http_attempt(
+        self,
+        url: str,
+        part: Path,
+        digest: str,
+        hasher: _Hasher,
+        offset: int,
+        validator: str | None,
+        counted: bool,
+        what: str = "asset",
+        declared: int | None = None,
+    ) -> bool:
         s = self.settings
         headers = {"Accept-Encoding": "identity"}
         if offset:
@@ -758,8 +838,10 @@ class Engine:
                 self.cache.discard_partial(digest)  # the partial is longer than the file now is
                 raise _Retry("the server refused to resume (HTTP 416); starting over", 0)
             if status not in (200, 206):
-                raise TransferError(f"could not download {url}: the server answered HTTP {status} {resp.reason or ''}"
-                                    f"{_status_hint(status, url, s)}".rstrip())
+                raise TransferError(
+                    f"could not download {url}: the server answered HTTP {status} {resp.reason or ''}"
+                    f"{_status_hint(status, url, s)}".rstrip()
+                )
             # The body is stored as sent, never decoded (a .gz asset keeps its bytes and its sha256), so the
             # length that counts is the Content-Length of those bytes.
             encoding = resp.headers.get("Content-Encoding", "identity").strip().lower()
@@ -790,14 +872,37 @@ class Engine:
                 self.progress.update(offset)
             try:
                 guard = _Probe(s, total, validator) if status == 200 and validator else None
-                return self._receive(resp, part, hasher, offset, total, encoded, kept, digest,
-                                     limit, lambda: self._too_big(url, what, declared, limit), guard)
+                return self._receive(
+                    resp,
+                    part,
+                    hasher,
+                    offset,
+                    total,
+                    encoded,
+                    kept,
+                    digest,
+                    limit,
+                    lambda: self._too_big(url, what, declared, limit),
+                    guard,
+                )
             except _Retry as retry:
                 retry.counted = True
                 raise
 
-    def _receive(self, resp, part: Path, hasher: _Hasher, offset: int, total: int | None, encoded: bool,
-                 kept: bool, digest: str, limit: int, too_big, guard=None) -> bool:
+    def _receive(
+        self,
+        resp,
+        part: Path,
+        hasher: _Hasher,
+        offset: int,
+        total: int | None,
+        encoded: bool,
+        kept: bool,
+        digest: str,
+        limit: int,
+        too_big,
+        guard=None,
+    ) -> bool:
         s = self.settings
         out = self.cache.open_partial(digest, resume=bool(offset))
         if out is None:  # the bytes to resume are gone or not a file of ours
@@ -824,13 +929,29 @@ class Engine:
         h = resp.headers
         etag = h.get("ETag")
         validator = etag if etag and not etag.startswith("W/") else h.get("Last-Modified")
-        if s.connections <= 1 or getattr(self._local, "one_stream", False) or encoded or total is None \
-                or total < max(1, s.range_threshold) or h.get("Accept-Ranges", "").strip().lower() != "bytes":
+        if (
+            s.connections <= 1
+            or getattr(self._local, "one_stream", False)
+            or encoded
+            or total is None
+            or total < max(1, s.range_threshold)
+            or h.get("Accept-Ranges", "").strip().lower() != "bytes"
+        ):
             return None
         return validator or None
 
-    def _ranged(self, url: str, part: Path, key: str, hasher: _Hasher, what: str, declared: int | None,
-                total: int, validator: str, probed: bool = False) -> bool | None:
+    def _ranged(
+        self,
+        url: str,
+        part: Path,
+        key: str,
+        hasher: _Hasher,
+        what: str,
+        declared: int | None,
+        total: int,
+        validator: str,
+        probed: bool = False,
+    ) -> bool | None:
         """Download a large asset of `total` bytes as REGISTRY_CONNECTIONS parallel ranges (ranges.py); whether
         chunks of an earlier run were kept, or None when the server does not honour the ranges (then nothing
         of this attempt is kept and the caller downloads it as one stream)."""
@@ -912,8 +1033,10 @@ class Engine:
                 except BaseException as exc:
                     failed.append(exc)
 
-        threads = [threading.Thread(target=worker, name=f"range-{n}", daemon=True)
-                   for n in range(min(s.connections, len(todo)))]
+        threads = [
+            threading.Thread(target=worker, name=f"range-{n}", daemon=True)
+            for n in range(min(s.connections, len(todo)))
+        ]
         for t in threads:
             t.start()
         for t in threads:
@@ -932,13 +1055,14 @@ class Engine:
         for attempt in range(1, attempts + 1):
             pos = rf.filled[i]  # a retry asks only for what this chunk still lacks
             try:
-                resp = self._open(url, {"Accept-Encoding": "identity", "Range": f"bytes={pos}-{end - 1}",
-                                        "If-Range": validator})
+                resp = self._open(
+                    url, {"Accept-Encoding": "identity", "Range": f"bytes={pos}-{end - 1}", "If-Range": validator}
+                )
                 with resp:
                     self._check_range(url, resp, pos, end, rf.total, validator)
                     read_some = _body_reader(resp)
                     while pos < end and not failed:
-                        view = memoryview(buf)[:min(CHUNK, end - pos)]
+                        view = memoryview(buf)[: min(CHUNK, end - pos)]
                         n, cause = 0, None
                         try:
                             while n < len(view):
@@ -957,8 +1081,9 @@ class Engine:
                             try:
                                 rf.write(i, pos, view[:n])
                             except OSError as exc:
-                                raise _hopeless(self.cache.write_error(self.cache.home / "partial", exc,
-                                                                       "write the cache file")) from None
+                                raise _hopeless(
+                                    self.cache.write_error(self.cache.home / "partial", exc, "write the cache file")
+                                ) from None
                             pos += n
                             self.progress.update(n)
                         if isinstance(cause, _Retry):
@@ -966,14 +1091,18 @@ class Engine:
                         if cause:
                             raise TransferError(f"could not download {url}: {cause}")
                         if n < len(view):
-                            raise _Retry(f"the connection closed after {pos - start} of {end - start} bytes "
-                                         f"of the range at {start}")
+                            raise _Retry(
+                                f"the connection closed after {pos - start} of {end - start} bytes "
+                                f"of the range at {start}"
+                            )
                 _start_writeback(rf.fd, start, end - start)  # as _stream does: the final fsync finds little to do
                 return
             except _Retry as retry:
                 if attempt == attempts or failed:
-                    raise TransferError(f"could not download {url} after {attempt} attempt{'s' * (attempt > 1)} "
-                                        f"at byte {pos}: {retry.cause}") from None
+                    raise TransferError(
+                        f"could not download {url} after {attempt} attempt{'s' * (attempt > 1)} "
+                        f"at byte {pos}: {retry.cause}"
+                    ) from None
                 time.sleep(retry.wait if retry.wait is not None else self._backoff(attempt))
 
     @staticmethod
@@ -981,8 +1110,10 @@ class Engine:
         """A 206 for exactly bytes pos..end-1 of the same file, else _RangesRefused (or TransferError)."""
         status = resp.status_code
         if status == 200:
-            raise _RangesRefused("the server answered a range request with the whole file (it ignores Range, or "
-                                 "the file changed since the first request)")
+            raise _RangesRefused(
+                "the server answered a range request with the whole file (it ignores Range, or "
+                "the file changed since the first request)"
+            )
         if status != 206:
             raise _RangesRefused(f"the server answered a range request with HTTP {status}")
         h = resp.headers
@@ -990,8 +1121,9 @@ class Engine:
         etag = h.get("ETag")
         if first != pos or whole != total or _int(h.get("Content-Length")) != end - pos:
             raise _RangesRefused(f"the server sent {h.get('Content-Range')!r} for bytes {pos}-{end - 1} of {total}")
-        if (etag and validator.startswith('"') and etag != validator) or \
-                h.get("Content-Encoding", "identity").strip().lower() not in ("", "identity"):
+        if (etag and validator.startswith('"') and etag != validator) or h.get(
+            "Content-Encoding", "identity"
+        ).strip().lower() not in ("", "identity"):
             raise _RangesRefused("the file changed between ranges (another ETag)")
 
     def _write_meta(self, digest: str, url: str, headers, total: int | None, encoded: bool) -> None:
@@ -1018,8 +1150,10 @@ def _read_failure(exc: Exception, read_timeout: float) -> Exception:
     http.client, OSError) are worth another attempt; anything else is raised as it is."""
     import requests
 
-    if isinstance(exc, (OSError, requests.exceptions.RequestException)) or \
-            exc.__class__.__module__.split(".")[0] in ("urllib3", "http"):
+    if isinstance(exc, (OSError, requests.exceptions.RequestException)) or exc.__class__.__module__.split(".")[0] in (
+        "urllib3",
+        "http",
+    ):
         return _Retry(network_reason(exc, read_timeout))
     return exc
 
@@ -1059,8 +1193,12 @@ def _body_reader(resp):
     returns what one read brought, so the speed limit sees a trickle)."""
     response = getattr(resp.raw, "_fp", None)  # urllib3 wraps an http.client.HTTPResponse
     sock_file = getattr(response, "fp", None)
-    if (response is not None and not getattr(response, "chunked", True)
-            and isinstance(getattr(response, "length", None), int) and hasattr(sock_file, "readinto1")):
+    if (
+        response is not None
+        and not getattr(response, "chunked", True)
+        and isinstance(getattr(response, "length", None), int)
+        and hasattr(sock_file, "readinto1")
+    ):
         remaining = response.length
 
         def read_some(view):
@@ -1074,12 +1212,13 @@ def _body_reader(resp):
         return read_some
     read1 = getattr(response, "read1", None)
     if read1 is None:  # not urllib3 over http.client: urllib3's own reader, still without decoding
+
         def read1(n):
             return resp.raw.read(n, decode_content=False)
 
     def read_some(view):
         data = read1(len(view))
-        view[:len(data)] = data
+        view[: len(data)] = data
         return len(data)
 
     return read_some

@@ -9,6 +9,7 @@ process: starting workers costs more than it saves there. `fn` must be a module-
 sent to workers by name); workers are forked where the platform can, so they start with what this
 process has imported (the schema validator) instead of importing it again.
 """
+
 from __future__ import annotations
 
 import multiprocessing

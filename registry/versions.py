@@ -17,6 +17,7 @@ NotFoundError (exit 3) listing every candidate by version.
 
 Versions are always compared as versions, never as text: `sort_key` orders `registry list`.
 """
+
 from __future__ import annotations
 
 import re
@@ -77,7 +78,9 @@ def spec(text: str, option: str = "--mindspore-version"):
     try:
         return SpecifierSet(text)
     except InvalidSpecifier:
-        raise UsageError(f"{option} {text!r} is not a version or specifier: write e.g. 1.8, '>=1.8' or '>=1.5,<2'") from None
+        raise UsageError(
+            f"{option} {text!r} is not a version or specifier: write e.g. 1.8, '>=1.8' or '>=1.5,<2'"
+        ) from None
 
 
 def satisfies(wanted, version) -> bool:
@@ -104,8 +107,14 @@ def _label(version) -> str:
     return str(version) if version is not None else "no version"
 
 
-def choose(name: str, candidates: Mapping[str, str | None], *, wanted: str | None = None,
-           installed=_DETECT, location: str = "the registry") -> Choice:
+def choose(
+    name: str,
+    candidates: Mapping[str, str | None],
+    *,
+    wanted: str | None = None,
+    installed=_DETECT,
+    location: str = "the registry",
+) -> Choice:
     """The card `name` means among `candidates` (id -> declared mindspore-version text), by the rules
     of the module doc. `wanted` is what the user asked for; `installed` defaults to the installed MindSpore."""
     versions = {card_id: card_version(declared, card_id) for card_id, declared in candidates.items()}
@@ -115,16 +124,24 @@ def choose(name: str, candidates: Mapping[str, str | None], *, wanted: str | Non
         pool = [i for i in ordered if satisfies(want, versions[i])]
         if not pool:
             have = ", ".join(dict.fromkeys(_label(versions[i]) for i in ordered))
-            raise NotFoundError(f"no card of model {name!r} in {location} is for MindSpore {wanted}: "
-                                f"it has {have}; ask for one of those or give a full id")
+            raise NotFoundError(
+                f"no card of model {name!r} in {location} is for MindSpore {wanted}: "
+                f"it has {have}; ask for one of those or give a full id"
+            )
         pick, reason = pool[-1], f"newest for MindSpore {wanted}"
     else:
         have = installed_mindspore() if installed is _DETECT else installed
         series = parse(have).release[:2] if parse(have) is not None else None
         fit = [i for i in ordered if series is None or (versions[i] is not None and versions[i].release[:2] <= series)]
         if series is None:
-            pool, reason = ordered, (f"newest; the installed MindSpore {have!r} has no readable version" if have
-                                     else "newest; MindSpore is not installed")
+            pool, reason = (
+                ordered,
+                (
+                    f"newest; the installed MindSpore {have!r} has no readable version"
+                    if have
+                    else "newest; MindSpore is not installed"
+                ),
+            )
         elif fit:
             pool, reason = fit, f"newest for the installed MindSpore {have}"
         else:
@@ -133,15 +150,19 @@ def choose(name: str, candidates: Mapping[str, str | None], *, wanted: str | Non
         pick = pool[-1]
     tied = [i for i in ordered if versions[i] == versions[pick]]
     if len(tied) > 1:
-        raise NotFoundError(f"model name {name!r} is ambiguous in {location}: use one of the full ids {', '.join(ordered)} "
-                            f"(by MindSpore version; {len(tied)} are for {_label(versions[pick])})")
+        raise NotFoundError(
+            f"model name {name!r} is ambiguous in {location}: use one of the full ids {', '.join(ordered)} "
+            f"(by MindSpore version; {len(tied)} are for {_label(versions[pick])})"
+        )
     declared = candidates[pick]
     version = str(declared).strip() if parse(declared) is not None else str(versions[pick] or "")
     others = tuple(dict.fromkeys(_label(versions[i]) for i in ordered if i != pick))
     return Choice(name, pick, version, reason, others)
 
 
-def same_version_groups(ids_by_name: Mapping[str, list[str]], declared: Mapping[str, str | None]) -> dict[str, list[str]]:
+def same_version_groups(
+    ids_by_name: Mapping[str, list[str]], declared: Mapping[str, str | None]
+) -> dict[str, list[str]]:
     """Of the short names shared by several ids, those where two or more ids are cards of one MindSpore
     version (two users, two backends): `choose` cannot tell them apart, so they need full ids."""
     tied = {}

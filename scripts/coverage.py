@@ -10,6 +10,7 @@ the repo-link) and by family (normalised model-name), the 20 largest families wi
 the mindcv cards how many map to a mindcv model, build, and run a forward pass (each distinct model
 built once on CPU with pretrained=False, random weights; skipped with --no-build).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -71,7 +72,9 @@ def forward(name: str, mindcv) -> str:
             shape = tuple(out.shape)
             return f"ok ({size}: {shape})"
         except Exception as exc:  # noqa: BLE001
-            error = f"forward: {type(exc).__name__}: {str(exc).strip().splitlines()[0][:90] if str(exc).strip() else ''}"
+            error = (
+                f"forward: {type(exc).__name__}: {str(exc).strip().splitlines()[0][:90] if str(exc).strip() else ''}"
+            )
     return error
 
 
@@ -86,6 +89,7 @@ def main() -> int:
         import mindcv
 
         from registry.builders.mindcv import model_name
+
         models = mindcv.list_models()
     except ImportError:
         mindcv = None
@@ -110,20 +114,30 @@ def main() -> int:
 
     total = len(cards)
     covered = [c for c in cards if c[2]]
-    print(f"{total} cards in {args.corpus} ({elapsed:.1f} s); {len(covered)} have a builder "
-          f"({100 * len(covered) / total:.1f}%), {sum(c[3] for c in covered)} of them usable by pull/load (no defect that blocks use)")
+    print(
+        f"{total} cards in {args.corpus} ({elapsed:.1f} s); {len(covered)} have a builder "
+        f"({100 * len(covered) / total:.1f}%), {sum(c[3] for c in covered)} of them usable by pull/load (no defect that blocks use)"
+    )
 
     by_builder = Counter(("mindcv" if b.startswith("mindcv:") else b) for _, _, b, _ in covered)
     sound_by_builder = Counter(("mindcv" if b.startswith("mindcv:") else b) for _, _, b, s in covered if s)
-    table("Cards with a builder, by builder", ("builder", "cards", "usable"),
-          [(b, n, sound_by_builder[b]) for b, n in by_builder.most_common()], args.markdown)
+    table(
+        "Cards with a builder, by builder",
+        ("builder", "cards", "usable"),
+        [(b, n, sound_by_builder[b]) for b, n in by_builder.most_common()],
+        args.markdown,
+    )
 
     repos: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for _, facts, builder, _ in cards:
         repos[source_repo(facts.repo_link)][0] += 1
         repos[source_repo(facts.repo_link)][1] += bool(builder)
-    table("By source repo (repo-link)", ("repo", "cards", "with builder"),
-          sorted(((r, n, k) for r, (n, k) in repos.items()), key=lambda r: -r[1]), args.markdown)
+    table(
+        "By source repo (repo-link)",
+        ("repo", "cards", "with builder"),
+        sorted(((r, n, k) for r, (n, k) in repos.items()), key=lambda r: -r[1]),
+        args.markdown,
+    )
 
     families: dict[str, list] = defaultdict(lambda: [Counter(), 0, 0])
     for _, facts, builder, _ in cards:
@@ -131,13 +145,22 @@ def main() -> int:
         fam[0][facts.model_name or "(no model-name)"] += 1
         fam[1] += 1
         fam[2] += bool(builder)
-    with_builder = sorted(((f[0].most_common(1)[0][0], f[1], f[2]) for f in families.values() if f[2]),
-                          key=lambda r: -r[2])
-    table(f"Families with a builder ({len(with_builder)} of {len(families)} families)", ("family", "cards", "with builder"),
-          with_builder, args.markdown)
+    with_builder = sorted(
+        ((f[0].most_common(1)[0][0], f[1], f[2]) for f in families.values() if f[2]), key=lambda r: -r[2]
+    )
+    table(
+        f"Families with a builder ({len(with_builder)} of {len(families)} families)",
+        ("family", "cards", "with builder"),
+        with_builder,
+        args.markdown,
+    )
     without = sorted(((f[0].most_common(1)[0][0], f[1]) for f in families.values() if not f[2]), key=lambda r: -r[1])
-    table(f"The 20 largest families without a builder ({len(without)} families, "
-          f"{sum(n for _, n in without)} cards)", ("family", "cards"), without[:20], args.markdown)
+    table(
+        f"The 20 largest families without a builder ({len(without)} families, {sum(n for _, n in without)} cards)",
+        ("family", "cards"),
+        without[:20],
+        args.markdown,
+    )
 
     if mindcv is not None:
         # Cards of other sources whose model-name is a mindcv model: a rename map from their
@@ -149,17 +172,22 @@ def main() -> int:
                 if model:
                     near[facts.model_name][0] += 1
                     near[facts.model_name][1] = model
-        table(f"Cards without a builder whose model-name is a mindcv model ({sum(n for n, _ in near.values())} cards)",
-              ("model-name", "cards", "mindcv model"),
-              sorted(((k, n, m) for k, (n, m) in near.items()), key=lambda r: -r[1]), args.markdown)
+        table(
+            f"Cards without a builder whose model-name is a mindcv model ({sum(n for n, _ in near.values())} cards)",
+            ("model-name", "cards", "mindcv model"),
+            sorted(((k, n, m) for k, (n, m) in near.items()), key=lambda r: -r[1]),
+            args.markdown,
+        )
 
     mindcv_cards = [c for c in cards if "github.com/mindspore-lab/mindcv" in c[1].repo_link]
     if mindcv is None:
         print(f"\n{len(mindcv_cards)} mindcv cards; mindcv is not installed: pip install 'registry[mindcv]'")
         return 0
     mapped = {rel: b.partition(":")[2] for rel, _, b, _ in mindcv_cards if b}
-    rows = [("cards", len(mindcv_cards), len({_norm(c[1].model_name) for c in mindcv_cards})),
-            ("map to a mindcv model", len(mapped), len(set(mapped.values())))]
+    rows = [
+        ("cards", len(mindcv_cards), len({_norm(c[1].model_name) for c in mindcv_cards})),
+        ("map to a mindcv model", len(mapped), len(set(mapped.values()))),
+    ]
     if not args.no_build:
         import mindspore
 
@@ -172,8 +200,10 @@ def main() -> int:
             gc.collect()
         built = {n for n, r in results.items() if not r.startswith("build")}
         ran = {n for n, r in results.items() if r.startswith("ok")}
-        rows += [("build", sum(m in built for m in mapped.values()), len(built)),
-                 ("run a forward pass", sum(m in ran for m in mapped.values()), len(ran))]
+        rows += [
+            ("build", sum(m in built for m in mapped.values()), len(built)),
+            ("run a forward pass", sum(m in ran for m in mapped.values()), len(ran)),
+        ]
         failed = [f"{n}: {r}" for n, r in results.items() if not r.startswith("ok")]
     table(f"mindcv cards (mindcv {getattr(mindcv, '__version__', '?')})", ("", "cards", "models"), rows, args.markdown)
     if not args.no_build:

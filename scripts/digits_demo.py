@@ -6,6 +6,7 @@ Pulls the card's assets into the cache (REGISTRY_HOME; verified by sha256), buil
 `registry.load`, runs it on the held-out split pulled with it and prints the accuracy. Needs no
 network with the embedded registry: the assets sit next to the card.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,9 +41,13 @@ def heldout_accuracy(name: str = NAME, *, registry_location=None) -> tuple[float
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Load the digits model through the registry and print its held-out accuracy.")
+    parser = argparse.ArgumentParser(
+        description="Load the digits model through the registry and print its held-out accuracy."
+    )
     parser.add_argument("--name", default=NAME, help="card name (default: %(default)s)")
-    parser.add_argument("--registry", help="registry directory or http(s) base URL (default: $REGISTRY_URL, else the embedded one)")
+    parser.add_argument(
+        "--registry", help="registry directory or http(s) base URL (default: $REGISTRY_URL, else the embedded one)"
+    )
     args = parser.parse_args(argv)
     try:
         accuracy, correct, total = heldout_accuracy(args.name, registry_location=args.registry)

@@ -23,6 +23,7 @@ Writes, into --out (default manifests/mindspore/cpu/2.10):
   lenet_digits_heldout.npz   images uint8 (N, 8, 8), labels uint8 (N,), rows int32 (N,) = line in the CSV
 and prints the held-out accuracy and both files' sha256 for the card.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -84,9 +85,15 @@ def sha256(path: Path) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, help="path to digits.csv.gz (default: the one in an installed scikit-learn)")
-    parser.add_argument("--out", type=Path, default=ROOT / "manifests" / "mindspore" / "cpu" / "2.10",
-                        help="directory for lenet_digits.ckpt and lenet_digits_heldout.npz (default: %(default)s)")
+    parser.add_argument(
+        "--data", type=Path, help="path to digits.csv.gz (default: the one in an installed scikit-learn)"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=ROOT / "manifests" / "mindspore" / "cpu" / "2.10",
+        help="directory for lenet_digits.ckpt and lenet_digits_heldout.npz (default: %(default)s)",
+    )
     parser.add_argument("--epochs", type=int, default=EPOCHS, help="training epochs (default: %(default)s)")
     args = parser.parse_args(argv)
 
@@ -129,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         order = order_rng.permutation(len(y_train))
         total = 0.0
         for start in range(0, len(order), BATCH):
-            idx = order[start:start + BATCH]
+            idx = order[start : start + BATCH]
             total += float(step(ms.Tensor(x_train[idx]), ms.Tensor(y_train[idx]))) * len(idx)
         if epoch % 10 == 9 or epoch == args.epochs - 1:
             print(f"epoch {epoch + 1:3d}  loss {total / len(order):.4f}  {time.perf_counter() - started:.0f} s")

@@ -1,4 +1,5 @@
 """Shared test fixtures. Data paths are relative to the project root, as CI lays them out."""
+
 from __future__ import annotations
 
 import os
@@ -35,12 +36,20 @@ def home(tmp_path, monkeypatch) -> Path:
     return cache
 
 
-def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, env: dict | None = None, cwd: Path | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess:
     """Run `python -m registry ARGS` in a fresh process, as a user would."""
     full_env = dict(os.environ)
     full_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", "registry", *args], capture_output=True, text=True,
-                          env=full_env, cwd=str(cwd or ROOT), timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "registry", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=str(cwd or ROOT),
+        timeout=timeout,
+    )
 
 
 @pytest.fixture

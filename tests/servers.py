@@ -12,6 +12,7 @@ nginx runs in the foreground as a child process with its own prefix, config, pid
 directory; `etag on`, byte ranges and If-Range are nginx's defaults for static files. When nginx is not
 installed the helper skips the test with the reason.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -53,7 +54,9 @@ def _wait_port(port: int, proc: subprocess.Popen | None, timeout: float = 10.0) 
 
 
 def nginx_binary() -> str | None:
-    return shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.access(p, os.X_OK)), None)
+    return shutil.which("nginx") or next(
+        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.access(p, os.X_OK)), None
+    )
 
 
 class BaseURL(str):
@@ -106,8 +109,14 @@ http {{
 
 
 @contextlib.contextmanager
-def nginx(root: str | os.PathLike, *, limit_rate: str | None = None, locations: str | None = None,
-          user: str | None = None, http: str | None = None):
+def nginx(
+    root: str | os.PathLike,
+    *,
+    limit_rate: str | None = None,
+    locations: str | None = None,
+    user: str | None = None,
+    http: str | None = None,
+):
     """Serve directory `root` with nginx on 127.0.0.1 and a free port; yields the base URL (BaseURL).
 
     limit_rate: nginx's per-connection rate limit, e.g. "2m" (2 MB/s), to make a download slow.
@@ -127,20 +136,31 @@ def nginx(root: str | os.PathLike, *, limit_rate: str | None = None, locations: 
         for attempt in range(5):  # the free port can be taken between probing and nginx binding it
             port = free_port()
             conf = Path(tmp) / "nginx.conf"
-            conf.write_text(_NGINX_CONF.format(user=user, tmp=tmp, port=port, root=root,
-                                               limit=f"limit_rate {limit_rate};" if limit_rate else "",
-                                               http=http or "",
-                                               locations=locations or "location / { autoindex on; }"))
-            proc = subprocess.Popen([binary, "-p", tmp, "-c", str(conf), "-e", f"{tmp}/error.log"],
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            conf.write_text(
+                _NGINX_CONF.format(
+                    user=user,
+                    tmp=tmp,
+                    port=port,
+                    root=root,
+                    limit=f"limit_rate {limit_rate};" if limit_rate else "",
+                    http=http or "",
+                    locations=locations or "location / { autoindex on; }",
+                )
+            )
+            proc = subprocess.Popen(
+                [binary, "-p", tmp, "-c", str(conf), "-e", f"{tmp}/error.log"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
             if _wait_port(port, proc):
                 break
             proc.kill()
             _, err = proc.communicate()
             if attempt == 4:
                 log = Path(tmp, "error.log")
-                raise RuntimeError(f"nginx did not start: {err.decode(errors='replace')}"
-                                   f"{log.read_text() if log.exists() else ''}")
+                raise RuntimeError(
+                    f"nginx did not start: {err.decode(errors='replace')}{log.read_text() if log.exists() else ''}"
+                )
         url = BaseURL(f"http://127.0.0.1:{port}/")
         url.log_path = Path(tmp) / "access.log"
         try:
@@ -203,19 +223,32 @@ class _FaultHandler(BaseHTTPRequestHandler):
 
     def _record(self, status: int) -> None:
         h = self.headers
-        self.server.owner.requests.append({
-            "method": self.command, "path": urlsplit(self.path).path, "status": status,
-            "range": h.get("Range", ""), "if_range": h.get("If-Range", ""),
-            "authorization": h.get("Authorization", ""),
-        })
+        self.server.owner.requests.append(
+            {
+                "method": self.command,
+                "path": urlsplit(self.path).path,
+                "status": status,
+                "range": h.get("Range", ""),
+                "if_range": h.get("If-Range", ""),
+                "authorization": h.get("Authorization", ""),
+            }
+        )
 
     def _faults(self) -> Faults:
         owner = self.server.owner
         with owner.lock:
             f = owner.faults
-            manners = Faults(no_range=f.no_range, no_etag=f.no_etag, etag_salt=f.etag_salt, rate=f.rate,
-                             chunked=f.chunked, gzip=f.gzip, content_encoding=f.content_encoding, length=f.length,
-                             endless=f.endless)
+            manners = Faults(
+                no_range=f.no_range,
+                no_etag=f.no_etag,
+                etag_salt=f.etag_salt,
+                rate=f.rate,
+                chunked=f.chunked,
+                gzip=f.gzip,
+                content_encoding=f.content_encoding,
+                length=f.length,
+                endless=f.endless,
+            )
             if self.command != "GET":
                 manners.redirect = f.redirect
                 return manners
@@ -295,8 +328,13 @@ class _FaultHandler(BaseHTTPRequestHandler):
                     body = fh.read(length)
             if f.chunked:
                 step = 100_000
-                body = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + step]), body[i:i + step])
-                                for i in range(0, len(body), step)) + b"0\r\n\r\n"
+                body = (
+                    b"".join(
+                        b"%x\r\n%s\r\n" % (len(body[i : i + step]), body[i : i + step])
+                        for i in range(0, len(body), step)
+                    )
+                    + b"0\r\n\r\n"
+                )
             self.wfile.write(body)
             return
         self._send_body(path, start, length, f)
@@ -305,7 +343,7 @@ class _FaultHandler(BaseHTTPRequestHandler):
         """The file, then zeros, chunk after chunk, until the client goes away (or 1 GiB, a test's safety net)."""
         step = 64 * 1024 if f.rate is None else max(1, int(f.rate / 20))
         data = path.read_bytes()
-        pieces = [data[i:i + step] for i in range(0, len(data), step)]
+        pieces = [data[i : i + step] for i in range(0, len(data), step)]
         sent, began = 0, time.monotonic()
         try:
             while sent < (1 << 30):
@@ -422,7 +460,9 @@ class FaultServer:
 
     def gets(self, path: str | None = None) -> list[dict]:
         """GET requests recorded so far (for a path relative to the root, if given)."""
-        return [r for r in self.requests if r["method"] == "GET" and (path is None or r["path"] == "/" + path.lstrip("/"))]
+        return [
+            r for r in self.requests if r["method"] == "GET" and (path is None or r["path"] == "/" + path.lstrip("/"))
+        ]
 
     def start(self) -> FaultServer:
         self._thread.start()
@@ -486,8 +526,12 @@ def write_card(registry_root: str | os.PathLike, card_id: str, assets: list[tupl
     """Write a valid card `registry_root/<card_id>.md` (card_id: USER/BACKEND/VERSION/NAME) whose assets are
     (file-format, asset-link, asset-sha256) triples; returns its path."""
     user, backend, version, name = card_id.split("/")
-    lines = "".join(f"  - file-format: {fmt}\n    asset-link: {link}\n    asset-sha256: {sha}\n" for fmt, link, sha in assets)
+    lines = "".join(
+        f"  - file-format: {fmt}\n    asset-link: {link}\n    asset-sha256: {sha}\n" for fmt, link, sha in assets
+    )
     path = Path(registry_root, *card_id.split("/")[:-1], name + ".md")
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(CARD_TEMPLATE.format(name=name, user=user, backend=backend, version=version, assets=lines.rstrip("\n")))
+    path.write_text(
+        CARD_TEMPLATE.format(name=name, user=user, backend=backend, version=version, assets=lines.rstrip("\n"))
+    )
     return path

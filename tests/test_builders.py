@@ -1,5 +1,6 @@
 """Builders for the real catalogue: which builder a corpus card gets, the table check, checkpoint
 adaptation, the zoo LeNet5, the SSD family, mindcv, builder= and builder-args, broken entry points."""
+
 from __future__ import annotations
 
 import re
@@ -50,14 +51,24 @@ def test_ssd_family():
     assert sorted(set(by_builder["ssd300-mobilenetv2"])) == ["ssd300_coco2017.md"]
     assert len(by_builder["ssd300-mobilenetv2"]) == 7
     assert len(by_builder["-"]) == 24
-    assert match_builtin(CardFacts.of(parse_file(require_shared(ROOT.parent / "shared/seed/ssd_v1_coco2017.md")).fields)).name \
+    assert (
+        match_builtin(
+            CardFacts.of(parse_file(require_shared(ROOT.parent / "shared/seed/ssd_v1_coco2017.md")).fields)
+        ).name
         == "ssd300-mobilenetv2"
+    )
 
-    for rel, says in [("mindspore/1.9/ssdvgg16_coco2017.md", r"its asset ssdvgg16_ascend_v190_\S+ is another variant"),
-                      ("mindspore/1.9/ssdresnet50_coco2017.md", r"backbone-name 'ssd_resnet50'"),
-                      ("mindspore/1.9/ssdmobilenetv2fpnlite_coco2017.md", r"model-name 'ssd_mobilenetV2_FPNlite'")]:
-        with pytest.raises(LoadError, match=r"card x: no builder for this backbone: .*" + says +
-                           r".*builder ssd300-mobilenetv2 builds only SSD300 detector with a MobileNetV2 backbone"):
+    for rel, says in [
+        ("mindspore/1.9/ssdvgg16_coco2017.md", r"its asset ssdvgg16_ascend_v190_\S+ is another variant"),
+        ("mindspore/1.9/ssdresnet50_coco2017.md", r"backbone-name 'ssd_resnet50'"),
+        ("mindspore/1.9/ssdmobilenetv2fpnlite_coco2017.md", r"model-name 'ssd_mobilenetV2_FPNlite'"),
+    ]:
+        with pytest.raises(
+            LoadError,
+            match=r"card x: no builder for this backbone: .*"
+            + says
+            + r".*builder ssd300-mobilenetv2 builds only SSD300 detector with a MobileNetV2 backbone",
+        ):
             find_builder(facts(rel), "card x")
 
 
@@ -84,8 +95,11 @@ def test_builder_fields_are_schema_checked():
 
 
 def test_unknown_model_still_lists_builders():
-    with pytest.raises(LoadError, match=r"card x: no builder for model-name 'yolov3' .*known builders: lenet-digits, "
-                                        r"lenet5-mnist, mindcv, ssd300-mobilenetv2.*builder="):
+    with pytest.raises(
+        LoadError,
+        match=r"card x: no builder for model-name 'yolov3' .*known builders: lenet-digits, "
+        r"lenet5-mnist, mindcv, ssd300-mobilenetv2.*builder=",
+    ):
         find_builder(CardFacts(model_name="yolov3", backbone_name="darknet53"), "card x")
 
 
@@ -112,8 +126,9 @@ def test_broken_entry_point_is_one_error_and_blocks_nothing(tmp_path):
     info = site / "fake_builders-1.0.dist-info"
     info.mkdir(parents=True)
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fake-builders\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text("[registry.builders]\nbroken = no_such_module_xyz:build\n"
-                                           "mine = fake_builders_mod:build\n")
+    (info / "entry_points.txt").write_text(
+        "[registry.builders]\nbroken = no_such_module_xyz:build\nmine = fake_builders_mod:build\n"
+    )
     (site / "fake_builders_mod.py").write_text("def build():\n    return 'a network'\nbuild.model_names = ('mynet',)\n")
     code = textwrap.dedent("""
         import warnings
@@ -134,8 +149,10 @@ def test_broken_entry_point_is_one_error_and_blocks_nothing(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
-    problem = ("builder entry point broken = no_such_module_xyz:build (group registry.builders) cannot be imported "
-               "(ModuleNotFoundError: No module named 'no_such_module_xyz'): reinstall or uninstall the package")
+    problem = (
+        "builder entry point broken = no_such_module_xyz:build (group registry.builders) cannot be imported "
+        "(ModuleNotFoundError: No module named 'no_such_module_xyz'): reinstall or uninstall the package"
+    )
     assert lines[0].startswith("mine: mine a network [") and problem in lines[0]
     assert lines[1] == "error: card b names " + problem + " that provides it"
     assert lines[2].startswith("error: card b: no builder for model-name 'other', and " + problem)
@@ -179,10 +196,14 @@ def train_layout(net, path: Path, depthwise_r1x: bool = False) -> None:
         if depthwise_r1x and data.ndim == 4 and data.shape[0] == 1 and data.shape[1] > 1:
             data = data.reshape(data.shape[1], 1, *data.shape[2:])
         entries.append({"name": "network." + p.name, "data": ms.Tensor(data)})
-    entries += [{"name": "moments.network." + p.name, "data": ms.Tensor(np.zeros(p.shape, np.float32))}
-                for p in net.trainable_params()]
-    entries += [{"name": "learning_rate", "data": ms.Tensor(np.float32(0.01))},
-                {"name": "global_step", "data": ms.Tensor(np.array([7], np.int32))}]
+    entries += [
+        {"name": "moments.network." + p.name, "data": ms.Tensor(np.zeros(p.shape, np.float32))}
+        for p in net.trainable_params()
+    ]
+    entries += [
+        {"name": "learning_rate", "data": ms.Tensor(np.float32(0.01))},
+        {"name": "global_step", "data": ms.Tensor(np.array([7], np.int32))},
+    ]
     ms.save_checkpoint(entries, str(path))
 
 
@@ -205,8 +226,15 @@ def test_lenet_mnist_loads_zoo_lenet5_and_refuses_digits(files, server, reg):
     zoo = lenet.lenet5()
     ms.save_checkpoint(zoo, str(files / "lenet5.ckpt"))
     assert [(p.name, p.shape) for p in zoo.get_parameters()] == [
-        ("conv1.weight", (6, 1, 5, 5)), ("conv2.weight", (16, 6, 5, 5)), ("fc1.weight", (120, 400)),
-        ("fc1.bias", (120,)), ("fc2.weight", (84, 120)), ("fc2.bias", (84,)), ("fc3.weight", (10, 84)), ("fc3.bias", (10,))]
+        ("conv1.weight", (6, 1, 5, 5)),
+        ("conv2.weight", (16, 6, 5, 5)),
+        ("fc1.weight", (120, 400)),
+        ("fc1.bias", (120,)),
+        ("fc2.weight", (84, 120)),
+        ("fc2.bias", (84,)),
+        ("fc3.weight", (10, 84)),
+        ("fc3.bias", (10,)),
+    ]
     name = copy_card(reg, LENET_CARD, "lenet5.ckpt", sha256(files / "lenet5.ckpt"))
     net = registry.load(name, registry=str(reg))
     assert isinstance(net, lenet.LeNet5) and net.load_report.ok and len(net.load_report.loaded) == 8
@@ -279,13 +307,16 @@ def test_builder_keyword_and_builder_args(files, server, reg):
     train_layout(zoo, files / "mine.ckpt")
     # Nested names: the caller's cell keeps the zoo network under `body.`; a plain builder= loads
     # them only when the names fit, so first a function returning the zoo cell itself.
-    name = copy_card(reg, LENET_CARD, "mine.ckpt", sha256(files / "mine.ckpt"),
-                     extra="builder-args:\n  num_classes: 10")
+    name = copy_card(
+        reg, LENET_CARD, "mine.ckpt", sha256(files / "mine.ckpt"), extra="builder-args:\n  num_classes: 10"
+    )
     net = registry.load(name, registry=str(reg), builder=lambda num_classes: lenet.LeNet5(num_classes))
     assert net.load_report.ok and net.load_report.network.startswith("builder test_builders.")
     np.testing.assert_allclose(net(ms.Tensor(X32)).asnumpy(), zoo(ms.Tensor(X32)).asnumpy(), atol=1e-6)
 
-    with pytest.raises(LoadError, match=r"does not fit builder test_builders\.MyLeNet: .*8 missing \(body\.conv1\.weight"):
+    with pytest.raises(
+        LoadError, match=r"does not fit builder test_builders\.MyLeNet: .*8 missing \(body\.conv1\.weight"
+    ):
         registry.load(name, registry=str(reg), builder=MyLeNet)
     mine = registry.load(name, registry=str(reg), builder=MyLeNet, pretrained=False, width=7)
     assert isinstance(mine, MyLeNet) and mine.width == 7
@@ -303,8 +334,13 @@ def test_builder_keyword_and_builder_args(files, server, reg):
 
 def test_explicit_builder_field(files, server, reg):
     ms.save_checkpoint(lenet.lenet5(), str(files / "lenet5.ckpt"))
-    name = copy_card(reg, "mindspore/1.9/ssd300_coco2017.md", "lenet5.ckpt", sha256(files / "lenet5.ckpt"),
-                     extra="builder: lenet5-mnist")
+    name = copy_card(
+        reg,
+        "mindspore/1.9/ssd300_coco2017.md",
+        "lenet5.ckpt",
+        sha256(files / "lenet5.ckpt"),
+        extra="builder: lenet5-mnist",
+    )
     assert registry.load(name, registry=str(reg)).load_report.ok
 
 
@@ -347,8 +383,13 @@ def test_mindcv_card_loads_through_the_cache_without_mindcv_downloading(files, s
 
     # An explicit `builder: mindcv:MODEL` and builder-args; pretrained=False downloads nothing.
     before = len(server.gets(filename))
-    other = copy_card(reg, LENET_CARD, filename, sha256(files / filename),
-                      extra="builder: mindcv:mobilenet_v1_025\nbuilder-args:\n  num_classes: 10")
+    other = copy_card(
+        reg,
+        LENET_CARD,
+        filename,
+        sha256(files / filename),
+        extra="builder: mindcv:mobilenet_v1_025\nbuilder-args:\n  num_classes: 10",
+    )
     small = registry.load(other, registry=str(reg), pretrained=False)
     assert small.load_report is None and len(server.gets(filename)) == before
     assert small(x).shape == (1, 10)
@@ -360,7 +401,10 @@ def test_mindcv_model_names():
     from registry.builders.mindcv import model_name
 
     models = ["BiT_resnet50", "vit_b_32_224", "resnet50", "resnet18"]
-    assert model_name(CardFacts(model_name="bit_resnet50", asset_files=("BiT_resnet50-77dcaf0f-910v2.ckpt",)), models) == "BiT_resnet50"
+    assert (
+        model_name(CardFacts(model_name="bit_resnet50", asset_files=("BiT_resnet50-77dcaf0f-910v2.ckpt",)), models)
+        == "BiT_resnet50"
+    )
     assert model_name(CardFacts(model_name="vit_b32_224"), models) == "vit_b_32_224"
     assert model_name(CardFacts(model_name="x", asset_files=("resnet50-f369a08d-910v2.ckpt",)), models) == "resnet50"
     assert model_name(CardFacts(model_name="resnet50"), models, model="resnet18") == "resnet18"

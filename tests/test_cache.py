@@ -1,4 +1,5 @@
 """The cache on real files: commit, stamps, views, and `registry cache ls | verify | prune | rm`."""
+
 from __future__ import annotations
 
 import hashlib
@@ -21,8 +22,14 @@ def put(cache: Cache, data: bytes, model: str, filename: str) -> str:
     part.write_bytes(data)
     with cache.lock(digest):
         cache.commit(part, digest)
-        cache.link(model, filename, digest, size=len(data), file_format=filename.rsplit(".", 1)[-1],
-                   url=f"https://example.org/{filename}")
+        cache.link(
+            model,
+            filename,
+            digest,
+            size=len(data),
+            file_format=filename.rsplit(".", 1)[-1],
+            url=f"https://example.org/{filename}",
+        )
     return digest
 
 
@@ -102,8 +109,16 @@ def test_ls_json_and_text(tmp_path):
     data = json.loads(out.stdout)
     assert [m["id"] for m in data["models"]] == ["m/cpu/1/alpha", "n/gpu/2/beta"]
     assert data["models"][0]["size"] == 3010
-    assert data["models"][1]["files"] == [{"filename": "beta.ckpt", "sha256": a, "size": 3000, "format": "ckpt",
-                                           "path": str(home / "models" / "n/gpu/2/beta" / "beta.ckpt"), "present": True}]
+    assert data["models"][1]["files"] == [
+        {
+            "filename": "beta.ckpt",
+            "sha256": a,
+            "size": 3000,
+            "format": "ckpt",
+            "path": str(home / "models" / "n/gpu/2/beta" / "beta.ckpt"),
+            "present": True,
+        }
+    ]
     assert data["blobs"] == {"count": 2, "size": 3010}
     text = cli(home, "ls").stdout.splitlines()
     assert text[0] == f"cache {home}"
@@ -193,7 +208,9 @@ def test_rm_names_unknown_and_ambiguous_models(tmp_path):
     cache = Cache(home)
     put(cache, b"1", "m/cpu/1/alpha", "a.ckpt")
     put(cache, b"2", "n/cpu/1/alpha", "a.ckpt")
-    with pytest.raises(NotFoundError, match="ambiguous in the cache: use one of the full ids m/cpu/1/alpha, n/cpu/1/alpha"):
+    with pytest.raises(
+        NotFoundError, match="ambiguous in the cache: use one of the full ids m/cpu/1/alpha, n/cpu/1/alpha"
+    ):
         cache.rm("alpha")
     with pytest.raises(NotFoundError, match="did you mean alpha"):
         cache.rm("alpah")
@@ -221,7 +238,9 @@ def test_a_view_record_that_cannot_be_written_is_one_sentence_naming_the_cache(t
 
     cache = Cache(tmp_path / "home")
     (cache.model_dir("m/cpu/1/a") / ".view.json").mkdir(parents=True)  # as a full disk or an I/O error would refuse it
-    with pytest.raises(RegistryError, match=r"^cannot write to the cache directory .*/models/m/cpu/1/a: .*; check the disk"):
+    with pytest.raises(
+        RegistryError, match=r"^cannot write to the cache directory .*/models/m/cpu/1/a: .*; check the disk"
+    ):
         put(cache, b"weights", "m/cpu/1/a", "a.ckpt")
 
 
@@ -244,4 +263,3 @@ def test_link_waits_for_the_model_lock_so_rm_cannot_remove_the_directory_under_i
         assert not cache.home.joinpath("models", "m", "cpu", "1", "a").exists()
     worker.join(10)
     assert done.is_set() and (cache.model_dir("m/cpu/1/a") / "a.ckpt").read_bytes() == data
-

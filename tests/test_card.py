@@ -1,4 +1,5 @@
 """The card parser: positions, duplicate keys, text kept as written, and every kind of bad input."""
+
 from __future__ import annotations
 
 import os
@@ -24,7 +25,9 @@ def test_seed_card_duplicate_asset_keys_at_their_lines():
 
 
 def test_positions_of_keys_and_values():
-    card = parse_text("# T\n\n---\nmodel-name: ssd\nasset:\n  - file-format: ckpt\n    asset-link: <https://x/a.ckpt>\n---\nbody\n")
+    card = parse_text(
+        "# T\n\n---\nmodel-name: ssd\nasset:\n  - file-format: ckpt\n    asset-link: <https://x/a.ckpt>\n---\nbody\n"
+    )
     assert card.fm_open == 3 and card.fm_close == 8
     assert card.pos(("model-name",)) == (4, 13)
     assert card.key_pos(("model-name",)) == (4, 1)
@@ -34,8 +37,10 @@ def test_positions_of_keys_and_values():
 
 
 def test_versions_and_free_text_kept_as_written():
-    card = parse_text("---\nmindspore-version: 1.10\nmodel-version: 1\nevaluation: no\n"
-                      "asset-sha256: 0123\nupdate-time: 2020-09-10\nfine-tunable: True\ninput-shape: [3, 300, 300]\n---\n")
+    card = parse_text(
+        "---\nmindspore-version: 1.10\nmodel-version: 1\nevaluation: no\n"
+        "asset-sha256: 0123\nupdate-time: 2020-09-10\nfine-tunable: True\ninput-shape: [3, 300, 300]\n---\n"
+    )
     f = card.fields
     assert f["mindspore-version"] == "1.10" and f["model-version"] == "1"
     assert f["evaluation"] == "no"  # YAML 1.1 would read False
@@ -56,20 +61,23 @@ def test_body_is_parsed_lazily():
     assert card.code_blocks[0].lang == "python" and card.code_blocks[0].line == 6
 
 
-@pytest.mark.parametrize("raw, rule, line", [
-    (b"", "empty-file", 0),
-    (b"  \n\n", "empty-file", 0),
-    (b"ab\x00cd", "binary-file", 0),
-    (b"---\nmodel-name: caf\xe9\n---\n", "encoding", 2),
-    (b"# Title\nno front matter\n", "no-front-matter", 1),
-    (b"# Title\n---\nmodel-name: x\n", "unterminated-front-matter", 2),
-    (b"---\n---\n", "empty-front-matter", 1),
-    (b"---\nasset:\n\t- file-format: ckpt\n---\n", "yaml-tab", 3),
-    (b"---\nmodel-name: [x\n---\n", "yaml-syntax", 3),
-    (b"---\n- a\n- b\n---\n", "front-matter-not-mapping", 2),
-    (b"---\njust a sentence\n---\n", "front-matter-not-mapping", 2),
-    (b"---\n? [a, b]\n: 1\n---\n", "yaml-syntax", 2),
-])
+@pytest.mark.parametrize(
+    "raw, rule, line",
+    [
+        (b"", "empty-file", 0),
+        (b"  \n\n", "empty-file", 0),
+        (b"ab\x00cd", "binary-file", 0),
+        (b"---\nmodel-name: caf\xe9\n---\n", "encoding", 2),
+        (b"# Title\nno front matter\n", "no-front-matter", 1),
+        (b"# Title\n---\nmodel-name: x\n", "unterminated-front-matter", 2),
+        (b"---\n---\n", "empty-front-matter", 1),
+        (b"---\nasset:\n\t- file-format: ckpt\n---\n", "yaml-tab", 3),
+        (b"---\nmodel-name: [x\n---\n", "yaml-syntax", 3),
+        (b"---\n- a\n- b\n---\n", "front-matter-not-mapping", 2),
+        (b"---\njust a sentence\n---\n", "front-matter-not-mapping", 2),
+        (b"---\n? [a, b]\n: 1\n---\n", "yaml-syntax", 2),
+    ],
+)
 def test_bad_inputs_are_problems_not_exceptions(raw, rule, line):
     card = parse_bytes(raw, "c.md")
     assert rules(card) == [rule]
@@ -89,13 +97,16 @@ def test_lone_dash_and_colon_in_value_are_reported_and_read_as_text():
     assert card.data == {"accuracy": "vit-base: 83.78 / swin-base: 84.03", "x": "it's: 1"}
 
 
-@pytest.mark.parametrize("text", [
-    "a:\n  evaluation: -\n",  # indented: not read
-    "accuracy: a: b # note\n",  # a comment: is it part of the text?
-    "accuracy: [a: b\n",  # starts like a flow collection
-    "accuracy: a: b\n  more: 1\n",  # continued below: not one line of text
-    "evaluation: -\n  - x\n",  # a list under it
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a:\n  evaluation: -\n",  # indented: not read
+        "accuracy: a: b # note\n",  # a comment: is it part of the text?
+        "accuracy: [a: b\n",  # starts like a flow collection
+        "accuracy: a: b\n  more: 1\n",  # continued below: not one line of text
+        "evaluation: -\n  - x\n",  # a list under it
+    ],
+)
 def test_quirks_that_can_be_read_more_than_one_way_stay_blocking(text):
     card = parse_text("---\n" + text + "---\n")
     assert "yaml-syntax" in rules(card) and card.data is None
@@ -111,11 +122,14 @@ def test_alias_bomb_is_cut_off_quickly():
     assert rules(card) == ["yaml-too-complex"] and card.data is None
 
 
-@pytest.mark.parametrize("text", [
-    "---\na: " + "[" * 900 + "]" * 900 + "\n---\n",  # deeper than Python's recursion limit
-    "---\n" + "".join(" " * i + f"k{i}:\n" for i in range(600)) + "---\n",
-    "---\na: &x [*x]\n---\n",  # an alias inside its own anchor
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "---\na: " + "[" * 900 + "]" * 900 + "\n---\n",  # deeper than Python's recursion limit
+        "---\n" + "".join(" " * i + f"k{i}:\n" for i in range(600)) + "---\n",
+        "---\na: &x [*x]\n---\n",  # an alias inside its own anchor
+    ],
+)
 def test_deep_or_self_referencing_front_matter(text):
     card = parse_text(text)
     assert rules(card) == ["yaml-too-complex"] and "deeper than 32 levels" in card.problems[0].message
@@ -143,12 +157,15 @@ def test_utf8_bom_is_accepted():
     assert card.problems == [] and card.fields["model-name"] == "模型"
 
 
-@pytest.mark.parametrize("raw, rule, line", [
-    (b"# T\n---  \nmodel-name: x\n---\t\n", "no-front-matter", 2),
-    (b"# T\n---  \nmodel-name: x\n---\n", "unterminated-front-matter", 2),
-    (b"# T\n---\nmodel-name: x\n--- \t\n", "unterminated-front-matter", 4),
-    (b" ---\nmodel-name: x\n---\n", "unterminated-front-matter", 1),
-])
+@pytest.mark.parametrize(
+    "raw, rule, line",
+    [
+        (b"# T\n---  \nmodel-name: x\n---\t\n", "no-front-matter", 2),
+        (b"# T\n---  \nmodel-name: x\n---\n", "unterminated-front-matter", 2),
+        (b"# T\n---\nmodel-name: x\n--- \t\n", "unterminated-front-matter", 4),
+        (b" ---\nmodel-name: x\n---\n", "unterminated-front-matter", 1),
+    ],
+)
 def test_delimiter_with_stray_spaces_is_named_at_its_line(raw, rule, line):
     card = parse_bytes(raw, "c.md")
     assert rules(card) == [rule] and card.problems[0].line == line, card.problems

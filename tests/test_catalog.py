@@ -1,4 +1,5 @@
 """Name resolution in a local registry: full ids, short names, card paths, and names that must not escape."""
+
 from __future__ import annotations
 
 import pytest
@@ -15,8 +16,12 @@ SHA = "ab" * 32
 @pytest.fixture
 def reg(tmp_path):
     root = tmp_path / "reg"
-    for card_id in ("mindspore/ascend/0.7/ssd_v1_coco2017", "mindspore/gpu/1.0/lenet_mnist",
-                    "alice/cpu/1.0/lenet_mnist", "mindspore/gpu/1.0/resnet50_imagenet"):
+    for card_id in (
+        "mindspore/ascend/0.7/ssd_v1_coco2017",
+        "mindspore/gpu/1.0/lenet_mnist",
+        "alice/cpu/1.0/lenet_mnist",
+        "mindspore/gpu/1.0/resnet50_imagenet",
+    ):
         write_card(root, card_id, [("ckpt", f"weights/{card_id.rsplit('/', 1)[-1]}.ckpt", SHA)])
     card = root / "mindspore/gpu/1.0/resnet50_imagenet.md"
     card.with_name("resnet50_imagenet_cn.md").write_text(card.read_text())  # a translation, not a model
@@ -25,8 +30,12 @@ def reg(tmp_path):
 
 
 def test_ids_list_cards_without_translations_or_readmes(reg):
-    assert LocalRegistry(reg).ids() == ["alice/cpu/1.0/lenet_mnist", "mindspore/ascend/0.7/ssd_v1_coco2017",
-                                        "mindspore/gpu/1.0/lenet_mnist", "mindspore/gpu/1.0/resnet50_imagenet"]
+    assert LocalRegistry(reg).ids() == [
+        "alice/cpu/1.0/lenet_mnist",
+        "mindspore/ascend/0.7/ssd_v1_coco2017",
+        "mindspore/gpu/1.0/lenet_mnist",
+        "mindspore/gpu/1.0/resnet50_imagenet",
+    ]
 
 
 def test_full_id_short_name_and_card_path_resolve_to_the_same_card(reg):
@@ -53,14 +62,23 @@ def test_missing_card_path_is_named_as_a_file(reg, tmp_path):
 def test_ambiguous_short_name_lists_the_candidates(reg):
     with pytest.raises(NotFoundError) as err:
         resolve("lenet_mnist", reg)
-    assert str(err.value).endswith("is ambiguous in " + str(reg) + ": use one of the full ids alice/cpu/1.0/lenet_mnist, "
-                                   "mindspore/gpu/1.0/lenet_mnist (by MindSpore version; 2 are for 1.0)")
+    assert str(err.value).endswith(
+        "is ambiguous in " + str(reg) + ": use one of the full ids alice/cpu/1.0/lenet_mnist, "
+        "mindspore/gpu/1.0/lenet_mnist (by MindSpore version; 2 are for 1.0)"
+    )
     assert err.value.exit_code == 3
 
 
-@pytest.mark.parametrize("name, suggestion", [("ssd_v1_coco", "ssd_v1_coco2017"), ("resnet50_imagnet", "resnet50_imagenet"),
-                                              ("mindspore/gpu/1.0/resnet_imagenet", "resnet50_imagenet"),
-                                              ("resnet50", "resnet50_imagenet"), ("ssd", "ssd_v1_coco2017")])
+@pytest.mark.parametrize(
+    "name, suggestion",
+    [
+        ("ssd_v1_coco", "ssd_v1_coco2017"),
+        ("resnet50_imagnet", "resnet50_imagenet"),
+        ("mindspore/gpu/1.0/resnet_imagenet", "resnet50_imagenet"),
+        ("resnet50", "resnet50_imagenet"),
+        ("ssd", "ssd_v1_coco2017"),
+    ],
+)
 def test_unknown_name_says_did_you_mean(reg, name, suggestion):
     with pytest.raises(NotFoundError, match=f"no model '{name}' in registry .*; did you mean .*{suggestion}"):
         resolve(name, reg)
@@ -71,8 +89,23 @@ def test_unknown_name_without_close_match_points_to_the_list(reg):
         resolve("bert_zh", reg)
 
 
-@pytest.mark.parametrize("name", ["../etc/passwd", "mindspore/../../x", "/etc/passwd", "a\\b", "C:evil", "a//b",
-                                  "./x", "a/./b", "", "  ", "x\x00y", "a/\tb"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "../etc/passwd",
+        "mindspore/../../x",
+        "/etc/passwd",
+        "a\\b",
+        "C:evil",
+        "a//b",
+        "./x",
+        "a/./b",
+        "",
+        "  ",
+        "x\x00y",
+        "a/\tb",
+    ],
+)
 def test_names_that_could_escape_the_root_are_refused(reg, name):
     with pytest.raises(UsageError):
         check_name(name)
@@ -119,8 +152,9 @@ def test_cli_global_registry_option_selects_the_registry(reg, tmp_path):
     data = b"checkpoint bytes"
     import hashlib
 
-    write_card(reg, "mindspore/ascend/0.7/ssd_v1_coco2017",
-               [("ckpt", "weights/ssd.ckpt", hashlib.sha256(data).hexdigest())])
+    write_card(
+        reg, "mindspore/ascend/0.7/ssd_v1_coco2017", [("ckpt", "weights/ssd.ckpt", hashlib.sha256(data).hexdigest())]
+    )
     (reg / "mindspore/ascend/0.7/weights/ssd.ckpt").write_bytes(data)
     env = {"REGISTRY_HOME": str(tmp_path / "home"), "REGISTRY_PROGRESS": "0"}
     out = run_cli("--registry", str(reg), "pull", "ssd_v1_coco2017", env=env)

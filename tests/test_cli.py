@@ -1,4 +1,5 @@
 """The CLI's contract: one line per failure, documented exit codes, no traceback."""
+
 from tests.conftest import ROOT, run_cli
 
 
@@ -49,11 +50,14 @@ def test_hash_json_is_one_document_and_card_is_an_asset_snippet(tmp_path):
     (tmp_path / "x.bin").write_bytes(b"")
     proc = run_cli("hash", "--json", "w.ckpt", "x.bin", cwd=tmp_path)
     assert proc.returncode == 0
-    assert json.loads(proc.stdout) == [{"path": "w.ckpt", "sha256": ABC, "size": 3},
-                                       {"path": "x.bin", "sha256": proc.stdout.split('"sha256": "')[2][:64], "size": 0}]
+    assert json.loads(proc.stdout) == [
+        {"path": "w.ckpt", "sha256": ABC, "size": 3},
+        {"path": "x.bin", "sha256": proc.stdout.split('"sha256": "')[2][:64], "size": 0},
+    ]
     proc = run_cli("hash", "--card", "w.ckpt", cwd=tmp_path)
-    assert yaml.safe_load(proc.stdout) == {"asset": [{"file-format": "ckpt", "asset-link": "w.ckpt",
-                                                      "asset-sha256": ABC, "asset-size": 3}]}
+    assert yaml.safe_load(proc.stdout) == {
+        "asset": [{"file-format": "ckpt", "asset-link": "w.ckpt", "asset-sha256": ABC, "asset-size": 3}]
+    }
 
 
 def test_hash_of_a_missing_file_is_one_sentence():
@@ -67,8 +71,11 @@ def test_registry_option_is_accepted_before_and_after_the_command(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     manifests = str(ROOT / "manifests")
-    for args in (["--registry", manifests, "info", "lenet_digits"], ["info", "lenet_digits", "--registry", manifests],
-                 ["--registry", str(empty), "info", "lenet_digits", "--registry", manifests]):
+    for args in (
+        ["--registry", manifests, "info", "lenet_digits"],
+        ["info", "lenet_digits", "--registry", manifests],
+        ["--registry", str(empty), "info", "lenet_digits", "--registry", manifests],
+    ):
         proc = run_cli(*args, env={"REGISTRY_URL": str(empty)})
         assert proc.returncode == 0, (args, proc.stderr)
         assert "lenet_digits" in proc.stdout

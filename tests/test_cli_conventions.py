@@ -1,6 +1,7 @@
 """The CLI's conventions (README "CLI conventions"): one JSON document per command with --format json or
 --json, --file-format for the file-format filter, help with a description and examples, settings that reach
 the registry (the --offline bug), and the Python listing API beside it."""
+
 from __future__ import annotations
 
 import json
@@ -60,8 +61,13 @@ def test_every_command_writes_one_json_document(tree, tmp_path, home):
     assert _json("cache", "purge", "--json", env=env)["models"] == []
     assert _json("env", "--json", env=env)["paths"]["cache"] == str(home)
     # serve runs until stopped: its first line is the document.
-    proc = subprocess.Popen([sys.executable, "-m", "registry", "serve", str(tree), "--port", "0", "--json"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "registry", "serve", str(tree), "--port", "0", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
     try:
         lines = [proc.stdout.readline()]
         while lines[-1] not in ("}\n", ""):  # one document, indented as every other
@@ -76,7 +82,9 @@ def test_every_command_writes_one_json_document(tree, tmp_path, home):
 def test_json_is_written_the_same_way_everywhere(tree, home):
     """One writer: keys sorted, non-ASCII kept (not \\u-escaped), control characters escaped."""
     card = tree / "mindspore/cpu/2.10/lenet_digits.md"
-    card.write_text(card.read_text(encoding="utf-8").replace("author: MindSpore registry team", "author: Zoë", 1), encoding="utf-8")
+    card.write_text(
+        card.read_text(encoding="utf-8").replace("author: MindSpore registry team", "author: Zoë", 1), encoding="utf-8"
+    )
     env = {"REGISTRY_HOME": str(home), "REGISTRY_URL": str(tree)}
     listed = run_cli("info", "lenet_digits", "--json", env=env).stdout
     assert "Zoë" in listed and "\\u00eb" not in listed
@@ -87,8 +95,14 @@ def test_json_is_written_the_same_way_everywhere(tree, home):
 
 def test_the_offline_option_reaches_the_remote_registry(home):
     """`--offline` travels to the registry: no index cached means exit 6 at once, not a network attempt (5)."""
-    proc = run_cli("pull", "--offline", "--registry", "http://127.0.0.1:9/", "lenet_digits",
-                   env={"REGISTRY_RETRIES": "0", "REGISTRY_HOME": str(home)})
+    proc = run_cli(
+        "pull",
+        "--offline",
+        "--registry",
+        "http://127.0.0.1:9/",
+        "lenet_digits",
+        env={"REGISTRY_RETRIES": "0", "REGISTRY_HOME": str(home)},
+    )
     assert proc.returncode == 6, proc.stderr
     assert "offline and the index of registry http://127.0.0.1:9/ is not cached" in proc.stderr
 
@@ -116,9 +130,12 @@ def test_cache_rm_several_names_prune_dry_run_dir_and_purge(tree, home):
     env = {"REGISTRY_HOME": str(home), "REGISTRY_URL": str(tree)}
     other = tree / "me/cpu/2.10/lenet_copy.md"
     other.parent.mkdir(parents=True)
-    other.write_text((tree / "mindspore/cpu/2.10/lenet_digits.md").read_text(encoding="utf-8")
-                     .replace("asset-link: lenet_digits", "asset-link: ../../../mindspore/cpu/2.10/lenet_digits"),
-                     encoding="utf-8")
+    other.write_text(
+        (tree / "mindspore/cpu/2.10/lenet_digits.md")
+        .read_text(encoding="utf-8")
+        .replace("asset-link: lenet_digits", "asset-link: ../../../mindspore/cpu/2.10/lenet_digits"),
+        encoding="utf-8",
+    )
     assert run_cli("pull", "lenet_digits", "lenet_copy", "--quiet", env=env).returncode == 0
     assert run_cli("cache", "dir", env=env).stdout == f"{home}\n"
     partial = home / "partial" / ("a" * 64 + ".part")
@@ -135,8 +152,12 @@ def test_cache_rm_several_names_prune_dry_run_dir_and_purge(tree, home):
 
 
 def test_env_shows_versions_paths_and_settings_with_the_token_masked(home):
-    env = {"REGISTRY_HOME": str(home), "REGISTRY_TOKEN": "s3cret-token", "REGISTRY_TOKEN_HOST": "example.org",
-           "REGISTRY_RETRIES": "2"}
+    env = {
+        "REGISTRY_HOME": str(home),
+        "REGISTRY_TOKEN": "s3cret-token",
+        "REGISTRY_TOKEN_HOST": "example.org",
+        "REGISTRY_RETRIES": "2",
+    }
     data = _json("env", "--json", env=env)
     assert data["versions"]["registry"] == registry.__version__ and data["versions"]["mindspore"]
     assert data["settings"]["token"] == "***" and data["settings"]["retries"] == 2

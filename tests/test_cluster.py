@@ -1,5 +1,6 @@
 """Many processes, one model: a shared cache without locks (REGISTRY_LOCKS=none) and the site caching proxy
 of docs/nginx-cache.conf in front of an origin nginx, each with 8 real `registry pull` processes."""
+
 from __future__ import annotations
 
 import hashlib
@@ -30,17 +31,32 @@ def site(tmp_path):
 @pytest.fixture
 def reg(tmp_path, site):
     root = tmp_path / "reg"
-    write_card(root, CARD_ID, [("ckpt", BASE + "shared.ckpt", hashlib.sha256((site / "shared.ckpt").read_bytes()).hexdigest())])
+    write_card(
+        root, CARD_ID, [("ckpt", BASE + "shared.ckpt", hashlib.sha256((site / "shared.ckpt").read_bytes()).hexdigest())]
+    )
     return root
 
 
 def pull_in_processes(n: int, reg, home, mirror: str, **env) -> list[subprocess.CompletedProcess]:
     """n concurrent `registry pull` processes on cache `home` (a list: one cache each, as n machines)."""
     homes = home if isinstance(home, list) else [home] * n
-    full = {**os.environ, "PYTHONPATH": str(ROOT), "REGISTRY_MIRRORS": f"{BASE}={mirror}", "REGISTRY_PROGRESS": "0", **env}
-    procs = [subprocess.Popen([sys.executable, "-m", "registry", "pull", "--registry", str(reg), CARD_ID],
-                              env={**full, "REGISTRY_HOME": str(h)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for h in homes]
+    full = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "REGISTRY_MIRRORS": f"{BASE}={mirror}",
+        "REGISTRY_PROGRESS": "0",
+        **env,
+    }
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "registry", "pull", "--registry", str(reg), CARD_ID],
+            env={**full, "REGISTRY_HOME": str(h)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for h in homes
+    ]
     done = []
     for p in procs:
         out, err = p.communicate(timeout=120)
@@ -64,17 +80,32 @@ def test_eight_processes_without_locks_leave_one_sound_blob(tmp_path, site, reg)
     blobs = [p for p in (home / "blobs").rglob("*") if p.is_file() and not p.name.endswith(".stamp")]
     assert [p.name for p in blobs] == [digest]
     assert hashlib.sha256(blobs[0].read_bytes()).hexdigest() == digest
-    assert (home / "models" / "mindspore/cpu/2.0/shared" / "shared.ckpt").read_bytes() == (site / "shared.ckpt").read_bytes()
-    prune = subprocess.run([sys.executable, "-m", "registry", "cache", "prune"], capture_output=True, text=True,
-                           env={**os.environ, "PYTHONPATH": str(ROOT), "REGISTRY_HOME": str(home), "REGISTRY_LOCKS": "none"})
+    assert (home / "models" / "mindspore/cpu/2.0/shared" / "shared.ckpt").read_bytes() == (
+        site / "shared.ckpt"
+    ).read_bytes()
+    prune = subprocess.run(
+        [sys.executable, "-m", "registry", "cache", "prune"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "REGISTRY_HOME": str(home), "REGISTRY_LOCKS": "none"},
+    )
     assert prune.returncode == 0, prune.stderr
     left = files_under(home)
     assert not [f for f in left if f.endswith(".tmp") or f.startswith("partial/")], left
-    assert sorted(left) == sorted([f"blobs/sha256/{digest[:2]}/{digest}", f"blobs/sha256/{digest[:2]}/{digest}.stamp",
-                                   "models/mindspore/cpu/2.0/shared/.view.json",
-                                   "models/mindspore/cpu/2.0/shared/shared.ckpt"])
-    verify = subprocess.run([sys.executable, "-m", "registry", "cache", "verify"], capture_output=True, text=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT), "REGISTRY_HOME": str(home)})
+    assert sorted(left) == sorted(
+        [
+            f"blobs/sha256/{digest[:2]}/{digest}",
+            f"blobs/sha256/{digest[:2]}/{digest}.stamp",
+            "models/mindspore/cpu/2.0/shared/.view.json",
+            "models/mindspore/cpu/2.0/shared/shared.ckpt",
+        ]
+    )
+    verify = subprocess.run(
+        [sys.executable, "-m", "registry", "cache", "verify"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "REGISTRY_HOME": str(home)},
+    )
     assert verify.returncode == 0 and "ok" in verify.stdout
 
 
@@ -113,8 +144,10 @@ def test_the_documented_caching_proxy_lets_an_asset_leave_the_origin_once(tmp_pa
     # The same documented file as a whole is valid nginx configuration (with a host that resolves offline).
     whole = CACHE_CONF.read_text().replace("/var/cache/nginx/registry", str(cache_dir))
     conf = tmp_path / "check.conf"
-    conf.write_text(f"pid {tmp_path}/check.pid;\nerror_log {tmp_path}/check.log;\nevents {{}}\n"
-                    f"http {{ {whole.replace('https://download.example.org', 'https://127.0.0.1')} }}\n")
+    conf.write_text(
+        f"pid {tmp_path}/check.pid;\nerror_log {tmp_path}/check.log;\nevents {{}}\n"
+        f"http {{ {whole.replace('https://download.example.org', 'https://127.0.0.1')} }}\n"
+    )
     from tests.servers import nginx_binary
 
     check = subprocess.run([nginx_binary(), "-t", "-p", str(tmp_path), "-c", str(conf)], capture_output=True, text=True)
@@ -142,6 +175,7 @@ def test_a_warm_pull_reads_one_view_record_and_takes_no_lock(tmp_path):
         def hook(event, args):
             if recording[0] and event == "open":
                 seen.append(str(args[0]))
+
         sys.addaudithook(hook)
         try:
             warm = pull("mindspore/cpu/2.0/many", registry=reg, settings=settings)

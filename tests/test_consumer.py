@@ -4,6 +4,7 @@ cosmetic ones warned about once, sha256 prefixes checked (and refused on request
 Cards are the real corpus files (or copies of them in tmp_path with one field changed, where the real
 checkpoint cannot be served); asset links go to nginx on loopback through --mirror.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -90,7 +91,14 @@ def test_every_rule_of_the_table_says_whether_it_blocks_use_and_the_docstring_ag
 def test_schema_rules_block_use_only_for_the_asset_list():
     blocking = [("asset",), ("asset", 0), ("asset", 1, "asset-link"), ("asset", 0, "asset-sha256")]
     cosmetic = [(), ("update-time",), ("module-type",), ("asset", 0, "file-format"), ("asset", 0, "size")]
-    for rule in ("schema-required", "schema-type", "schema-enum", "schema-pattern", "schema-unknown-key", "schema-value"):
+    for rule in (
+        "schema-required",
+        "schema-type",
+        "schema-enum",
+        "schema-pattern",
+        "schema-unknown-key",
+        "schema-value",
+    ):
         assert all(rules.blocks_use(rule, path) for path in blocking), rule
         assert not any(rules.blocks_use(rule, path) for path in cosmetic), rule
     assert rules.blocks_use("a-rule-nobody-classified")  # strict until classified
@@ -104,8 +112,15 @@ def test_real_alexnet_card_is_attempted_and_other_bytes_fail_with_exit_4(tmp_pat
     (site / ALEXNET_FILE).write_bytes(os.urandom(200_000))
     home = tmp_path / "home"
     with nginx(site) as url:
-        out = run_cli("pull", ALEXNET, "--registry", str(require_shared(CORPUS)), "--mirror", f"{ALEXNET_BASE}={url}",
-                      env=env(home))
+        out = run_cli(
+            "pull",
+            ALEXNET,
+            "--registry",
+            str(require_shared(CORPUS)),
+            "--mirror",
+            f"{ALEXNET_BASE}={url}",
+            env=env(home),
+        )
         assert len(url.access_log()) == 1  # attempted
     assert out.returncode == 4, out.stderr
     assert "sha256 mismatch" in out.stderr and "not valid" not in out.stderr
@@ -139,7 +154,9 @@ def test_hub_quirk_cards_are_pulled(tmp_path, site):
     copy_card(card_id, tmp_path / "reg", real, digest(data))
     home = tmp_path / "home"
     with nginx(site) as url:
-        out = run_cli("pull", card_id, "--registry", str(tmp_path / "reg"), "--mirror", f"{link}={url}f.ckpt", env=env(home))
+        out = run_cli(
+            "pull", card_id, "--registry", str(tmp_path / "reg"), "--mirror", f"{link}={url}f.ckpt", env=env(home)
+        )
     assert out.returncode == 0, out.stderr
     assert any("yaml-dash-placeholder" in w for w in warnings_in(out.stderr))
     assert resolve(card_id, tmp_path / "reg").fields["evaluation"] == "-"
@@ -148,8 +165,10 @@ def test_hub_quirk_cards_are_pulled(tmp_path, site):
 def test_seed_card_is_still_refused_with_its_located_error(tmp_path):
     out = run_cli("pull", str(require_shared(SEED_CARD)), env=env(tmp_path / "home"))
     assert out.returncode == 1
-    assert out.stderr.startswith(f"registry: error: card ssd_v1_coco2017 is not valid: {SEED_CARD}:45:5: error "
-                                 "duplicate-key: duplicate key `file-format` (first at line 41)"), out.stderr
+    assert out.stderr.startswith(
+        f"registry: error: card ssd_v1_coco2017 is not valid: {SEED_CARD}:45:5: error "
+        "duplicate-key: duplicate key `file-format` (first at line 41)"
+    ), out.stderr
     assert_nothing_cached(tmp_path / "home")
 
 
@@ -245,13 +264,22 @@ def test_prefix_download_resumes_under_its_own_key(tmp_path, site):
 def test_prefix_warning_is_a_warning_class_not_printed_by_the_library(tmp_path, site):
     data = os.urandom(1000)
     (site / HRNET_FILE).write_bytes(data)
-    with nginx(site) as url, pytest.warns(PrefixWarning, match="catches corruption but not a hostile server"), \
-            pytest.warns(CardWarning, match="update-time"):
-        pull(HRNET, registry=prefix_card(tmp_path, data),
-             settings=Settings(home=tmp_path / "home", mirrors=((HRNET_BASE, url),), progress=False))
+    with (
+        nginx(site) as url,
+        pytest.warns(PrefixWarning, match="catches corruption but not a hostile server"),
+        pytest.warns(CardWarning, match="update-time"),
+    ):
+        pull(
+            HRNET,
+            registry=prefix_card(tmp_path, data),
+            settings=Settings(home=tmp_path / "home", mirrors=((HRNET_BASE, url),), progress=False),
+        )
     with pytest.raises(CardError, match="full digests are required"):
-        pull(HRNET, registry=prefix_card(tmp_path, data),
-             settings=Settings(home=tmp_path / "home", require_full_sha256=True, progress=False))
+        pull(
+            HRNET,
+            registry=prefix_card(tmp_path, data),
+            settings=Settings(home=tmp_path / "home", require_full_sha256=True, progress=False),
+        )
 
 
 # --------------------------------------------------------------------------- load: one check, one warning
@@ -293,9 +321,28 @@ def test_processes_pulling_the_same_prefix_asset_download_it_once(tmp_path, site
     (site / HRNET_FILE).write_bytes(data)
     root, home = prefix_card(tmp_path, data), tmp_path / "home"
     with nginx(site, limit_rate="4m") as url:  # about 1 s per download, so the processes overlap
-        cmd = [sys.executable, "-m", "registry", "pull", HRNET, "--registry", str(root), "--mirror", f"{HRNET_BASE}={url}"]
-        procs = [subprocess.Popen(cmd, env={**os.environ, **env(home)}, cwd=ROOT, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True) for _ in range(4)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "registry",
+            "pull",
+            HRNET,
+            "--registry",
+            str(root),
+            "--mirror",
+            f"{HRNET_BASE}={url}",
+        ]
+        procs = [
+            subprocess.Popen(
+                cmd,
+                env={**os.environ, **env(home)},
+                cwd=ROOT,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(4)
+        ]
         results = [p.communicate(timeout=120) + (p.returncode,) for p in procs]
         gets = [r for r in url.access_log() if r["method"] == "GET"]
     assert [rc for _, _, rc in results] == [0] * 4, [err for _, err, _ in results]
@@ -320,8 +367,10 @@ def test_info_tensors_reads_a_prefix_cards_cached_checkpoint_and_names_bit_rot(t
     (site / HRNET_FILE).write_bytes(data)
     root, home = prefix_card(tmp_path, data), tmp_path / "home"
     with nginx(site) as url:
-        assert run_cli("pull", HRNET, "--registry", str(root), "--mirror", f"{HRNET_BASE}={url}",
-                       env=env(home)).returncode == 0
+        assert (
+            run_cli("pull", HRNET, "--registry", str(root), "--mirror", f"{HRNET_BASE}={url}", env=env(home)).returncode
+            == 0
+        )
     listed = run_cli("--registry", str(root), "info", HRNET, "--tensors", env=env(home))
     assert listed.returncode == 0, listed.stderr
     assert "conv1.weight" in listed.stdout and "not cached" not in listed.stdout + listed.stderr

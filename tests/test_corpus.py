@@ -2,6 +2,7 @@
 
 Any change in what the parser, schema or lint rules accept shows up here as a changed number.
 """
+
 from __future__ import annotations
 
 import collections
@@ -22,8 +23,14 @@ def report():
 
 def test_corpus_counts(report):
     assert report.summary() == {
-        "cards": 2905, "clean": 2189, "with_errors": 716, "with_warnings": 241,
-        "localized": 10, "localized_with_errors": 0, "errors": 846, "warnings": 298,
+        "cards": 2905,
+        "clean": 2189,
+        "with_errors": 716,
+        "with_warnings": 241,
+        "localized": 10,
+        "localized_with_errors": 0,
+        "errors": 846,
+        "warnings": 298,
     }
     assert report.exit_code == 1
 
@@ -48,9 +55,19 @@ def test_corpus_counts_per_rule(report):
     for result in report.results:
         for rule in {p.rule for p in result.problems}:
             cards[rule] += 1
-    assert cards == {"schema-pattern": 518, "sha256-prefix": 118, "yaml-dash-placeholder": 162,
-                     "yaml-colon-in-value": 6, "sha256-reused": 298, "path-mismatch": 10, "schema-required": 8,
-                     "schema-type": 4, "unknown-key": 4, "schema-enum": 4, "duplicate-key": 3}
+    assert cards == {
+        "schema-pattern": 518,
+        "sha256-prefix": 118,
+        "yaml-dash-placeholder": 162,
+        "yaml-colon-in-value": 6,
+        "sha256-reused": 298,
+        "path-mismatch": 10,
+        "schema-required": 8,
+        "schema-type": 4,
+        "unknown-key": 4,
+        "schema-enum": 4,
+        "duplicate-key": 3,
+    }
 
 
 def test_corpus_known_defects_at_their_lines(report):

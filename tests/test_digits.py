@@ -1,5 +1,6 @@
 """The LeNet digits model shipped in the embedded registry: pull, load, predict, refuse tampering,
 and the training script that made it."""
+
 from __future__ import annotations
 
 import gzip
@@ -67,7 +68,9 @@ def test_one_flipped_byte_is_refused_and_nothing_is_cached(tmp_path, home):
     assert cached == [], f"a refused asset left files in the cache: {cached}"
 
     # The CLI says the same in one line, with the integrity exit code.
-    result = run_cli("--registry", str(copy), "pull", "lenet_digits", "--format", "ckpt", env={"REGISTRY_HOME": str(home)})
+    result = run_cli(
+        "--registry", str(copy), "pull", "lenet_digits", "--format", "ckpt", env={"REGISTRY_HOME": str(home)}
+    )
     assert result.returncode == 4, result.stderr
     assert CKPT_SHA256 in result.stderr and "Traceback" not in result.stderr
 
@@ -80,8 +83,13 @@ def test_builder_arguments_are_checked(home):
 
 
 def test_demo_prints_the_card_accuracy(home):
-    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "digits_demo.py")], capture_output=True,
-                            text=True, timeout=300, cwd=str(home.parent))
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "digits_demo.py")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=str(home.parent),
+    )
     assert result.returncode == 0, result.stderr
     assert "held-out accuracy 98.33% (353/359)" in result.stdout
 
@@ -96,8 +104,21 @@ def test_training_script_writes_a_loadable_checkpoint_and_stratified_split(tmp_p
         np.savetxt(fh, np.column_stack([pixels, labels]), fmt="%d", delimiter=",")
 
     out = tmp_path / "out"
-    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "train_digits.py"), "--data", str(csv),
-                             "--out", str(out), "--epochs", "1"], capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "train_digits.py"),
+            "--data",
+            str(csv),
+            "--out",
+            str(out),
+            "--epochs",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr
     expected_per_class = np.round(0.2 * np.bincount(labels)).astype(int)
     assert f"train {1797 - expected_per_class.sum()}, held-out {expected_per_class.sum()}" in result.stdout

@@ -1,4 +1,5 @@
 """The pre-commit hooks (run for real by `pre-commit try-repo`) and the GitHub composite action's steps."""
+
 from __future__ import annotations
 
 import os
@@ -19,11 +20,20 @@ def _git(repo: Path, *args: str) -> None:
 
 
 def _fill(path: Path) -> None:
-    values = {"backbone-name": "tinynet", "module-type": "cv", "input-shape": "[32, 32, 3]", "train-dataset": "digits",
-              "evaluation": "acc0.9", "author": "me", "repo-link": "https://example.org/tiny", "license": "Apache2.0",
-              "summary": "a tiny network"}
-    path.write_text(re.sub(r"^([\w-]+): TODO .*$", lambda m: f"{m.group(1)}: {values[m.group(1)]}", path.read_text(),
-                           flags=re.M))
+    values = {
+        "backbone-name": "tinynet",
+        "module-type": "cv",
+        "input-shape": "[32, 32, 3]",
+        "train-dataset": "digits",
+        "evaluation": "acc0.9",
+        "author": "me",
+        "repo-link": "https://example.org/tiny",
+        "license": "Apache2.0",
+        "summary": "a tiny network",
+    }
+    path.write_text(
+        re.sub(r"^([\w-]+): TODO .*$", lambda m: f"{m.group(1)}: {values[m.group(1)]}", path.read_text(), flags=re.M)
+    )
 
 
 def test_pre_commit_hooks_for_real(tmp_path):
@@ -35,8 +45,12 @@ def test_pre_commit_hooks_for_real(tmp_path):
     # A committed copy of this checkout as it is (uncommitted changes included): try-repo on a dirty tree
     # makes a new commit, hence a new hook environment, at every call.
     hooks = tmp_path / "hooks"
-    listed = subprocess.run(["git", "-C", str(ROOT), "ls-files", "-co", "--exclude-standard", "-z"],
-                            check=True, capture_output=True, text=True).stdout.split("\0")
+    listed = subprocess.run(
+        ["git", "-C", str(ROOT), "ls-files", "-co", "--exclude-standard", "-z"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split("\0")
     for rel in filter(None, listed):
         if (ROOT / rel).is_file():
             (hooks / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -58,8 +72,14 @@ def test_pre_commit_hooks_for_real(tmp_path):
 
     def hooks_run() -> subprocess.CompletedProcess:
         # Both hooks in one call: try-repo builds the hook environment afresh each time (a temporary store).
-        proc = subprocess.run([pre_commit, "try-repo", str(hooks), "--all-files"], cwd=repo, env=env,
-                              capture_output=True, text=True, timeout=600)
+        proc = subprocess.run(
+            [pre_commit, "try-repo", str(hooks), "--all-files"],
+            cwd=repo,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         if "- hook id:" not in proc.stdout and "Passed" not in proc.stdout and "Installing environment" in proc.stdout:
             last = (proc.stdout + proc.stderr).strip().splitlines()[-1:]
             pytest.skip(f"pre-commit could not build the hook's environment (it needs the package index): {last}")
@@ -89,7 +109,7 @@ def _action_steps(tmp_path: Path, root: Path, **inputs: str) -> list[subprocess.
     values = {**defaults, **inputs}
     shim = tmp_path / "bin"
     shim.mkdir(exist_ok=True)
-    (shim / "registry").write_text(f"#!/bin/sh\nexec {sys.executable} -m registry \"$@\"\n")
+    (shim / "registry").write_text(f'#!/bin/sh\nexec {sys.executable} -m registry "$@"\n')
     (shim / "registry").chmod(0o755)
     results = []
     install, *steps = action["runs"]["steps"]
@@ -99,8 +119,11 @@ def _action_steps(tmp_path: Path, root: Path, **inputs: str) -> list[subprocess.
         for key, value in step.get("env", {}).items():
             env[key] = re.sub(r"\$\{\{\s*inputs\.([\w-]+)\s*\}\}", lambda m: values[m.group(1)], value)
         assert "${{" not in step["run"]  # inputs reach the scripts through the environment only
-        results.append(subprocess.run(["bash", "-e", "-c", step["run"]], cwd=root, env=env, capture_output=True,
-                                      text=True, timeout=300))
+        results.append(
+            subprocess.run(
+                ["bash", "-e", "-c", step["run"]], cwd=root, env=env, capture_output=True, text=True, timeout=300
+            )
+        )
     return results
 
 
@@ -108,7 +131,10 @@ def test_action_validates_with_annotations_and_checks_the_index(tmp_path):
     repo = tmp_path / "repo"
     assert run_cli("new", "me/cpu/2.3/tiny", "--dir", str(repo)).returncode == 0
     validate, index = _action_steps(tmp_path, tmp_path, path="repo")
-    assert validate.returncode == 1 and "::error file=repo/me/cpu/2.3/tiny.md,line=5,col=16,title=placeholder::" in validate.stdout
+    assert (
+        validate.returncode == 1
+        and "::error file=repo/me/cpu/2.3/tiny.md,line=5,col=16,title=placeholder::" in validate.stdout
+    )
     assert index.returncode == 1 and "index.json is missing" in index.stderr
     _fill(repo / "me/cpu/2.3/tiny.md")
     (repo / "me/cpu/2.3/tiny.ckpt").write_bytes(b"w" * 100)

@@ -1,6 +1,7 @@
 """The cache when others can write in it, when it is read-only or shared by two users, when its disk is
 full, and when its bytes rot. Real files, a real tmpfs for a full disk, a real second user (another uid via
 setpriv) where permissions matter; tests that need root for those say so when skipped."""
+
 from __future__ import annotations
 
 import contextlib
@@ -74,8 +75,11 @@ def test_a_view_directory_replaced_by_a_symlink_is_refused_and_the_target_untouc
     view = Cache(home).model_dir(CARD_ID)
     shutil.rmtree(view)
     os.symlink(victim, view)
-    with pytest.raises(RegistryError, match=r"cache directory .*/tiny is a symbolic link or not a directory, which the "
-                                            r"cache never creates: remove it"):
+    with pytest.raises(
+        RegistryError,
+        match=r"cache directory .*/tiny is a symbolic link or not a directory, which the "
+        r"cache never creates: remove it",
+    ):
         pull("tiny", registry=reg, settings=settings_for(home, site.as_uri() + "/"), force=True)
     out = run_cli("cache", "rm", CARD_ID, env={"REGISTRY_HOME": str(home)})  # the sweep must not touch it either
     assert "internal error" not in out.stderr
@@ -98,11 +102,19 @@ def test_a_tampered_view_record_naming_outside_paths_makes_rm_delete_nothing_out
     assert victim.read_bytes() == b"keep me" and not view.exists()
 
 
-@pytest.mark.parametrize("record", [
-    "[1, 2]", "{\"files\": [1]}", "{\"files\": {\"a\": 5}}", "{\"files\": {\"a\": {\"sha256\": 5, \"size\": \"x\"}}}",
-    "{\"files\": {\"a\": {\"sha256\": \"" + "0" * 64 + "\", \"size\": \"big\", \"format\": 7}}}",
-    "{\"files\": {\"../../x\": {\"sha256\": \"" + "0" * 64 + "\"}}}", "not json", "[" * 100_000,
-])
+@pytest.mark.parametrize(
+    "record",
+    [
+        "[1, 2]",
+        '{"files": [1]}',
+        '{"files": {"a": 5}}',
+        '{"files": {"a": {"sha256": 5, "size": "x"}}}',
+        '{"files": {"a": {"sha256": "' + "0" * 64 + '", "size": "big", "format": 7}}}',
+        '{"files": {"../../x": {"sha256": "' + "0" * 64 + '"}}}',
+        "not json",
+        "[" * 100_000,
+    ],
+)
 def test_a_malformed_view_record_never_crashes_ls_verify_or_prune(tmp_path, site, reg, home, record):
     cached(home, site, reg)
     (Cache(home).model_dir(CARD_ID) / ".view.json").write_text(record)
@@ -117,8 +129,13 @@ def test_a_symlinked_lock_file_is_one_sentence(tmp_path, site, reg, home):
     locks = home / "locks"
     locks.mkdir(parents=True)
     os.symlink(victim, locks / f"{DIGEST}.lock")
-    out = run_cli("--registry", str(reg), "pull", "tiny", env={"REGISTRY_HOME": str(home), "REGISTRY_PROGRESS": "0",
-                                                               "REGISTRY_MIRRORS": f"{BASE}={site.as_uri()}/"})
+    out = run_cli(
+        "--registry",
+        str(reg),
+        "pull",
+        "tiny",
+        env={"REGISTRY_HOME": str(home), "REGISTRY_PROGRESS": "0", "REGISTRY_MIRRORS": f"{BASE}={site.as_uri()}/"},
+    )
     assert out.returncode == 2, out.stderr
     assert out.stderr.startswith("registry: error: cannot take the lock ") and "symbolic link" in out.stderr
     assert "internal error" not in out.stderr and victim.read_bytes() == b"keep me"
@@ -140,14 +157,21 @@ def test_a_245_character_file_name_fits_in_the_view_and_a_longer_one_gets_the_ri
             (item,) = pull("tiny", registry=root, settings=s)
             assert item.path.name == name and item.path.read_bytes() == WEIGHTS
         else:
-            with pytest.raises(RegistryError, match=r"File name too long; the file name is too long for this file system"):
+            with pytest.raises(
+                RegistryError, match=r"File name too long; the file name is too long for this file system"
+            ):
                 pull("tiny", registry=root, settings=s, force=True)
 
 
-def test_temporary_files_of_a_killed_stamp_or_metadata_write_are_removed_by_prune_and_the_next_fetch(tmp_path, site, reg, home):
+def test_temporary_files_of_a_killed_stamp_or_metadata_write_are_removed_by_prune_and_the_next_fetch(
+    tmp_path, site, reg, home
+):
     blob = cached(home, site, reg)
     cache = Cache(home)
-    stray = [blob.parent / f".{DIGEST}.stamp.4242.77.tmp", cache.partial_path(DIGEST).parent / f".{DIGEST}.json.4242.tmp"]
+    stray = [
+        blob.parent / f".{DIGEST}.stamp.4242.77.tmp",
+        cache.partial_path(DIGEST).parent / f".{DIGEST}.json.4242.tmp",
+    ]
     for p in stray:
         p.write_text("half")
     out = run_cli("cache", "prune", env={"REGISTRY_HOME": str(home)})
@@ -173,7 +197,9 @@ def test_load_parses_only_bytes_it_verified_and_repairs_a_rotten_blob(tmp_path, 
     site.mkdir()
     ms.save_checkpoint([{"name": "w", "data": ms.Tensor(weights["w"])}], str(site / "tiny.ckpt"))
     root = tmp_path / "reg"
-    write_card(root, CARD_ID, [("ckpt", BASE + "tiny.ckpt", hashlib.sha256((site / "tiny.ckpt").read_bytes()).hexdigest())])
+    write_card(
+        root, CARD_ID, [("ckpt", BASE + "tiny.ckpt", hashlib.sha256((site / "tiny.ckpt").read_bytes()).hexdigest())]
+    )
     monkeypatch.setenv("REGISTRY_MIRRORS", f"{BASE}={site.as_uri()}/")
     first = registry.load_weights(CARD_ID, registry=str(root))
     assert np.array_equal(first["w"].asnumpy(), weights["w"])
@@ -199,8 +225,14 @@ def as_other_user(uid: int, *args: str, env: dict, timeout: float = 120) -> subp
     if os.geteuid() != 0 or not shutil.which("setpriv"):
         pytest.skip("a second user needs root and setpriv (util-linux) to switch uid; not available here")
     full = {**os.environ, "HOME": "/tmp", "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1", **env}
-    return subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", sys.executable, *args],
-                          capture_output=True, text=True, env=full, cwd="/", timeout=timeout)
+    return subprocess.run(
+        ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", sys.executable, *args],
+        capture_output=True,
+        text=True,
+        env=full,
+        cwd="/",
+        timeout=timeout,
+    )
 
 
 @contextlib.contextmanager
@@ -228,7 +260,9 @@ def test_a_populated_cache_another_user_cannot_write_serves_pull_offline_and_loa
     with world_dir(0o755) as shared:
         ms.save_checkpoint([{"name": "w", "data": ms.Tensor(np.arange(10, dtype=np.float32))}], str(site / "w.ckpt"))
         reg = shared / "reg"
-        write_card(reg, CARD_ID, [("ckpt", BASE + "w.ckpt", hashlib.sha256((site / "w.ckpt").read_bytes()).hexdigest())])
+        write_card(
+            reg, CARD_ID, [("ckpt", BASE + "w.ckpt", hashlib.sha256((site / "w.ckpt").read_bytes()).hexdigest())]
+        )
         os.chmod(reg, 0o755)
         home = shared / "home"
         pull("tiny", registry=reg, settings=settings_for(home, site.as_uri() + "/"))  # by root: the owner
@@ -237,16 +271,26 @@ def test_a_populated_cache_another_user_cannot_write_serves_pull_offline_and_loa
         env = {"REGISTRY_HOME": str(home), "REGISTRY_PROGRESS": "0"}
         out = as_other_user(OTHER_UID, "-m", "registry", "--registry", str(reg), "pull", "--offline", "tiny", env=env)
         assert out.returncode == 0 and out.stderr == "", out.stderr
-        code = ("import registry, numpy as np\n"
-                f"w = registry.load_weights({CARD_ID!r}, registry={str(reg)!r})\nprint(w['w'].asnumpy().sum())")
+        code = (
+            "import registry, numpy as np\n"
+            f"w = registry.load_weights({CARD_ID!r}, registry={str(reg)!r})\nprint(w['w'].asnumpy().sum())"
+        )
         out = as_other_user(OTHER_UID, "-c", code, env={**env, "REGISTRY_OFFLINE": "1"}, timeout=300)
         assert out.returncode == 0 and out.stdout.split()[-1] == "45.0", out.stderr
         # a model that is not cached yet: one sentence saying why and what to do, not a PermissionError
         write_card(reg, "mindspore/cpu/2.0/other", [("ckpt", BASE + "tiny.ckpt", DIGEST)])
         for p in [reg, *reg.rglob("*")]:
             os.chmod(p, 0o755 if p.is_dir() else 0o644)
-        out = as_other_user(OTHER_UID, "-m", "registry", "--registry", str(reg), "pull", "other",
-                            env={**env, "REGISTRY_MIRRORS": f"{BASE}={readable_copy(site, shared / 'site').as_uri()}/"})
+        out = as_other_user(
+            OTHER_UID,
+            "-m",
+            "registry",
+            "--registry",
+            str(reg),
+            "pull",
+            "other",
+            env={**env, "REGISTRY_MIRRORS": f"{BASE}={readable_copy(site, shared / 'site').as_uri()}/"},
+        )
         assert out.returncode == 2 and "is not writable by you: ask its owner" in out.stderr, out.stderr
         assert "internal error" not in out.stderr
 
@@ -267,7 +311,11 @@ def test_a_shared_1777_cache_works_for_a_second_user(tmp_path, site):
         pull("tiny", registry=reg, settings=settings_for(home, site_copy.as_uri() + "/"))  # the first user
         assert stat.S_IMODE(os.stat(home / "locks").st_mode) & 0o002
         assert all(stat.S_IMODE(os.stat(p).st_mode) & 0o002 for p in (home / "locks").iterdir())
-        env = {"REGISTRY_HOME": str(home), "REGISTRY_PROGRESS": "0", "REGISTRY_MIRRORS": f"{BASE}={site_copy.as_uri()}/"}
+        env = {
+            "REGISTRY_HOME": str(home),
+            "REGISTRY_PROGRESS": "0",
+            "REGISTRY_MIRRORS": f"{BASE}={site_copy.as_uri()}/",
+        }
         for args in (["pull", "b"], ["pull", "--offline", "tiny"], ["cache", "verify"], ["cache", "ls"]):
             out = as_other_user(OTHER_UID, "-m", "registry", "--registry", str(reg), *args, env=env)
             assert out.returncode == 0, (args, out.stderr)

@@ -1,5 +1,6 @@
 """A hostile or careless server: credentials in the registry URL, bodies that would fill the disk, trickles,
 indexes built to exhaust the parser. Real servers on 127.0.0.1 (tests/servers.py), real files."""
+
 from __future__ import annotations
 
 import hashlib
@@ -45,8 +46,10 @@ def test_a_password_in_the_registry_url_is_masked_in_every_output_and_never_stor
     home = tmp_path / "home"
     with fault_server(tree) as srv:
         url = srv.url.replace("http://", "http://user:s3cret@")
-        outs = [cli(home, "--registry", url, *args) for args in
-                (["info", "tiny"], ["info", "tiny", "--json"], ["list"], ["info", "tinny"], ["pull", "tiny"])]
+        outs = [
+            cli(home, "--registry", url, *args)
+            for args in (["info", "tiny"], ["info", "tiny", "--json"], ["list"], ["info", "tinny"], ["pull", "tiny"])
+        ]
         (tree / "mindspore/cpu/2.0/weights/tiny.ckpt").unlink()
         outs.append(cli(home, "--registry", url, "pull", "tiny", "--force"))  # 404 on the asset
         outs.append(cli(home, "--registry", url + "nothing/", "list"))  # 404 on the index
@@ -82,22 +85,35 @@ def card_for(tmp_path: Path, size: int | None = None, link: str = BASE + "tiny.c
 
 
 def settings_for(home: Path, url: str | None, **kw) -> Settings:
-    base = dict(home=home, mirrors=((BASE, url),) if url else (), retries=1, backoff=0.01, connect_timeout=2,
-                read_timeout=2, jobs=1, progress=False)
+    base = dict(
+        home=home,
+        mirrors=((BASE, url),) if url else (),
+        retries=1,
+        backoff=0.01,
+        connect_timeout=2,
+        read_timeout=2,
+        jobs=1,
+        progress=False,
+    )
     base.update(kw)
     return Settings(**base)
 
 
 def nothing_kept(home: Path) -> bool:
-    return not [p for p in home.rglob("*") if p.is_file() and p.parent.name in ("partial", "sha256") or
-                p.parent.parent.name == "sha256"]
+    return not [
+        p
+        for p in home.rglob("*")
+        if p.is_file() and p.parent.name in ("partial", "sha256") or p.parent.parent.name == "sha256"
+    ]
 
 
 def test_an_endless_body_is_refused_as_soon_as_it_passes_the_asset_size(tmp_path, site, home):
     reg = card_for(tmp_path, size=len(WEIGHTS))
     with fault_server(site, endless=True) as srv:
         began = time.monotonic()
-        with pytest.raises(IntegrityError, match=r"sent more than the card's asset-size of 300,000 bytes: refused at once"):
+        with pytest.raises(
+            IntegrityError, match=r"sent more than the card's asset-size of 300,000 bytes: refused at once"
+        ):
             pull("tiny", registry=reg, settings=settings_for(home, srv.url))
         assert time.monotonic() - began < 10 and len(srv.gets()) == 1  # not retried: it can never be valid
     assert nothing_kept(home)
@@ -110,7 +126,9 @@ def test_a_card_with_asset_size_pulls_and_a_server_length_that_differs_is_refuse
         assert item.asset.size == len(WEIGHTS) and item.path.read_bytes() == WEIGHTS
     other = card_for(tmp_path / "b", size=len(WEIGHTS) - 1)
     with fault_server(site) as srv:
-        with pytest.raises(IntegrityError, match=r"is 300,000 bytes by the server's account, but the card's asset-size is 299,999"):
+        with pytest.raises(
+            IntegrityError, match=r"is 300,000 bytes by the server's account, but the card's asset-size is 299,999"
+        ):
             pull("tiny", registry=other, settings=settings_for(tmp_path / "home2", srv.url))
     assert nothing_kept(tmp_path / "home2")
 
@@ -129,7 +147,9 @@ def test_a_huge_content_length_is_refused_before_writing_and_nothing_is_kept(tmp
 def test_an_undeclared_endless_body_is_capped_by_the_setting(tmp_path, site, home):
     reg = card_for(tmp_path)
     with fault_server(site, endless=True) as srv:
-        with pytest.raises(TransferError, match=r"sent more than REGISTRY_MAX_ASSET_SIZE \(1,000,000 bytes\) without declaring"):
+        with pytest.raises(
+            TransferError, match=r"sent more than REGISTRY_MAX_ASSET_SIZE \(1,000,000 bytes\) without declaring"
+        ):
             pull("tiny", registry=reg, settings=settings_for(home, srv.url, max_asset_size=1_000_000))
     assert nothing_kept(home)
 
@@ -164,7 +184,9 @@ def test_a_body_trickled_under_the_speed_limit_fails_within_the_window(tmp_path,
     reg = card_for(tmp_path)
     with fault_server(site, rate=2000) as srv:  # each read arrives well within the read timeout
         began = time.monotonic()
-        with pytest.raises(TransferError, match=r"after 2 attempts: .* slower than REGISTRY_SPEED_LIMIT \(50000 bytes/s"):
+        with pytest.raises(
+            TransferError, match=r"after 2 attempts: .* slower than REGISTRY_SPEED_LIMIT \(50000 bytes/s"
+        ):
             pull("tiny", registry=reg, settings=settings_for(home, srv.url, speed_limit=50_000, speed_time=1))
         assert time.monotonic() - began < 8
 
@@ -174,8 +196,17 @@ def test_an_index_trickled_under_the_speed_limit_fails(tree, home):
         fh.write(b" " * 20_000)  # JSON allows trailing space: a body long enough to trickle
     with fault_server(tree, rate=200) as srv:
         began = time.monotonic()
-        out = run_cli("--registry", srv.url, "list", env={"REGISTRY_HOME": str(home), "REGISTRY_SPEED_LIMIT": "5000",
-                                                          "REGISTRY_SPEED_TIME": "1", "REGISTRY_RETRIES": "0"})
+        out = run_cli(
+            "--registry",
+            srv.url,
+            "list",
+            env={
+                "REGISTRY_HOME": str(home),
+                "REGISTRY_SPEED_LIMIT": "5000",
+                "REGISTRY_SPEED_TIME": "1",
+                "REGISTRY_RETRIES": "0",
+            },
+        )
         assert time.monotonic() - began < 15
     assert out.returncode == 5 and "slower than REGISTRY_SPEED_LIMIT" in out.stderr, out.stderr
 
@@ -185,13 +216,16 @@ def test_a_second_pull_says_it_waits_for_the_first_and_a_lock_timeout_ends_the_w
 
     reg = card_for(tmp_path)
     digest = hashlib.sha256(WEIGHTS).hexdigest()
-    code = ("import sys, time\nfrom registry.cache import Cache\n"
-            f"lock = Cache({str(home)!r}).lock({digest!r})\nlock.acquire()\nprint('held', flush=True)\n"
-            "time.sleep(float(sys.argv[1]))\nlock.release()\n")
+    code = (
+        "import sys, time\nfrom registry.cache import Cache\n"
+        f"lock = Cache({str(home)!r}).lock({digest!r})\nlock.acquire()\nprint('held', flush=True)\n"
+        "time.sleep(float(sys.argv[1]))\nlock.release()\n"
+    )
     with fault_server(site) as srv:
         env = {"REGISTRY_HOME": str(home), "REGISTRY_PROGRESS": "0", "REGISTRY_MIRRORS": f"{BASE}={srv.url}"}
-        holder = subprocess.Popen([sys.executable, "-c", code, "2.5"], stdout=subprocess.PIPE, text=True,
-                                  env={**os.environ, **env})
+        holder = subprocess.Popen(
+            [sys.executable, "-c", code, "2.5"], stdout=subprocess.PIPE, text=True, env={**os.environ, **env}
+        )
         assert holder.stdout.readline().strip() == "held"
         out = run_cli("--registry", str(reg), "pull", "tiny", env=env)
         holder.wait(10)
@@ -201,8 +235,9 @@ def test_a_second_pull_says_it_waits_for_the_first_and_a_lock_timeout_ends_the_w
         assert lines[1].startswith("registry: waited ") and lines[1].endswith(f" s for the lock of blob {digest[:12]}")
         assert 1.0 <= float(lines[1].split()[2]) < 5
         Cache(home).rm("tiny")
-        holder = subprocess.Popen([sys.executable, "-c", code, "10"], stdout=subprocess.PIPE, text=True,
-                                  env={**os.environ, **env})
+        holder = subprocess.Popen(
+            [sys.executable, "-c", code, "10"], stdout=subprocess.PIPE, text=True, env={**os.environ, **env}
+        )
         assert holder.stdout.readline().strip() == "held"
         out = run_cli("--registry", str(reg), "pull", "tiny", env={**env, "REGISTRY_LOCK_TIMEOUT": "1.5"})
         at_once = run_cli("--registry", str(reg), "pull", "tiny", env={**env, "REGISTRY_LOCK_TIMEOUT": "0"})
@@ -225,4 +260,6 @@ def test_an_index_nested_200000_levels_or_of_millions_of_objects_is_one_sentence
         deep = cli(home, "--registry", srv.url + "deep/", "list")
         wide = cli(home, "--registry", srv.url + "wide/", "list")
     assert deep.returncode == 2 and "nests JSON deeper than an index ever does" in deep.stderr, deep.stderr
-    assert wide.returncode == 2 and "holds 2,000,002 JSON objects and lists, over the 1,000,000" in wide.stderr, wide.stderr
+    assert wide.returncode == 2 and "holds 2,000,002 JSON objects and lists, over the 1,000,000" in wide.stderr, (
+        wide.stderr
+    )

@@ -4,6 +4,7 @@
 Time bounds here are generous ceilings proportional to the input (a hang or a quadratic blow-up breaks
 them by orders of magnitude), not speed measurements: those live in benchmarks/.
 """
+
 from __future__ import annotations
 
 import time
@@ -19,8 +20,33 @@ from registry.render import render_markdown
 SECONDS_PER_MIB = 20.0  # ~50x what the slowest input below needs on this VM
 FLOOR = 1.0
 
-FRAGMENTS = [": ", " ", "x", "-", "[", "![", "*", "_", "`", "\t", "#", "|", "> ", "- ", "1. ", "<", "&amp",
-             "\"", "'", "=", "\n", "\n\n", "a: b", ",", "]"]
+FRAGMENTS = [
+    ": ",
+    " ",
+    "x",
+    "-",
+    "[",
+    "![",
+    "*",
+    "_",
+    "`",
+    "\t",
+    "#",
+    "|",
+    "> ",
+    "- ",
+    "1. ",
+    "<",
+    "&amp",
+    '"',
+    "'",
+    "=",
+    "\n",
+    "\n\n",
+    "a: b",
+    ",",
+    "]",
+]
 
 
 def bound(n: int) -> float:
@@ -44,9 +70,12 @@ def parse_and_validate(text: str) -> None:
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
-@given(prefix=st.sampled_from(["summary: ", "summary: x: ", "input-shape: [1", "asset: ", "- ", "summary: \"", ""]),
-       unit=st.lists(st.sampled_from(FRAGMENTS), min_size=1, max_size=4).map("".join),
-       size=st.integers(1, MAX_CARD_BYTES - 200), body_unit=st.sampled_from(FRAGMENTS + ["- item\n", "![a"]))
+@given(
+    prefix=st.sampled_from(["summary: ", "summary: x: ", "input-shape: [1", "asset: ", "- ", 'summary: "', ""]),
+    unit=st.lists(st.sampled_from(FRAGMENTS), min_size=1, max_size=4).map("".join),
+    size=st.integers(1, MAX_CARD_BYTES - 200),
+    body_unit=st.sampled_from(FRAGMENTS + ["- item\n", "![a"]),
+)
 @example(prefix="summary: x: ", unit=" ", size=MAX_CARD_BYTES - 200, body_unit="x")  # quadratic before the fix
 @example(prefix="summary: x: ", unit=" ", size=80_000, body_unit="![")
 def test_parse_and_validate_take_time_linear_in_the_card_size(prefix, unit, size, body_unit):
@@ -57,8 +86,10 @@ def test_parse_and_validate_take_time_linear_in_the_card_size(prefix, unit, size
 
 
 @settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
-@given(unit=st.sampled_from(["![", "[", "- item\n", "1. a\n", "*a _b ", "[a](b) ", "# h\n", "| x | y |\n", "a\n=\n"]),
-       size=st.integers(1, 1 << 20))
+@given(
+    unit=st.sampled_from(["![", "[", "- item\n", "1. a\n", "*a _b ", "[a](b) ", "# h\n", "| x | y |\n", "a\n=\n"]),
+    size=st.integers(1, 1 << 20),
+)
 @example(unit="![", size=1 << 20)
 def test_info_renders_a_megabyte_body_in_linear_time(unit, size):
     body = (unit * (size // len(unit) + 1))[:size]
@@ -69,7 +100,7 @@ def test_a_long_line_gets_the_colon_advice_without_quoting_a_megabyte_back():
     card = parse_text(card_with("summary: x: " + " " * 500_000 + "y", ""))
     (problem,) = card.problems
     # read as the hub quirk (the text written), and the advice does not quote the megabyte back
-    assert problem.rule == "yaml-colon-in-value" and "quote it: `summary: \"...\"`" in problem.message
+    assert problem.rule == "yaml-colon-in-value" and 'quote it: `summary: "..."`' in problem.message
     assert len(problem.format()) < 400
 
 
@@ -121,7 +152,9 @@ def test_links_with_control_characters_are_schema_errors(tmp_path):
     from tests.servers import write_card
 
     for i, bad in enumerate(("\\e[2J", "\\u202e", "\\x9b", "\\x7f", "\\0")):  # YAML double-quoted escapes
-        card = write_card(tmp_path / str(i), "me/cpu/1.0/m", [("ckpt", f'"https://example.org/a{bad}b.ckpt"', "0" * 64)])
+        card = write_card(
+            tmp_path / str(i), "me/cpu/1.0/m", [("ckpt", f'"https://example.org/a{bad}b.ckpt"', "0" * 64)]
+        )
         proc = run_cli("validate", str(card))
         assert proc.returncode == 1 and "asset-link" in proc.stdout, proc.stdout
         assert _clean(proc.stdout), proc.stdout

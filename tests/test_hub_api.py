@@ -1,4 +1,5 @@
 """The MindSpore Hub API: a snippet written for mindspore_hub runs with only its import changed."""
+
 from __future__ import annotations
 
 import os
@@ -28,7 +29,7 @@ CORRECT = 353  # of the 359 held-out images, as the card says
 
 # In the style of the corpus cards' usage sections (`import mindspore_hub as mshub` ... `mshub.load(model)`),
 # written against mindspore_hub 2.0's API.
-SNIPPET = '''\
+SNIPPET = """\
 import mindspore_hub as mshub
 import numpy as np
 from mindspore import Tensor, context
@@ -49,7 +50,7 @@ param_dict = mshub.load_weights(model, source="gitee", force_reload=False)
 print("weights", sorted(param_dict))
 print("listed", model in mshub.hub_list())
 print("hub_dir", mshub.get_hub_dir())
-'''
+"""
 
 
 @pytest.fixture
@@ -79,7 +80,9 @@ def test_a_mindspore_hub_snippet_runs_with_only_its_import_changed(tmp_path):
     script.write_text(snippet.replace("import mindspore_hub as mshub", "import registry as mshub"))
     env = {**os.environ, "PYTHONPATH": str(ROOT), "REGISTRY_HOME": str(tmp_path / "env-home"), "REGISTRY_PROGRESS": "0"}
     env.pop("REGISTRY_URL", None)
-    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr
     out = dict(line.split(" ", 1) for line in proc.stdout.splitlines())
     assert out["correct"] == str(CORRECT)
@@ -130,7 +133,10 @@ def test_hub_list_filters_by_version_and_reloads(tmp_path, home):
     assert registry.hub_list(registry=tree) == ["me/cpu/2.10/lenet_digits"]
     copy_lenet(tree / "me/cpu/1.9")
     assert registry.hub_list(registry=tree) == ["me/cpu/2.10/lenet_digits"]  # the index read before
-    assert registry.hub_list(registry=tree, force_reload=True) == ["me/cpu/1.9/lenet_digits", "me/cpu/2.10/lenet_digits"]
+    assert registry.hub_list(registry=tree, force_reload=True) == [
+        "me/cpu/1.9/lenet_digits",
+        "me/cpu/2.10/lenet_digits",
+    ]
 
 
 def test_set_hub_dir_overrides_registry_home_for_later_calls(tmp_path, home, hub_dir_reset):

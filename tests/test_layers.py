@@ -1,5 +1,6 @@
 """The package's structure: layered modules without import cycles, output only in the CLI, settings read in
 one place, and the bottom layer importing nothing above it."""
+
 from __future__ import annotations
 
 import ast
@@ -38,8 +39,9 @@ def _imports(path: Path) -> set[str]:
                 continue
             found.add(target)
             for alias in node.names:  # `from . import versions` imports a module
-                if (PACKAGE.parent / (target.replace(".", "/") + "/" + alias.name + ".py")).is_file() or \
-                        (PACKAGE.parent / (target.replace(".", "/") + "/" + alias.name)).is_dir():
+                if (PACKAGE.parent / (target.replace(".", "/") + "/" + alias.name + ".py")).is_file() or (
+                    PACKAGE.parent / (target.replace(".", "/") + "/" + alias.name)
+                ).is_dir():
                     found.add(f"{target}.{alias.name}")
     return found
 
@@ -62,7 +64,7 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
         stack.append(node)
         for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == 1:
-                return stack[stack.index(nxt):] + [nxt]
+                return stack[stack.index(nxt) :] + [nxt]
             if nxt not in state and (found := visit(nxt)):
                 return found
         state[node] = 2
@@ -111,7 +113,11 @@ def test_only_the_cli_package_writes_to_stdout_or_stderr():
 
 def test_only_settings_reads_the_environment():
     reads = re.compile(r"os\.environ|os\.getenv|getenv\(")
-    offenders = [f"{p.relative_to(ROOT)}:{n}" for p in PACKAGE.rglob("*.py") if p.name != "settings.py"
-                 for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
-                 if reads.search(line.split("#", 1)[0])]
+    offenders = [
+        f"{p.relative_to(ROOT)}:{n}"
+        for p in PACKAGE.rglob("*.py")
+        if p.name != "settings.py"
+        for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+        if reads.search(line.split("#", 1)[0])
+    ]
     assert not offenders, offenders

@@ -1,4 +1,5 @@
 """registry.load end to end: a card, a checkpoint served over loopback HTTP, the cache, the network."""
+
 from __future__ import annotations
 
 import hashlib
@@ -28,16 +29,38 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def write_card(root: Path, card_id: str, assets: list[tuple[str, str, str]], *, model="ssd", backbone="mobilenetV2",
-               input_shape="[300, 300, 3]") -> Path:
+def write_card(
+    root: Path,
+    card_id: str,
+    assets: list[tuple[str, str, str]],
+    *,
+    model="ssd",
+    backbone="mobilenetV2",
+    input_shape="[300, 300, 3]",
+) -> Path:
     """A card like the published SSD one, placed at USER/BACKEND/VERSION/NAME; assets are (file-format, link, sha256)."""
     user, backend, version, _ = card_id.split("/")
-    lines = ["# Model", "", "---", f"model-name: {model}", f"backbone-name: {backbone}", "module-type: cv",
-             "fine-tunable: True", f"input-shape: {input_shape}", "model-version: 1", "train-dataset: coco",
-             "author: [network-fo]", "update-time: 2020-09-10",
-             "repo-link: https://gitee.com/mindspore/mindspore/tree/master/model_zoo/official/cv/ssd",
-             f"user-id: {user}", "used-for: inference", "train-backend: ascend", f"infer-backend: {backend}",
-             f"mindspore-version: {version}", "asset:"]
+    lines = [
+        "# Model",
+        "",
+        "---",
+        f"model-name: {model}",
+        f"backbone-name: {backbone}",
+        "module-type: cv",
+        "fine-tunable: True",
+        f"input-shape: {input_shape}",
+        "model-version: 1",
+        "train-dataset: coco",
+        "author: [network-fo]",
+        "update-time: 2020-09-10",
+        "repo-link: https://gitee.com/mindspore/mindspore/tree/master/model_zoo/official/cv/ssd",
+        f"user-id: {user}",
+        "used-for: inference",
+        "train-backend: ascend",
+        f"infer-backend: {backend}",
+        f"mindspore-version: {version}",
+        "asset:",
+    ]
     for fmt, link, digest in assets:
         lines += [f"  - file-format: {fmt}", f"    asset-link: {link}", f"    asset-sha256: {digest}"]
     lines += ["license: Apache2.0", "summary: test card", "---", "", "## Introduction", "", "A test card.", ""]
@@ -50,11 +73,15 @@ def write_card(root: Path, card_id: str, assets: list[tuple[str, str, str]], *, 
 def save_train_layout(net, path: Path) -> None:
     """What a training run saves: `network.` + each name, optimizer moments, lr schedule, step counter."""
     entries = [{"name": "network." + p.name, "data": p.data} for p in net.get_parameters()]
-    entries += [{"name": "moments.network." + p.name, "data": ms.Tensor(np.zeros(p.shape, np.float32))}
-                for p in net.trainable_params()]
-    entries += [{"name": "learning_rate", "data": ms.Tensor(np.linspace(0.05, 0, 1000, dtype=np.float32))},
-                {"name": "momentum", "data": ms.Tensor(np.float32(0.9))},
-                {"name": "global_step", "data": ms.Tensor(np.array([1], np.int32))}]
+    entries += [
+        {"name": "moments.network." + p.name, "data": ms.Tensor(np.zeros(p.shape, np.float32))}
+        for p in net.trainable_params()
+    ]
+    entries += [
+        {"name": "learning_rate", "data": ms.Tensor(np.linspace(0.05, 0, 1000, dtype=np.float32))},
+        {"name": "momentum", "data": ms.Tensor(np.float32(0.9))},
+        {"name": "global_step", "data": ms.Tensor(np.array([1], np.int32))},
+    ]
     ms.save_checkpoint(entries, str(path))
 
 
@@ -137,15 +164,20 @@ def test_other_architecture_gives_strict_error(server, reg):
 def test_shape_mismatch_strict_and_partial(original, server, reg):
     ms.save_checkpoint(original["net"], str(server.root / "bare.ckpt"))  # bare layout, no prefix
     ssd_card(reg, server, "bare.ckpt")
-    with pytest.raises(LoadError, match=r"12 shape-mismatched \(multi_box\.multi_cls_layers\.0\.3\.weight: "
-                                        r"file 243x576x1x1 vs network 63x576x1x1"):
+    with pytest.raises(
+        LoadError,
+        match=r"12 shape-mismatched \(multi_box\.multi_cls_layers\.0\.3\.weight: "
+        r"file 243x576x1x1 vs network 63x576x1x1",
+    ):
         registry.load(SSD_ID, registry=str(reg), num_classes=21)
 
     net = registry.load(SSD_ID, registry=str(reg), num_classes=21, strict=False)
     report = net.load_report
     assert len(report.mismatched) == 12 and len(report.loaded) == 397 and not report.missing and not report.unexpected
-    np.testing.assert_array_equal(net.backbone.features_1[0].features[0].weight.asnumpy(),
-                                  original["net"].backbone.features_1[0].features[0].weight.asnumpy())
+    np.testing.assert_array_equal(
+        net.backbone.features_1[0].features[0].weight.asnumpy(),
+        original["net"].backbone.features_1[0].features[0].weight.asnumpy(),
+    )
 
 
 def test_pretrained_false_downloads_nothing(server, reg):
@@ -157,10 +189,18 @@ def test_pretrained_false_downloads_nothing(server, reg):
 
 
 def test_unknown_model_names_card_and_builders(server, reg):
-    write_card(reg, "mindspore/ascend/0.7/yolo", [("ckpt", PUBLISHED + "ssd.ckpt", sha256(server.root / "ssd.ckpt"))],
-               model="yolov3", backbone="darknet53")
-    with pytest.raises(LoadError, match=r"card mindspore/ascend/0\.7/yolo: no builder for model-name 'yolov3'.*"
-                                        r"known builders: .*ssd300-mobilenetv2"):
+    write_card(
+        reg,
+        "mindspore/ascend/0.7/yolo",
+        [("ckpt", PUBLISHED + "ssd.ckpt", sha256(server.root / "ssd.ckpt"))],
+        model="yolov3",
+        backbone="darknet53",
+    )
+    with pytest.raises(
+        LoadError,
+        match=r"card mindspore/ascend/0\.7/yolo: no builder for model-name 'yolov3'.*"
+        r"known builders: .*ssd300-mobilenetv2",
+    ):
         registry.load("yolo", registry=str(reg))
 
 
@@ -189,21 +229,26 @@ def test_hub_compatible_helpers(original, server, reg):
     report = registry.load_weights(fresh, SSD_ID, registry=str(reg))
     assert report.ok and len(report.loaded) == 409
     name = "multi_box.multi_cls_layers.5.3.bias"
-    np.testing.assert_array_equal(fresh.parameters_dict()[name].asnumpy(), original["net"].parameters_dict()[name].asnumpy())
+    np.testing.assert_array_equal(
+        fresh.parameters_dict()[name].asnumpy(), original["net"].parameters_dict()[name].asnumpy()
+    )
     # mindspore_hub's positional builder arguments pass through too.
     assert registry.load(SSD_ID, 21, registry=str(reg), pretrained=False).num_classes == 21
 
 
-@pytest.mark.parametrize("card, installed, warns", [
-    ("0.7", "2.10.0", True),  # another major version
-    ("1.10", "2.10.0", True),
-    ("2.11", "2.10.0", True),  # newer than installed
-    ("2.10", "2.10.0", False),
-    ("2.2", "2.10.0", False),  # older minor of the same major
-    ("2.10.1", "2.10.0", False),  # patch releases do not matter
-    ("r1.x", "2.10.0", False),  # not a version: nothing to compare
-    (None, "2.10.0", False),
-])
+@pytest.mark.parametrize(
+    "card, installed, warns",
+    [
+        ("0.7", "2.10.0", True),  # another major version
+        ("1.10", "2.10.0", True),
+        ("2.11", "2.10.0", True),  # newer than installed
+        ("2.10", "2.10.0", False),
+        ("2.2", "2.10.0", False),  # older minor of the same major
+        ("2.10.1", "2.10.0", False),  # patch releases do not matter
+        ("r1.x", "2.10.0", False),  # not a version: nothing to compare
+        (None, "2.10.0", False),
+    ],
+)
 def test_version_rule(card, installed, warns):
     assert (loader.check_version(card, "card x", installed) is not None) is warns
 
@@ -226,7 +271,9 @@ def test_embedded_card_chooses_ssd_and_refuses_air(home):
     net = registry.load("ssd_v1_coco2017", pretrained=False)  # the card shipped in manifests/
     assert isinstance(net, ssd.SSD300) and net.num_classes == 81
     assert registry.get_desired_input_shape("mindspore/ascend/0.7/ssd_v1_coco2017") == [300, 300, 3]
-    with pytest.raises(LoadError, match=r"asset ssd\.geir of card mindspore/ascend/0\.7/ssd_v1_coco2017 is in air format"):
+    with pytest.raises(
+        LoadError, match=r"asset ssd\.geir of card mindspore/ascend/0\.7/ssd_v1_coco2017 is in air format"
+    ):
         registry.load("ssd_v1_coco2017", file_format="air")
     with pytest.raises(UsageError, match=r"builder ssd300-mobilenetv2 takes \(num_classes\): .*'depth'"):
         registry.load("ssd_v1_coco2017", pretrained=False, depth=3)

@@ -1,4 +1,5 @@
 """A non-editable wheel carries the schema and the embedded registry, and finds them installed."""
+
 import subprocess
 import sys
 import zipfile
@@ -7,8 +8,23 @@ from tests.conftest import ROOT
 
 
 def test_wheel_ships_schemas_and_manifests(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                           "-w", str(tmp_path), str(ROOT)], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     (wheel,) = tmp_path.glob("registry-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
@@ -19,11 +35,19 @@ def test_wheel_ships_schemas_and_manifests(tmp_path):
     # Installed from that wheel (unpacked, as pip lays it out), the package reads its own copies.
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
-    code = ("import registry.settings as s, registry.lint as l;"
-            "print(s.embedded_registry()); print(s.schemas_dir());"
-            "r = l.validate_paths([str(s.embedded_registry())]); print(r.exit_code)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
-                         env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"}, timeout=120)
+    code = (
+        "import registry.settings as s, registry.lint as l;"
+        "print(s.embedded_registry()); print(s.schemas_dir());"
+        "r = l.validate_paths([str(s.embedded_registry())]); print(r.exit_code)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"},
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     registry_dir, schemas, exit_code = out.stdout.split()
     assert registry_dir == str(site / "registry" / "_data" / "manifests")

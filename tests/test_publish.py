@@ -1,5 +1,6 @@
 """Publishing a registry on real files: index refusing broken cards, local asset checks, index --check,
 new / add-asset, .registryignore, and check-links against a real nginx and the fault server."""
+
 from __future__ import annotations
 
 import hashlib
@@ -59,9 +60,13 @@ def _located(output: str) -> set[tuple[str, int, str]]:
 
 # Card lines of tests.servers.CARD_TEMPLATE: the first asset's file-format is line 20, its asset-link
 # line 21 and its asset-sha256 line 22.
-ASSET_ERRORS = {("missing", 21, "asset-missing"), ("wrong", 22, "asset-sha256-mismatch"),
-                ("private", 21, "asset-not-readable"), ("outside", 21, "asset-outside-tree"),
-                ("schema", 20, "schema-enum")}
+ASSET_ERRORS = {
+    ("missing", 21, "asset-missing"),
+    ("wrong", 22, "asset-sha256-mismatch"),
+    ("private", 21, "asset-not-readable"),
+    ("outside", 21, "asset-outside-tree"),
+    ("schema", 20, "schema-enum"),
+}
 
 
 def test_index_exits_1_naming_each_card_error_and_still_writes_every_card(tmp_path):
@@ -73,7 +78,14 @@ def test_index_exits_1_naming_each_card_error_and_still_writes_every_card(tmp_pa
     assert "chmod o+r" in proc.stdout and f"write `asset-sha256: {sha(WEIGHTS)}`" in proc.stdout
     assert "the index is written, but 5 cards have 5 errors" in proc.stdout
     data = json.loads((tmp_path / "index.json").read_bytes())
-    assert [c["id"].rsplit("/", 1)[-1] for c in data["cards"]] == ["good", "missing", "outside", "private", "schema", "wrong"]
+    assert [c["id"].rsplit("/", 1)[-1] for c in data["cards"]] == [
+        "good",
+        "missing",
+        "outside",
+        "private",
+        "schema",
+        "wrong",
+    ]
     proc = run_cli("index", str(tmp_path), "--allow-invalid")
     assert proc.returncode == 0 and "5 errors in 5 cards, published anyway (--allow-invalid)" in proc.stdout
 
@@ -87,7 +99,9 @@ def test_validate_check_assets_is_the_same_check_without_an_index(tmp_path):
     assert proc.returncode == 1 and _located(proc.stdout) == ASSET_ERRORS
     assert not (tmp_path / "index.json").exists()
     # A card named on its own has no tree to stay in, but its files are checked all the same.
-    proc = run_cli("validate", "--check-assets", str(tmp_path / "me/cpu/2.3/missing.md"), str(tmp_path / "me/cpu/2.3/good.md"))
+    proc = run_cli(
+        "validate", "--check-assets", str(tmp_path / "me/cpu/2.3/missing.md"), str(tmp_path / "me/cpu/2.3/good.md")
+    )
     assert proc.returncode == 1 and _located(proc.stdout) == {("missing", 21, "asset-missing")}
 
 
@@ -98,8 +112,12 @@ def test_digest_prefixes_match_as_prefixes_and_each_file_is_hashed_once(tmp_path
     (d / "w.ckpt").chmod(0o644)
     digest = sha(WEIGHTS)
     checker = AssetChecker()
-    for prefix, expected in ((digest[:8], []), (digest[:40].upper(), []), (digest, []),
-                             ("0" * 12, ["asset-sha256-mismatch"])):
+    for prefix, expected in (
+        (digest[:8], []),
+        (digest[:40].upper(), []),
+        (digest, []),
+        ("0" * 12, ["asset-sha256-mismatch"]),
+    ):
         card = parse_file(write_card(tmp_path, "me/cpu/2.3/c", [("ckpt", "w.ckpt", prefix)]))
         assert [p.rule for p in checker.check(card, d, tmp_path)] == expected, prefix
     assert len(checker._digests) == 1
@@ -109,8 +127,10 @@ def test_declared_asset_size_is_checked(tmp_path):
     (tmp_path / "w.ckpt").write_bytes(WEIGHTS)
     (tmp_path / "w.ckpt").chmod(0o644)
     for size, expected in ((len(WEIGHTS), []), (len(WEIGHTS) + 1, ["asset-size-mismatch"])):
-        text = (f"---\nasset:\n  - file-format: ckpt\n    asset-link: w.ckpt\n    asset-sha256: {sha(WEIGHTS)}\n"
-                f"    asset-size: {size}\n---\n")
+        text = (
+            f"---\nasset:\n  - file-format: ckpt\n    asset-link: w.ckpt\n    asset-sha256: {sha(WEIGHTS)}\n"
+            f"    asset-size: {size}\n---\n"
+        )
         (tmp_path / "c.md").write_text(text)
         found = AssetChecker().check(parse_file(tmp_path / "c.md"), tmp_path, tmp_path)
         assert [(p.rule, p.line) for p in found] == [(r, 6) for r in expected]
@@ -131,8 +151,10 @@ def test_index_check_says_missing_current_and_which_cards_changed(tmp_path):
     write_card(tmp_path, "me/cpu/2.3/d", [("ckpt", "https://example.org/d.ckpt", sha(b"d"))])
     proc = run_cli("index", "--check", str(tmp_path))
     assert proc.returncode == 1
-    assert ("is stale: 1 card changed (me/cpu/2.3/b); 1 card added (me/cpu/2.3/d); 1 card removed (me/cpu/2.3/c)"
-            in proc.stderr), proc.stderr
+    assert (
+        "is stale: 1 card changed (me/cpu/2.3/b); 1 card added (me/cpu/2.3/d); 1 card removed (me/cpu/2.3/c)"
+        in proc.stderr
+    ), proc.stderr
     assert (tmp_path / "index.json").read_bytes() == before  # --check writes nothing
     (tmp_path / "index.json").write_text("{not json")
     proc = run_cli("index", "--check", str(tmp_path))
@@ -143,10 +165,21 @@ def test_index_check_says_missing_current_and_which_cards_changed(tmp_path):
 
 
 def _fill(text: str) -> str:
-    values = {"backbone-name": "tinynet", "module-type": "cv-classification", "input-shape": "[32, 32, 3]",
-              "train-dataset": "digits", "evaluation": "acc0.9", "author": "me", "repo-link": "https://example.org/tiny",
-              "license": "Apache2.0", "summary": "a tiny network", "user-id": "me", "mindspore-version": '"2.3"',
-              "train-backend": "cpu", "infer-backend": "cpu"}
+    values = {
+        "backbone-name": "tinynet",
+        "module-type": "cv-classification",
+        "input-shape": "[32, 32, 3]",
+        "train-dataset": "digits",
+        "evaluation": "acc0.9",
+        "author": "me",
+        "repo-link": "https://example.org/tiny",
+        "license": "Apache2.0",
+        "summary": "a tiny network",
+        "user-id": "me",
+        "mindspore-version": '"2.3"',
+        "train-backend": "cpu",
+        "infer-backend": "cpu",
+    }
     return re.sub(r"^([\w-]+): TODO .*$", lambda m: f"{m.group(1)}: {values[m.group(1)]}", text, flags=re.M)
 
 
@@ -175,7 +208,7 @@ def test_template_keeps_names_yaml_would_read_as_something_else(tmp_path):
 
 
 def test_template_placeholders_are_found_wherever_a_value_is_todo(tmp_path):
-    text = card_template("me/cpu/2.3/tiny").replace("model-version: \"1.0\"", "model-version: TODO")
+    text = card_template("me/cpu/2.3/tiny").replace('model-version: "1.0"', "model-version: TODO")
     path = tmp_path / "me/cpu/2.3/tiny.md"
     path.parent.mkdir(parents=True)
     path.write_text(text)
@@ -187,7 +220,8 @@ def test_template_placeholders_are_found_wherever_a_value_is_todo(tmp_path):
 CARD_WITH_ASSETS = (
     "# Net\r\n\r\n---\r\nmodel-name: net   # trailing comment\r\nasset:\r\n"
     "    - file-format: ckpt\r\n      asset-link: a.ckpt\r\n      asset-sha256: " + "ab" * 32 + "\r\n"
-    "    # the next one is the fp16 export\r\n\r\nsummary: 'x'\r\n---\r\nbody  \r\n")
+    "    # the next one is the fp16 export\r\n\r\nsummary: 'x'\r\n---\r\nbody  \r\n"
+)
 
 
 def test_add_asset_inserts_lines_and_keeps_every_other_byte(tmp_path):
@@ -199,13 +233,19 @@ def test_add_asset_inserts_lines_and_keeps_every_other_byte(tmp_path):
     proc = run_cli("add-asset", str(card), str(weights))
     assert proc.returncode == 0, proc.stderr
     assert f"sha256 {sha(WEIGHTS)} ({len(WEIGHTS):,} bytes)" in proc.stdout
-    entry = ("    - file-format: mindir\r\n      asset-link: sub%20dir/net%20fp16.mindir\r\n"
-             f"      asset-sha256: {sha(WEIGHTS)}\r\n      asset-size: {len(WEIGHTS)}\r\n")
+    entry = (
+        "    - file-format: mindir\r\n      asset-link: sub%20dir/net%20fp16.mindir\r\n"
+        f"      asset-sha256: {sha(WEIGHTS)}\r\n      asset-size: {len(WEIGHTS)}\r\n"
+    )
     before = CARD_WITH_ASSETS.split("    # the next")
     assert card.read_bytes() == (before[0] + entry + "    # the next" + before[1]).encode()
     parsed = parse_file(card)
-    assert parsed.fields["asset"][1] == {"file-format": "mindir", "asset-link": "sub%20dir/net%20fp16.mindir",
-                                         "asset-sha256": sha(WEIGHTS), "asset-size": len(WEIGHTS)}
+    assert parsed.fields["asset"][1] == {
+        "file-format": "mindir",
+        "asset-link": "sub%20dir/net%20fp16.mindir",
+        "asset-sha256": sha(WEIGHTS),
+        "asset-size": len(WEIGHTS),
+    }
     weights.chmod(0o644)
     # The link written resolves to the file (a.ckpt, the first asset, does not exist).
     assert [p.message.split(" (")[0] for p in AssetChecker().check(parsed, tmp_path, tmp_path)] == ["asset 1"]
@@ -217,9 +257,12 @@ def test_add_asset_follows_the_cards_own_item_layout(tmp_path):
     card.write_text(text)
     (tmp_path / "b.onnx").write_bytes(WEIGHTS)
     assert run_cli("add-asset", str(card), str(tmp_path / "b.onnx")).returncode == 0
-    assert card.read_text() == text.replace("x: 1\n", f"-   file-format: onnx\n    asset-link: b.onnx\n"
-                                                      f"    asset-sha256: {sha(WEIGHTS)}\n"
-                                                      f"    asset-size: {len(WEIGHTS)}\nx: 1\n")
+    assert card.read_text() == text.replace(
+        "x: 1\n",
+        f"-   file-format: onnx\n    asset-link: b.onnx\n"
+        f"    asset-sha256: {sha(WEIGHTS)}\n"
+        f"    asset-size: {len(WEIGHTS)}\nx: 1\n",
+    )
 
 
 def test_add_asset_creates_the_list_and_refuses_what_it_cannot_edit(tmp_path):
@@ -228,9 +271,13 @@ def test_add_asset_creates_the_list_and_refuses_what_it_cannot_edit(tmp_path):
     card.write_text(text)
     (tmp_path / "w.ckpt").write_bytes(WEIGHTS)
     assert run_cli("add-asset", str(card), str(tmp_path / "w.ckpt")).returncode == 0
-    assert card.read_text() == ("---\nmodel-name: net\nasset:\n  - file-format: ckpt\n    asset-link: w.ckpt\n"
-                                f"    asset-sha256: {sha(WEIGHTS)}\n    asset-size: {len(WEIGHTS)}\n---\n# body\n")
-    flow = f"---\nmodel-name: net\nasset: [{{file-format: ckpt, asset-link: w.ckpt, asset-sha256: {sha(WEIGHTS)}}}]\n---\n"
+    assert card.read_text() == (
+        "---\nmodel-name: net\nasset:\n  - file-format: ckpt\n    asset-link: w.ckpt\n"
+        f"    asset-sha256: {sha(WEIGHTS)}\n    asset-size: {len(WEIGHTS)}\n---\n# body\n"
+    )
+    flow = (
+        f"---\nmodel-name: net\nasset: [{{file-format: ckpt, asset-link: w.ckpt, asset-sha256: {sha(WEIGHTS)}}}]\n---\n"
+    )
     card.write_text(flow)
     proc = run_cli("add-asset", str(card), str(tmp_path / "w.ckpt"))
     assert proc.returncode == 2 and "not a block list" in proc.stderr and card.read_text() == flow
@@ -251,8 +298,14 @@ def test_add_asset_of_a_url_streams_and_hashes_it(tmp_path):
         proc = run_cli("add-asset", str(card), url + "big.ckpt")
         assert proc.returncode == 0, proc.stderr
         missing = run_cli("add-asset", str(card), url + "gone.ckpt")
-    assert parse_file(card).fields["asset"] == [{"file-format": "ckpt", "asset-link": url + "big.ckpt",
-                                                 "asset-sha256": sha(WEIGHTS * 300), "asset-size": len(WEIGHTS) * 300}]
+    assert parse_file(card).fields["asset"] == [
+        {
+            "file-format": "ckpt",
+            "asset-link": url + "big.ckpt",
+            "asset-sha256": sha(WEIGHTS * 300),
+            "asset-size": len(WEIGHTS) * 300,
+        }
+    ]
     assert missing.returncode == 5 and "HTTP 404" in missing.stderr
 
 
@@ -262,8 +315,17 @@ def test_add_asset_of_a_url_streams_and_hashes_it(tmp_path):
 def test_registryignore_and_doc_names_need_no_card(tmp_path):
     write_card(tmp_path, "me/cpu/2.3/real", [("ckpt", "https://example.org/r.ckpt", sha(b"r"))])
     write_card(tmp_path, "me/cpu/2.3/keep.draft", [("ckpt", "https://example.org/k.ckpt", sha(b"k"))])
-    for rel in ("README.md", "CONTRIBUTING.md", "CHANGELOG.md", "LICENSE.md", "docs/HOWTO.md", "me/README.md",
-                "me/cpu/2.3/HOWTO.md", "drafts/idea.md", "me/cpu/2.3/wip.draft.md"):
+    for rel in (
+        "README.md",
+        "CONTRIBUTING.md",
+        "CHANGELOG.md",
+        "LICENSE.md",
+        "docs/HOWTO.md",
+        "me/README.md",
+        "me/cpu/2.3/HOWTO.md",
+        "drafts/idea.md",
+        "me/cpu/2.3/wip.draft.md",
+    ):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text("# not a card\n")
     (tmp_path / ".registryignore").write_text("# drafts are not published\ndrafts/\n*.draft.md\n!keep.draft.md\n")
@@ -278,7 +340,10 @@ def test_registryignore_and_doc_names_need_no_card(tmp_path):
     (tmp_path / ".registryignore").write_text("drafts/\n!\n")
     proc = run_cli("validate", str(tmp_path))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert proc.stderr == f"registry: error: {tmp_path}/.registryignore: Invalid git pattern: '!': fix the pattern (gitignore syntax)\n"
+    assert (
+        proc.stderr
+        == f"registry: error: {tmp_path}/.registryignore: Invalid git pattern: '!': fix the pattern (gitignore syntax)\n"
+    )
 
 
 # --------------------------------------------------------------------------- check-links
@@ -305,12 +370,22 @@ def test_check_links_against_nginx_and_a_server_without_range(tmp_path, served_t
     as_root = os.geteuid() == 0
     locations = None if as_root else "location = /private.ckpt { return 403; } location / { autoindex on; }"
     refused = f"http://127.0.0.1:{free_port()}/nothing.ckpt"
-    with nginx(served_tree, user="nobody nogroup", locations=locations) as url, \
-            fault_server(served_tree, no_range=True, rate=200_000) as plain:
-        links = [("ckpt", url + "ok.ckpt"), ("ckpt", url + "private.ckpt"), ("ckpt", url + "gone.ckpt"),
-                 ("ckpt", refused), ("ckpt", plain.url + "slow.ckpt"), ("ckpt", url + "ok.ckpt")]
+    with (
+        nginx(served_tree, user="nobody nogroup", locations=locations) as url,
+        fault_server(served_tree, no_range=True, rate=200_000) as plain,
+    ):
+        links = [
+            ("ckpt", url + "ok.ckpt"),
+            ("ckpt", url + "private.ckpt"),
+            ("ckpt", url + "gone.ckpt"),
+            ("ckpt", refused),
+            ("ckpt", plain.url + "slow.ckpt"),
+            ("ckpt", url + "ok.ckpt"),
+        ]
         write_card(tmp_path, "me/cpu/2.3/net", [(f, link, sha(WEIGHTS)) for f, link in links])
-        write_card(tmp_path, "me/cpu/2.3/fine", [("ckpt", url + "ok.ckpt", sha(WEIGHTS)), ("ckpt", "local.ckpt", sha(b""))])
+        write_card(
+            tmp_path, "me/cpu/2.3/fine", [("ckpt", url + "ok.ckpt", sha(WEIGHTS)), ("ckpt", "local.ckpt", sha(b""))]
+        )
         began = time.monotonic()
         proc = run_cli("check-links", "--json", str(tmp_path))
         took = time.monotonic() - began
@@ -374,12 +449,18 @@ def test_add_asset_follows_the_hubs_dash_alone_layout(tmp_path):
     proc = run_cli("add-asset", str(card), str(tmp_path / "w.ckpt"))
     assert proc.returncode == 0, proc.stderr
     after = parse_file(card)
-    assert after.fields["asset"] == before + [{"file-format": "ckpt", "asset-link": "w.ckpt",
-                                               "asset-sha256": sha(WEIGHTS), "asset-size": len(WEIGHTS)}]
+    assert after.fields["asset"] == before + [
+        {"file-format": "ckpt", "asset-link": "w.ckpt", "asset-sha256": sha(WEIGHTS), "asset-size": len(WEIGHTS)}
+    ]
     lines = card.read_text().splitlines()
     at = lines.index("    asset-link: w.ckpt")
-    assert lines[at - 2:at + 3] == ["-", "    file-format: ckpt", "    asset-link: w.ckpt",
-                                    f"    asset-sha256: {sha(WEIGHTS)}", f"    asset-size: {len(WEIGHTS)}"]
+    assert lines[at - 2 : at + 3] == [
+        "-",
+        "    file-format: ckpt",
+        "    asset-link: w.ckpt",
+        f"    asset-sha256: {sha(WEIGHTS)}",
+        f"    asset-size: {len(WEIGHTS)}",
+    ]
 
 
 def test_add_asset_of_a_url_hashes_the_bytes_as_sent_as_pull_does(tmp_path):

@@ -1,4 +1,5 @@
 """README "Publishing a registry": its shell block, run command by command in a fresh directory."""
+
 from __future__ import annotations
 
 import hashlib
@@ -20,9 +21,17 @@ def _walk_commands() -> list[str]:
     return [line.split("  #", 1)[0].strip() for line in block.splitlines() if line.strip()]
 
 
-FILLED = {"backbone-name": "tinynet", "module-type": "cv-classification", "input-shape": "[32, 32, 3]",
-          "train-dataset": "digits", "evaluation": "acc0.9", "author": "me", "repo-link": "https://example.org/tinynet",
-          "license": "Apache2.0", "summary": "a tiny network"}
+FILLED = {
+    "backbone-name": "tinynet",
+    "module-type": "cv-classification",
+    "input-shape": "[32, 32, 3]",
+    "train-dataset": "digits",
+    "evaluation": "acc0.9",
+    "author": "me",
+    "repo-link": "https://example.org/tinynet",
+    "license": "Apache2.0",
+    "summary": "a tiny network",
+}
 
 
 def test_readme_walk_new_add_asset_validate_index_serve_pull(tmp_path, home):
@@ -32,20 +41,39 @@ def test_readme_walk_new_add_asset_validate_index_serve_pull(tmp_path, home):
     port = free_port()
     server = None
     commands = _walk_commands()
-    assert [c.split()[0] for c in commands] == ["registry", "$EDITOR", "cp", "registry", "registry", "registry",
-                                                "registry", "registry", "registry"]
+    assert [c.split()[0] for c in commands] == [
+        "registry",
+        "$EDITOR",
+        "cp",
+        "registry",
+        "registry",
+        "registry",
+        "registry",
+        "registry",
+        "registry",
+    ]
     try:
         for command in commands:
             if command.startswith("$EDITOR"):
                 card = tmp_path / command.split()[1]
                 before = run_cli("validate", str(card), cwd=tmp_path)
                 assert before.returncode == 1 and " placeholder: " in before.stdout
-                card.write_text(re.sub(r"^([\w-]+): TODO .*$", lambda m: f"{m.group(1)}: {FILLED[m.group(1)]}",
-                                       card.read_text(), flags=re.M))
+                card.write_text(
+                    re.sub(
+                        r"^([\w-]+): TODO .*$",
+                        lambda m: f"{m.group(1)}: {FILLED[m.group(1)]}",
+                        card.read_text(),
+                        flags=re.M,
+                    )
+                )
             elif command.startswith("registry serve"):
                 args = shlex.split(command.rstrip("&").replace("8000", str(port)))[1:]
-                server = subprocess.Popen([sys.executable, "-m", "registry", *args], cwd=tmp_path,
-                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                server = subprocess.Popen(
+                    [sys.executable, "-m", "registry", *args],
+                    cwd=tmp_path,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
                 assert _wait_port(port, server)
             elif command.startswith("registry "):
                 proc = run_cli(*shlex.split(command.replace("8000", str(port)))[1:], cwd=tmp_path)

@@ -1,4 +1,5 @@
 """`registry pull` as users run it: separate processes, killed halfway, racing each other, failing loudly."""
+
 from __future__ import annotations
 
 import hashlib
@@ -33,8 +34,14 @@ def site(tmp_path) -> Path:
 @pytest.fixture
 def reg(tmp_path, site) -> Path:
     root = tmp_path / "reg"
-    write_card(root, CARD_ID, [("ckpt", BASE + "tiny.ckpt", digest_of(site / "tiny.ckpt")),
-                               ("air", BASE + "tiny.air", digest_of(site / "tiny.air"))])
+    write_card(
+        root,
+        CARD_ID,
+        [
+            ("ckpt", BASE + "tiny.ckpt", digest_of(site / "tiny.ckpt")),
+            ("air", BASE + "tiny.air", digest_of(site / "tiny.air")),
+        ],
+    )
     return root
 
 
@@ -43,8 +50,14 @@ def digest_of(path: Path) -> str:
 
 
 def env_for(home: Path, url: str, **extra) -> dict:
-    env = {"REGISTRY_HOME": str(home), "REGISTRY_MIRRORS": f"{BASE}={url}", "REGISTRY_PROGRESS": "0",
-           "REGISTRY_RETRIES": "2", "REGISTRY_BACKOFF": "0.01", "REGISTRY_READ_TIMEOUT": "5"}
+    env = {
+        "REGISTRY_HOME": str(home),
+        "REGISTRY_MIRRORS": f"{BASE}={url}",
+        "REGISTRY_PROGRESS": "0",
+        "REGISTRY_RETRIES": "2",
+        "REGISTRY_BACKOFF": "0.01",
+        "REGISTRY_READ_TIMEOUT": "5",
+    }
     env.update(extra)
     return env
 
@@ -77,20 +90,39 @@ def test_pull_prints_each_asset_and_a_second_pull_is_served_from_the_cache(reg, 
 def test_cli_mirror_option_format_and_progress_bar(reg, site, home):
     with nginx(site) as url:
         env = env_for(home, "http://127.0.0.1:9/", REGISTRY_PROGRESS="1")  # the env mirror is overridden below
-        out = run_cli("--registry", str(reg), "pull", "tiny", "--file-format", "air", "--mirror", f"{BASE}={url}", env=env)
+        out = run_cli(
+            "--registry", str(reg), "pull", "tiny", "--file-format", "air", "--mirror", f"{BASE}={url}", env=env
+        )
         assert out.returncode == 0, out.stderr
         assert out.stdout.strip().endswith("tiny.air") and len(out.stdout.splitlines()) == 1
         assert "100%" in out.stderr
         assert [r["path"] for r in url.access_log()] == ["/tiny.air"]
 
 
-@pytest.mark.parametrize("case, code, pattern", [
-    ("corrupt", 4, "sha256 mismatch for http://127.0.0.1:{port}/tiny.ckpt (asset 1 of mindspore/cpu/2.0/tiny): expected {digest}, got "),
-    ("503", 5, "could not download http://127.0.0.1:{port}/tiny.ckpt after 3 attempts: HTTP 503 Service Unavailable"),
-    ("404", 5, "could not download http://127.0.0.1:{port}/tiny.ckpt: the server answered HTTP 404 Not Found; "),
-    ("offline", 6, "offline mode: asset 1 of mindspore/cpu/2.0/tiny (tiny.ckpt, sha256 {short}) is not in the cache"),
-])
-def test_failures_are_one_line_with_their_exit_code_and_leave_the_cache_consistent(reg, site, home, case, code, pattern):
+@pytest.mark.parametrize(
+    "case, code, pattern",
+    [
+        (
+            "corrupt",
+            4,
+            "sha256 mismatch for http://127.0.0.1:{port}/tiny.ckpt (asset 1 of mindspore/cpu/2.0/tiny): expected {digest}, got ",
+        ),
+        (
+            "503",
+            5,
+            "could not download http://127.0.0.1:{port}/tiny.ckpt after 3 attempts: HTTP 503 Service Unavailable",
+        ),
+        ("404", 5, "could not download http://127.0.0.1:{port}/tiny.ckpt: the server answered HTTP 404 Not Found; "),
+        (
+            "offline",
+            6,
+            "offline mode: asset 1 of mindspore/cpu/2.0/tiny (tiny.ckpt, sha256 {short}) is not in the cache",
+        ),
+    ],
+)
+def test_failures_are_one_line_with_their_exit_code_and_leave_the_cache_consistent(
+    reg, site, home, case, code, pattern
+):
     faults = {"corrupt": {"corrupt": True}, "503": {"status": 503}, "404": {"status": 404}, "offline": {}}[case]
     with fault_server(site, **faults) as srv:
         env = env_for(home, srv.url, **({"REGISTRY_OFFLINE": "1"} if case == "offline" else {}))
@@ -120,8 +152,9 @@ def test_pull_killed_halfway_resumes_from_the_partial_file(reg, site, home):
     part = Cache(home).partial_path(digest)
     with fault_server(site, rate=4_000_000) as srv:  # 8 MiB at 4 MB/s: about 2 s
         env = dict(os.environ, **env_for(home, srv.url))
-        proc = subprocess.Popen(pull_cmd(reg, "--file-format", "ckpt"), env=env, cwd=ROOT,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            pull_cmd(reg, "--file-format", "ckpt"), env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
         try:
             wait_for(lambda: part.exists() and part.stat().st_size >= SIZE // 4, 30, "a quarter of the download")
         finally:
@@ -146,8 +179,17 @@ def test_eight_processes_pulling_the_same_asset_download_it_once(reg, site, home
     digest = digest_of(site / "tiny.ckpt")
     with nginx(site, limit_rate="8m") as url:  # about 1 s per download, so the processes overlap
         env = dict(os.environ, **env_for(home, url))
-        procs = [subprocess.Popen(pull_cmd(reg, "--file-format", "ckpt"), env=env, cwd=ROOT, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True) for _ in range(8)]
+        procs = [
+            subprocess.Popen(
+                pull_cmd(reg, "--file-format", "ckpt"),
+                env=env,
+                cwd=ROOT,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(8)
+        ]
         results = [p.communicate(timeout=120) + (p.returncode,) for p in procs]
         gets = [r for r in url.access_log() if r["method"] == "GET"]
     assert [rc for _, _, rc in results] == [0] * 8, [err for _, err, _ in results]

@@ -6,6 +6,7 @@ The threshold and chunk size are lowered (1 MiB, 256 KiB) so a 3 MiB file is cut
 server (loopback) the first connection's 2 MiB probe chooses one stream (its own test); the other tests set the
 probe's thresholds out of reach (`parallel`) so that the ranges are what they exercise.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -54,8 +55,18 @@ def reg(tmp_path, digest) -> Path:
 
 
 def ranged(home: Path, url: str, **kw) -> Settings:
-    base = dict(home=home, mirrors=((BASE, url),), retries=3, backoff=0.01, connect_timeout=2, read_timeout=2,
-                progress=False, connections=4, range_threshold=1 << 20, range_chunk=CHUNK)
+    base = dict(
+        home=home,
+        mirrors=((BASE, url),),
+        retries=3,
+        backoff=0.01,
+        connect_timeout=2,
+        read_timeout=2,
+        progress=False,
+        connections=4,
+        range_threshold=1 << 20,
+        range_chunk=CHUNK,
+    )
     base.update(kw)
     return Settings(**base)
 
@@ -111,7 +122,10 @@ def test_a_range_that_resets_is_retried_from_where_it_stopped(tmp_path, site, re
         asked = ranges_asked(srv.requests)
     starts = [int(r.split("=")[1].split("-")[0]) for r in asked]
     assert len(asked) == SIZE // CHUNK + 2  # 12 chunks, two of them asked again
-    assert sorted(s % CHUNK for s in starts if s % CHUNK) in ([100_000, 100_000], [100_000, 200_000])  # what they lacked
+    assert sorted(s % CHUNK for s in starts if s % CHUNK) in (
+        [100_000, 100_000],
+        [100_000, 200_000],
+    )  # what they lacked
 
 
 def test_a_server_that_stops_honouring_range_falls_back_to_one_stream(tmp_path, site, reg, digest):
@@ -178,8 +192,9 @@ def test_the_speed_limit_applies_to_a_ranged_download(tmp_path, site, reg):
     with fault_server(site, rate=100_000) as srv:  # per connection: even 4 x 100 kB/s is under the 1 MB/s asked
         home = tmp_path / "home"
         with pytest.raises(TransferError, match="slower than REGISTRY_SPEED_LIMIT"):
-            pull(CARD_ID, registry=reg, settings=ranged(home, srv.url, speed_limit=1_000_000, speed_time=0.5,
-                                                         retries=0))
+            pull(
+                CARD_ID, registry=reg, settings=ranged(home, srv.url, speed_limit=1_000_000, speed_time=0.5, retries=0)
+            )
         assert ranges_asked(srv.requests)
 
 

@@ -1,4 +1,5 @@
 """Registries over HTTP: nginx with the documented configuration, and our development server."""
+
 from __future__ import annotations
 
 import hashlib
@@ -47,7 +48,7 @@ net = registry.load("{id}")
 
 def documented_locations() -> str:
     text = DOCS_CONF.read_text()
-    return text[text.index("# --- registry locations ---"):text.index("# --- end of registry locations ---")]
+    return text[text.index("# --- registry locations ---") : text.index("# --- end of registry locations ---")]
 
 
 def write_card(root: Path, card_id: str, who: str = "tests") -> Path:
@@ -191,9 +192,13 @@ def test_documented_nginx_config(tree, site):
     assert requests.get(site + "me/cpu/", timeout=10).status_code in (403, 404)  # no listings
     # The whole documented file, not only its locations, is valid nginx configuration.
     conf = Path(site.log_path).parent / "syntax-check.conf"
-    conf.write_text(f"pid {conf.parent}/check.pid;\nerror_log {conf.parent}/check.log;\nevents {{}}\n"
-                    f"http {{ include {DOCS_CONF}; }}\n")
-    check = subprocess.run([nginx_binary(), "-t", "-p", str(conf.parent), "-c", str(conf)], capture_output=True, text=True)
+    conf.write_text(
+        f"pid {conf.parent}/check.pid;\nerror_log {conf.parent}/check.log;\nevents {{}}\n"
+        f"http {{ include {DOCS_CONF}; }}\n"
+    )
+    check = subprocess.run(
+        [nginx_binary(), "-t", "-p", str(conf.parent), "-c", str(conf)], capture_output=True, text=True
+    )
     assert check.returncode == 0, check.stderr
 
 
@@ -212,8 +217,13 @@ def test_missing_index_is_one_sentence(tmp_path, home):
 def dev_server(tree, home):
     """`registry serve` in its own process on a free port; yields (base URL, process)."""
     (tree / "index.json").unlink()  # the dev server generates it
-    proc = subprocess.Popen([sys.executable, "-m", "registry", "serve", str(tree), "--port", "0"], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "registry", "serve", str(tree), "--port", "0"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     line = proc.stdout.readline()
     assert line.startswith("serving "), line + proc.stderr.read()
     url = line.split(" at ")[1].split()[0].rstrip(";")
@@ -243,8 +253,12 @@ def test_dev_server_serves_a_registry_with_ranges(tree, dev_server):
     whole = requests.get(asset, timeout=10)
     assert whole.status_code == 200 and whole.content == WEIGHTS and whole.headers["Accept-Ranges"] == "bytes"
     etag = whole.headers["ETag"]
-    for rng, status, body in (("bytes=10-19", 206, WEIGHTS[10:20]), ("bytes=16000-", 206, WEIGHTS[16000:]),
-                              ("bytes=-5", 206, WEIGHTS[-5:]), ("bytes=0-1,5-6", 200, WEIGHTS)):
+    for rng, status, body in (
+        ("bytes=10-19", 206, WEIGHTS[10:20]),
+        ("bytes=16000-", 206, WEIGHTS[16000:]),
+        ("bytes=-5", 206, WEIGHTS[-5:]),
+        ("bytes=0-1,5-6", 200, WEIGHTS),
+    ):
         r = requests.get(asset, headers={"Range": rng}, timeout=10)
         assert (r.status_code, r.content) == (status, body), rng
     r = requests.get(asset, headers={"Range": "bytes=16384-"}, timeout=10)
@@ -256,7 +270,13 @@ def test_dev_server_serves_a_registry_with_ranges(tree, dev_server):
     assert requests.get(asset, headers={"If-None-Match": etag}, timeout=10).status_code == 304
     head = requests.head(asset, timeout=10)
     assert head.status_code == 200 and head.headers["Content-Length"] == str(len(WEIGHTS)) and head.content == b""
-    for path in ("/../../etc/passwd", "/me/%2e%2e/%2e%2e/%2e%2e/etc/passwd", "/.git/config", "/me/.draft.md", "/nope.md"):
+    for path in (
+        "/../../etc/passwd",
+        "/me/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+        "/.git/config",
+        "/me/.draft.md",
+        "/nope.md",
+    ):
         assert raw_get(url, path)[0] == 404, path
     (tree / "escape").symlink_to("/etc")
     assert raw_get(url, "/escape/passwd")[0] == 404
@@ -343,8 +363,12 @@ def test_remote_registry_pulls_and_loads_like_a_local_one(tmp_path, home, monkey
         [pulled] = transfer.pull("lenet_digits", registry=url)
         assert pulled.downloaded and hashlib.sha256(pulled.path.read_bytes()).hexdigest() == digest
         remote = loader.load("lenet_digits", registry=url)
-        assert [p for p, status in gets(url)] == ["/index/root.json", "/index.json", "/me/cpu/2.10/lenet_digits.md",
-                                                  "/me/cpu/2.10/weights/lenet_digits.ckpt"]
+        assert [p for p, status in gets(url)] == [
+            "/index/root.json",
+            "/index.json",
+            "/me/cpu/2.10/lenet_digits.md",
+            "/me/cpu/2.10/weights/lenet_digits.ckpt",
+        ]
     for net in (local, remote):
         loaded = {p.name: p.asnumpy() for p in net.get_parameters()}
         assert loaded.keys() == expected.keys()
@@ -360,8 +384,11 @@ def test_remote_registry_pulls_and_loads_like_a_local_one(tmp_path, home, monkey
 def test_a_file_that_is_not_an_index_is_one_sentence(tmp_path, home):
     forget_remote_indexes()
     with nginx(tmp_path) as url:
-        for content, message in ((b"<html>", "is not valid JSON"), (b'{"format": 1, "cards": [{}]}', "lacks its id"),
-                                 (b'{"format": 9, "cards": []}', "index format 9")):
+        for content, message in (
+            (b"<html>", "is not valid JSON"),
+            (b'{"format": 1, "cards": [{}]}', "lacks its id"),
+            (b'{"format": 9, "cards": []}', "index format 9"),
+        ):
             (tmp_path / "index.json").write_bytes(content)
             forget_remote_indexes()
             proc = run_cli("--registry", url, "list", env={"REGISTRY_HOME": str(home)})
@@ -408,7 +435,10 @@ def test_index_and_card_requests_carry_the_token_only_to_its_host(tree, home, mo
         with fault_server(tree) as srv:
             assert catalog.resolve("tiny", registry=srv.url).id == "me/cpu/2.10/tiny"
             assert [(r["path"], r["authorization"]) for r in srv.gets()] == [
-                ("/index/root.json", expected), ("/index.json", expected), ("/me/cpu/2.10/tiny.md", expected)]
+                ("/index/root.json", expected),
+                ("/index.json", expected),
+                ("/me/cpu/2.10/tiny.md", expected),
+            ]
     forget_remote_indexes()
 
 

@@ -1,5 +1,6 @@
 """safetensors assets: the header is checked before anything is parsed, a lying header is one error
 sentence, and a card's safetensors asset served by nginx loads like the ckpt of the same weights."""
+
 from __future__ import annotations
 
 import hashlib
@@ -23,44 +24,86 @@ def write(path: Path, header, data: bytes = b"", raw_header: bytes | None = None
 
 
 def test_header_table(tmp_path):
-    header = {"__metadata__": {"format": "ms"},
-              "b": {"dtype": "F32", "shape": [2, 3], "data_offsets": [8, 32]},
-              "a": {"dtype": "I64", "shape": [1], "data_offsets": [0, 8]},
-              "empty": {"dtype": "F16", "shape": [0, 4], "data_offsets": [32, 32]}}
+    header = {
+        "__metadata__": {"format": "ms"},
+        "b": {"dtype": "F32", "shape": [2, 3], "data_offsets": [8, 32]},
+        "a": {"dtype": "I64", "shape": [1], "data_offsets": [0, 8]},
+        "empty": {"dtype": "F16", "shape": [0, 4], "data_offsets": [32, 32]},
+    }
     table = safetensors_table(write(tmp_path / "ok.safetensors", header, bytes(32)), "x")
-    assert {k: (v.shape, v.dtype) for k, v in table.items()} == {"a": ((1,), "I64"), "b": ((2, 3), "F32"),
-                                                                   "empty": ((0, 4), "F16")}
+    assert {k: (v.shape, v.dtype) for k, v in table.items()} == {
+        "a": ((1,), "I64"),
+        "b": ((2, 3), "F32"),
+        "empty": ((0, 4), "F16"),
+    }
 
 
 GOOD = {"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}
 
 
-@pytest.mark.parametrize("header, data, raw, says", [
-    (None, b"", b"", "the header is not UTF-8 JSON"),
-    (["w"], bytes(8), None, "the header is not a JSON object"),
-    (None, bytes(8), b'{"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}, "w": {}}', "the name 'w' appears twice"),
-    ({"w": {"dtype": "F33", "shape": [2], "data_offsets": [0, 8]}}, bytes(8), None, "unknown dtype 'F33'"),
-    ({"w": {"dtype": "F32", "shape": [-2], "data_offsets": [0, 8]}}, bytes(8), None, "not a list of non-negative integers"),
-    ({"w": {"dtype": "F32", "shape": [2.0], "data_offsets": [0, 8]}}, bytes(8), None, "not a list of non-negative integers"),
-    ({"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 80]}}, bytes(8), None, "outside the 8 bytes of data"),
-    ({"w": {"dtype": "F32", "shape": [2], "data_offsets": [4, 0]}}, bytes(8), None, "outside the 8 bytes of data"),
-    ({"w": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}}, bytes(8), None, "spans 8 bytes but F32 x [3] needs 12"),
-    ({"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
-      "v": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}}, bytes(12), None, "inside the previous entry"),
-    ({"w": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}}, bytes(12), None, "leaving a hole after byte 0"),
-    (GOOD, bytes(12), None, "the entries cover 8 of the 12 data bytes"),
-    ({"w": {"dtype": "F32", "shape": [2]}}, bytes(8), None, "does not have exactly dtype, shape and data_offsets"),
-    ({"__metadata__": {"n": 1}, **GOOD}, bytes(8), None, "__metadata__ is not a mapping of strings"),
-    (None, b"", b"\xff\xfe", "the header is not UTF-8 JSON"),
-    (None, b"", b"[" * 100_000, "the header nests too deeply"),
-    ({"w": {"dtype": "F32", "shape": [2], "data_offsets": [0.0, 8.5]}}, bytes(8), None, "not two integers"),
-])
+@pytest.mark.parametrize(
+    "header, data, raw, says",
+    [
+        (None, b"", b"", "the header is not UTF-8 JSON"),
+        (["w"], bytes(8), None, "the header is not a JSON object"),
+        (
+            None,
+            bytes(8),
+            b'{"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}, "w": {}}',
+            "the name 'w' appears twice",
+        ),
+        ({"w": {"dtype": "F33", "shape": [2], "data_offsets": [0, 8]}}, bytes(8), None, "unknown dtype 'F33'"),
+        (
+            {"w": {"dtype": "F32", "shape": [-2], "data_offsets": [0, 8]}},
+            bytes(8),
+            None,
+            "not a list of non-negative integers",
+        ),
+        (
+            {"w": {"dtype": "F32", "shape": [2.0], "data_offsets": [0, 8]}},
+            bytes(8),
+            None,
+            "not a list of non-negative integers",
+        ),
+        ({"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 80]}}, bytes(8), None, "outside the 8 bytes of data"),
+        ({"w": {"dtype": "F32", "shape": [2], "data_offsets": [4, 0]}}, bytes(8), None, "outside the 8 bytes of data"),
+        (
+            {"w": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}},
+            bytes(8),
+            None,
+            "spans 8 bytes but F32 x [3] needs 12",
+        ),
+        (
+            {
+                "w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+                "v": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]},
+            },
+            bytes(12),
+            None,
+            "inside the previous entry",
+        ),
+        (
+            {"w": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}},
+            bytes(12),
+            None,
+            "leaving a hole after byte 0",
+        ),
+        (GOOD, bytes(12), None, "the entries cover 8 of the 12 data bytes"),
+        ({"w": {"dtype": "F32", "shape": [2]}}, bytes(8), None, "does not have exactly dtype, shape and data_offsets"),
+        ({"__metadata__": {"n": 1}, **GOOD}, bytes(8), None, "__metadata__ is not a mapping of strings"),
+        (None, b"", b"\xff\xfe", "the header is not UTF-8 JSON"),
+        (None, b"", b"[" * 100_000, "the header nests too deeply"),
+        ({"w": {"dtype": "F32", "shape": [2], "data_offsets": [0.0, 8.5]}}, bytes(8), None, "not two integers"),
+    ],
+)
 def test_lying_headers_are_one_sentence(tmp_path, header, data, raw, says):
     path = write(tmp_path / "bad.safetensors", header, data, raw)
     with pytest.raises(LoadError) as err:
         safetensors_table(path, "checkpoint bad.safetensors of card c")
     message = str(err.value)
-    assert says in message and message.startswith("checkpoint bad.safetensors of card c has an invalid safetensors header")
+    assert says in message and message.startswith(
+        "checkpoint bad.safetensors of card c has an invalid safetensors header"
+    )
     assert "\n" not in message and err.value.exit_code == 7
 
 
@@ -70,9 +113,15 @@ def test_lint_wants_the_extension_mindspore_needs(tmp_path):
     from registry.card import parse_file
     from registry.lint import check_card
 
-    path = write_card(tmp_path, "mindspore/cpu/2.10/tiny", [("safetensors", "https://h/x/weights.bin", "a" * 64),
-                                                           ("safetensors", "https://h/x/w.safetensors", "b" * 64),
-                                                           ("ckpt", "https://h/x/w.ckpt?raw=1", "c" * 64)])
+    path = write_card(
+        tmp_path,
+        "mindspore/cpu/2.10/tiny",
+        [
+            ("safetensors", "https://h/x/weights.bin", "a" * 64),
+            ("safetensors", "https://h/x/w.safetensors", "b" * 64),
+            ("ckpt", "https://h/x/w.ckpt?raw=1", "c" * 64),
+        ],
+    )
     found = [p for p in check_card(parse_file(path)) if p.rule == "format-extension"]
     assert [(p.severity, p.message.split(" but")[0]) for p in found] == [("warning", "asset 1 is safetensors")]
     assert "publish the file as NAME.safetensors" in found[0].message
@@ -163,17 +212,24 @@ def test_safetensors_asset_loads_like_the_ckpt(site, tmp_path, home):
 
 def test_header_is_checked_before_mindspore_parses(site, tmp_path, monkeypatch):
     ms.save_checkpoint(lenet.lenet_digits(), str(site / "digits.safetensors"), format="safetensors")
-    write(site / "lying.safetensors", {"w": {"dtype": "F32", "shape": [1 << 40], "data_offsets": [0, 4 << 40]}}, bytes(8))
+    write(
+        site / "lying.safetensors", {"w": {"dtype": "F32", "shape": [1 << 40], "data_offsets": [0, 4 << 40]}}, bytes(8)
+    )
     reg = tmp_path / "registry"
     parsed = []
     monkeypatch.setattr(loader, "read_checkpoint", lambda *a, **k: parsed.append(a) or {})
     with nginx(site) as url:
         card(reg, url, site, ["digits.safetensors"], "lenet5-mnist")
-        with pytest.raises(LoadError, match=r"digits\.safetensors of card .* does not fit builder lenet5-mnist: only 0 of its 8"):
+        with pytest.raises(
+            LoadError, match=r"digits\.safetensors of card .* does not fit builder lenet5-mnist: only 0 of its 8"
+        ):
             registry.load(CARD_ID, registry=str(reg), strict=False)
         card(reg, url, site, ["lying.safetensors"], "lenet5-mnist")
-        with pytest.raises(LoadError, match=r"lying\.safetensors of card .* has an invalid safetensors header \(entry 'w' "
-                                            r"has data_offsets \[0, 4398046511104\] outside the 8 bytes of data\)"):
+        with pytest.raises(
+            LoadError,
+            match=r"lying\.safetensors of card .* has an invalid safetensors header \(entry 'w' "
+            r"has data_offsets \[0, 4398046511104\] outside the 8 bytes of data\)",
+        ):
             registry.load(CARD_ID, registry=str(reg))
         with pytest.raises(LoadError, match="invalid safetensors header"):
             registry.load_weights(CARD_ID, registry=str(reg))
@@ -189,8 +245,10 @@ def test_r1x_ssd_safetensors_in_training_layout(site, tmp_path):
         if data.ndim == 4 and data.shape[0] == 1 and data.shape[1] > 1:
             data = data.reshape(data.shape[1], 1, 3, 3)
         entries.append({"name": "network." + p.name, "data": ms.Tensor(data)})
-    entries += [{"name": "moments.network." + p.name, "data": ms.Tensor(np.zeros(p.shape, np.float32))}
-                for p in net.trainable_params()]
+    entries += [
+        {"name": "moments.network." + p.name, "data": ms.Tensor(np.zeros(p.shape, np.float32))}
+        for p in net.trainable_params()
+    ]
     ms.save_checkpoint(entries, str(site / "ssd.safetensors"), format="safetensors")
     reg = tmp_path / "registry"
     with nginx(site) as url:

@@ -1,4 +1,5 @@
 """The sharded index (registry/shards.py) end to end over nginx, the local parse cache, parallel validate."""
+
 from __future__ import annotations
 
 import json
@@ -89,15 +90,19 @@ def test_a_sharded_remote_registry_lists_searches_resolves_pulls_and_loads(shard
         assert fetched[1].startswith("/index/shards/") and fetched[2] == f"/{LENET}.md"
         # Again with a warm cache: the root is revalidated (304), the shard and the card are not fetched.
         log_start = len(url.access_log())
-        assert run_cli("--registry", url, "info", LENET, env={**env, "REGISTRY_HOME": str(home.parent / "h2")}).returncode == 0
+        assert (
+            run_cli("--registry", url, "info", LENET, env={**env, "REGISTRY_HOME": str(home.parent / "h2")}).returncode
+            == 0
+        )
         assert [(r["path"], r["status"]) for r in url.access_log()[log_start:]] == [("/" + shards.ROOT_PATH, 304)]
         forget_remote_indexes()
         pulled = registry.pull("lenet_digits", registry=url)
         assert {p.asset.file_format for p in pulled} == {"ckpt", "npz"}
         net = registry.load("lenet_digits", registry=url)
     expected = registry.load("lenet_digits", registry=MANIFESTS)
-    assert all(np.array_equal(a.asnumpy(), b.asnumpy())
-               for a, b in zip(net.get_parameters(), expected.get_parameters()))
+    assert all(
+        np.array_equal(a.asnumpy(), b.asnumpy()) for a, b in zip(net.get_parameters(), expected.get_parameters())
+    )
     # The server is gone: offline, everything comes from the cache.
     monkeypatch.setenv("REGISTRY_OFFLINE", "1")
     forget_remote_indexes()
@@ -118,7 +123,10 @@ def test_list_limit_stops_fetching_shards_and_works_on_any_registry(sharded, hom
     rows = proc.stdout.splitlines()
     assert proc.returncode == 0 and rows[0].split() == ["ID", "TASK", "DATASET", "FORMATS", "MINDSPORE"], proc.stdout
     assert len(rows) == 2 and rows[1].split()[0] == "mindspore/ascend/0.7/ssd_v1_coco2017", proc.stdout  # bucket 0
-    assert fetched == ["/" + shards.ROOT_PATH, f"/{shards.SHARD_DIR}/{json.loads((sharded / shards.ROOT_PATH).read_text())['shards'][0]['sha256']}.json"]
+    assert fetched == [
+        "/" + shards.ROOT_PATH,
+        f"/{shards.SHARD_DIR}/{json.loads((sharded / shards.ROOT_PATH).read_text())['shards'][0]['sha256']}.json",
+    ]
     local = run_cli("--registry", str(MANIFESTS), "list", "--limit", "1", "--json", env=env)
     assert local.returncode == 0 and len(json.loads(local.stdout)) == 1
     none = run_cli("--registry", str(MANIFESTS), "list", "--limit", "0", env=env)
@@ -159,7 +167,9 @@ def test_local_listing_uses_a_fresh_index_json_and_else_a_parse_cache_that_sees_
     blob = json.loads(cache_path(root.resolve()).read_text())
     blob["entries"]["me/cpu/2.10/other.md"][1]["fields"]["summary"] = "from the cache"
     cache_path(root.resolve()).write_text(json.dumps(blob))
-    assert {r["id"]: r["fields"]["summary"] for r in local_index_data(root)["cards"]}["me/cpu/2.10/other"] == "from the cache"
+    assert {r["id"]: r["fields"]["summary"] for r in local_index_data(root)["cards"]}[
+        "me/cpu/2.10/other"
+    ] == "from the cache"
     # A changed card (size and mtime) is parsed again.
     card.write_text(card.read_text().replace("a tiny network for tests", "an edited summary"))
     summaries = {r["id"]: r["fields"]["summary"] for r in local_index_data(root)["cards"]}

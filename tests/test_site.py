@@ -4,6 +4,7 @@ The browser tests serve the generated site with nginx on loopback, configured wi
 docs/nginx.conf (the documented way to publish it), and skip with one reason when Chromium or its
 driver cannot be started.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -106,8 +107,10 @@ def test_site_pages_for_every_card_and_deterministic_bytes(tree, tmp_path):
     # Written files are the rendered bytes, and a second run into another directory gives the same bytes.
     write_site(tree, tmp_path / "a")
     write_site(tree, tmp_path / "b")
-    digests = [{p.relative_to(d).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in d.rglob("*") if p.is_file()}
-               for d in (tmp_path / "a", tmp_path / "b")]
+    digests = [
+        {p.relative_to(d).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in d.rglob("*") if p.is_file()}
+        for d in (tmp_path / "a", tmp_path / "b")
+    ]
     assert digests[0] == digests[1] == {k: hashlib.sha256(v).hexdigest() for k, v in first.items()}
     for rel, blob in first.items():
         if rel.endswith(".html"):
@@ -128,20 +131,23 @@ def test_list_page_has_every_model_server_side(site):
     assert ("cv-classification", "2.10", "ckpt npz") in rows
     assert "ckpt 207.3 KiB, npz 10.4 KiB" in text  # sizes measured for assets in the tree
     assert '<option value="cv">cv</option>' in text and '<option value="cv-classification">' in text
-    assert re.search(r'<select name="ms"><option value="">all</option><option value="2.10">2.10</option>'
-                     r'<option value="0.7">0.7</option></select>', text)
+    assert re.search(
+        r'<select name="ms"><option value="">all</option><option value="2.10">2.10</option>'
+        r'<option value="0.7">0.7</option></select>',
+        text,
+    )
     assert '<form id="filters" role="search" aria-label="Filter models" hidden>' in text  # shown by the script only
 
 
 def test_model_page_has_card_fields_assets_and_versions(site, tmp_path):
     text = (site / "mindspore/cpu/2.10/lenet_digits.html").read_text()
     assert "<h1>LeNet (8x8 digits)</h1>" in text
-    assert "<code id=\"pull\">registry pull mindspore/cpu/2.10/lenet_digits</code>" in text
+    assert '<code id="pull">registry pull mindspore/cpu/2.10/lenet_digits</code>' in text
     sha = "1c1929f599c2cfff39f4a91b921565d506a342a73c000710010b3aaa3f59014c"
     assert f'<td><code class="sha">{sha}</code></td>' in text
     assert '<a href="lenet_digits.ckpt">lenet_digits.ckpt</a></td><td>207.3 KiB</td>' in text
     assert '<tr><th scope="row">train-dataset</th><td>digits</td></tr>' in text
-    assert '<h4>Introduction</h4>' in text and '<pre><code class="language-python">import numpy as np' in text
+    assert "<h4>Introduction</h4>" in text and '<pre><code class="language-python">import numpy as np' in text
     assert 'href="../../../index.html"' in text
     assert "Problems" not in text  # a sound card
     # Two cards of one short name link to each other, oldest first; the page itself is not a link.
@@ -149,15 +155,21 @@ def test_model_page_has_card_fields_assets_and_versions(site, tmp_path):
     shutil.copytree(MANIFESTS, tree)
     old = tree / "mindspore/cpu/2.9/lenet_digits.md"
     old.parent.mkdir()
-    old.write_text((MANIFESTS / "mindspore/cpu/2.10/lenet_digits.md").read_text().replace("mindspore-version: 2.10",
-                                                                                            "mindspore-version: 2.9"))
+    old.write_text(
+        (MANIFESTS / "mindspore/cpu/2.10/lenet_digits.md")
+        .read_text()
+        .replace("mindspore-version: 2.10", "mindspore-version: 2.9")
+    )
     files = render_site(tree)
     new = files["mindspore/cpu/2.10/lenet_digits.html"].decode()
-    versions = new[new.index('id="versions"'):]
+    versions = new[new.index('id="versions"') :]
     assert versions.index("mindspore/cpu/2.9/lenet_digits") < versions.index("mindspore/cpu/2.10/lenet_digits")
     assert '<a href="../../../mindspore/cpu/2.9/lenet_digits.html">' in versions
     assert '<li aria-current="page">mindspore/cpu/2.10/lenet_digits' in versions
-    assert '<a href="../../../mindspore/cpu/2.10/lenet_digits.html">' in files["mindspore/cpu/2.9/lenet_digits.html"].decode()
+    assert (
+        '<a href="../../../mindspore/cpu/2.10/lenet_digits.html">'
+        in files["mindspore/cpu/2.9/lenet_digits.html"].decode()
+    )
 
 
 def test_hostile_card_is_escaped(site):
@@ -171,15 +183,22 @@ def test_hostile_card_is_escaped(site):
     assert "https://example.org/ok" in hrefs and "../../../mindspore/cpu/2.10/lenet_digits.md" in hrefs
     assert "&lt;script&gt;window.pwned = &quot;body&quot;" in text  # shown as text
     # validate's findings are on the page: the digest of zeros, the javascript: links of the front matter.
-    problems = text[text.index('id="problems"'):text.index("</section>", text.index('id="problems"'))]
+    problems = text[text.index('id="problems"') : text.index("</section>", text.index('id="problems"'))]
     assert "schema-pattern" in problems and "asset-link" in problems
 
 
 def test_link_ok():
     for good in ("https://a.org/x", "HTTP://a.org", "x.md", "../a/b.ckpt", "#intro", "//cdn.example/x", "a/b:c"):
         assert link_ok(good), good
-    for bad in ("javascript:alert(1)", " JavaScript:x", "\x01javascript:x", "data:text/html,x", "file:///etc/passwd",
-                "vbscript:x", "mailto:a@b"):
+    for bad in (
+        "javascript:alert(1)",
+        " JavaScript:x",
+        "\x01javascript:x",
+        "data:text/html,x",
+        "file:///etc/passwd",
+        "vbscript:x",
+        "mailto:a@b",
+    ):
         assert not link_ok(bad), bad
 
 
@@ -209,7 +228,9 @@ def browser():
     except ImportError:
         pytest.skip("selenium is not installed: pip install -e '.[test]'")
     if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
-        pytest.skip(f"chromium cannot be started: {CHROMIUM} or {CHROMEDRIVER} missing (apt-get install chromium chromium-driver)")
+        pytest.skip(
+            f"chromium cannot be started: {CHROMIUM} or {CHROMEDRIVER} missing (apt-get install chromium chromium-driver)"
+        )
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,900"):
@@ -241,7 +262,8 @@ def wait_for(check, timeout: float = 10.0):
 def visible_rows(driver) -> list[str]:
     return driver.execute_script(
         "return [...document.querySelectorAll('#models tbody tr')].filter(r => !r.hidden)"
-        ".map(r => r.querySelector('small.id').textContent)")
+        ".map(r => r.querySelector('small.id').textContent)"
+    )
 
 
 def test_browser_list_filters_and_hash_round_trip(browser, served):
@@ -253,8 +275,11 @@ def test_browser_list_filters_and_hash_round_trip(browser, served):
     assert browser.title == "Models"
     form = browser.find_element(By.ID, "filters")
     assert wait_for(form.is_displayed)
-    assert sorted(visible_rows(browser)) == ["evil/cpu/2.10/evil_card", "mindspore/ascend/0.7/ssd_v1_coco2017",
-                                             "mindspore/cpu/2.10/lenet_digits"]
+    assert sorted(visible_rows(browser)) == [
+        "evil/cpu/2.10/evil_card",
+        "mindspore/ascend/0.7/ssd_v1_coco2017",
+        "mindspore/cpu/2.10/lenet_digits",
+    ]
     # Keyboard only: focus the search box, type, tab to the task filter and choose with the arrow keys.
     search = browser.find_element(By.NAME, "q")
     search.send_keys("digits")  # "lenet" is also in mobi-lenet-V2
@@ -307,10 +332,19 @@ def test_browser_model_page(browser, served):
     assert browser.find_element(By.TAG_NAME, "h1").text == "LeNet (8x8 digits)"
     card = browser.find_element(By.CSS_SELECTOR, "article.card")
     assert "Held-out accuracy: 98.33%" in card.text and card.find_element(By.TAG_NAME, "pre").is_displayed()
-    cells = [[td.text for td in tr.find_elements(By.TAG_NAME, "td")]
-             for tr in browser.find_elements(By.CSS_SELECTOR, "table.assets tbody tr")]
-    assert cells == [["ckpt", "lenet_digits.ckpt", "207.3 KiB", "1c1929f599c2cfff39f4a91b921565d506a342a73c000710010b3aaa3f59014c"],
-                     ["npz", "lenet_digits_heldout.npz", "10.4 KiB", "c1ead5ee34741f927b14f44083504acdc085ca3ff3528cee4359b30ce374274e"]]
+    cells = [
+        [td.text for td in tr.find_elements(By.TAG_NAME, "td")]
+        for tr in browser.find_elements(By.CSS_SELECTOR, "table.assets tbody tr")
+    ]
+    assert cells == [
+        ["ckpt", "lenet_digits.ckpt", "207.3 KiB", "1c1929f599c2cfff39f4a91b921565d506a342a73c000710010b3aaa3f59014c"],
+        [
+            "npz",
+            "lenet_digits_heldout.npz",
+            "10.4 KiB",
+            "c1ead5ee34741f927b14f44083504acdc085ca3ff3528cee4359b30ce374274e",
+        ],
+    ]
     # The asset link is the card's relative link, served beside the page: the bytes are the checkpoint.
     href = browser.find_element(By.LINK_TEXT, "lenet_digits.ckpt").get_attribute("href")
     assert href == served + "mindspore/cpu/2.10/lenet_digits.ckpt"
@@ -321,6 +355,7 @@ def test_browser_model_page(browser, served):
     # The copied text is the command: paste it into a text box.
     browser.execute_script("document.body.insertAdjacentHTML('beforeend', '<textarea id=paste></textarea>')")
     from selenium.webdriver.common.keys import Keys
+
     box = browser.find_element(By.ID, "paste")
     box.send_keys(Keys.CONTROL, "v")
     assert box.get_attribute("value") == "registry pull mindspore/cpu/2.10/lenet_digits"
@@ -342,10 +377,14 @@ def test_browser_hostile_card_is_inert(browser, served):
         _ = browser.switch_to.alert
     assert browser.execute_script("return typeof window.pwned") == "undefined"
     assert browser.title.startswith("evil_card") and "pwned" not in browser.title
-    assert browser.execute_script("return [...document.scripts].map(s => s.getAttribute('src'))") == ["../../../site.js"]
-    assert browser.execute_script("return document.querySelectorAll('img, svg, iframe, [onerror], [onload]').length") == 0
+    assert browser.execute_script("return [...document.scripts].map(s => s.getAttribute('src'))") == [
+        "../../../site.js"
+    ]
+    assert (
+        browser.execute_script("return document.querySelectorAll('img, svg, iframe, [onerror], [onload]').length") == 0
+    )
     body = browser.find_element(By.CSS_SELECTOR, "article.card").text
-    assert "<script>window.pwned = \"body\"" in body and "[click me](javascript:" in body  # shown, not run
+    assert '<script>window.pwned = "body"' in body and "[click me](javascript:" in body  # shown, not run
     fields = browser.find_element(By.CSS_SELECTOR, "table.fields").text
     assert "<script>window.pwned='name'; alert(1)</script>evil" in fields and "<img src=x onerror=" in fields
     assert browser.find_element(By.TAG_NAME, "h1").text.startswith("<img src=x onerror=")
@@ -366,12 +405,17 @@ def test_browser_corpus_site(browser, tmp_path):
         assert wait_for(lambda: browser.find_element(By.ID, "filters").is_displayed())
         assert browser.execute_script("return document.querySelectorAll('#models tbody tr').length") == 2905
         browser.find_element(By.NAME, "q").send_keys("ssd")
-        assert wait_for(lambda: re.fullmatch(r"\d+ of 2905 models", browser.find_element(By.ID, "count").text)
-                        and int(browser.find_element(By.ID, "count").text.split()[0]) < 2905)
+        assert wait_for(
+            lambda: (
+                re.fullmatch(r"\d+ of 2905 models", browser.find_element(By.ID, "count").text)
+                and int(browser.find_element(By.ID, "count").text.split()[0]) < 2905
+            )
+        )
         ssd = visible_rows(browser)
         assert ssd and browser.execute_script(  # every row shown holds the word, every row hidden lacks it
             "return [...document.querySelectorAll('#models tbody tr')].every(r => r.hidden !== "
-            "(r.textContent + ' ' + r.dataset.text).toLowerCase().includes('ssd'))")
+            "(r.textContent + ' ' + r.dataset.text).toLowerCase().includes('ssd'))"
+        )
         Select(browser.find_element(By.NAME, "ms")).select_by_value("1.8")
         rows = wait_for(lambda: (r := visible_rows(browser)) and all("/1.8/" in i for i in r) and r)
         assert rows and set(rows) < set(ssd)

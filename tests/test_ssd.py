@@ -1,4 +1,5 @@
 """SSD300 + MobileNetV2: parameter table, forward pass, default boxes, decoding, NMS, detect()."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -72,7 +73,7 @@ def test_same_padding_is_tensorflow_style(depthwise):
     for c in range(2):
         for i in range(3):
             for j in range(3):
-                want[0, c, i, j] = (padded[0, c, 2 * i:2 * i + 3, 2 * j:2 * j + 3] * w[c, 0]).sum()
+                want[0, c, i, j] = (padded[0, c, 2 * i : 2 * i + 3, 2 * j : 2 * j + 3] * w[c, 0]).sum()
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
@@ -185,7 +186,7 @@ def test_train_layout_checkpoint_loads(net, tmp_path):
         value = rng.standard_normal(dims).astype(dtypes[dtype])
         entries.append({"name": name, "data": ms.Tensor(value)})
         if name.startswith("network."):
-            originals[name[len("network."):]] = value
+            originals[name[len("network.") :]] = value
     path = tmp_path / "ssd.ckpt"
     ms.save_checkpoint(entries, str(path))
 

@@ -4,6 +4,7 @@ fault server for resets, truncation, 5xx/429, wrong bytes, no Range, trickles an
 Cards link to https://download.example.org/m/ (as a published card would) and a mirror rewrites that prefix
 to the local server, so every test also exercises mirrors.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -48,14 +49,25 @@ def sha(path: Path) -> str:
 @pytest.fixture
 def reg(tmp_path, site) -> Path:
     root = tmp_path / "reg"
-    write_card(root, CARD_ID, [("ckpt", BASE + "tiny.ckpt", sha(site / "tiny.ckpt")),
-                               ("air", BASE + "tiny.air", sha(site / "tiny.air"))])
+    write_card(
+        root,
+        CARD_ID,
+        [("ckpt", BASE + "tiny.ckpt", sha(site / "tiny.ckpt")), ("air", BASE + "tiny.air", sha(site / "tiny.air"))],
+    )
     return root
 
 
 def settings_for(home: Path, url: str | None, **kw) -> Settings:
-    base = dict(home=home, mirrors=((BASE, url),) if url else (), retries=2, backoff=0.01, connect_timeout=2,
-                read_timeout=2, jobs=2, progress=False)
+    base = dict(
+        home=home,
+        mirrors=((BASE, url),) if url else (),
+        retries=2,
+        backoff=0.01,
+        connect_timeout=2,
+        read_timeout=2,
+        jobs=2,
+        progress=False,
+    )
     base.update(kw)
     return Settings(**base)
 
@@ -104,9 +116,11 @@ def test_pull_from_nginx_then_warm_pull_uses_no_network_and_no_hashing(reg, site
 def test_warm_pull_does_not_import_requests(reg, site, home):
     with nginx(site) as url:
         pull("tiny", registry=reg, settings=settings_for(home, url))
-    code = ("import sys\nfrom registry.transfer import pull\nfrom registry.settings import Settings\n"
-            f"items = pull('tiny', registry={str(reg)!r}, settings=Settings(home={str(home)!r}, progress=False))\n"
-            "assert not any(p.downloaded for p in items)\nprint('requests' in sys.modules)")
+    code = (
+        "import sys\nfrom registry.transfer import pull\nfrom registry.settings import Settings\n"
+        f"items = pull('tiny', registry={str(reg)!r}, settings=Settings(home={str(home)!r}, progress=False))\n"
+        "assert not any(p.downloaded for p in items)\nprint('requests' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "False"
 
@@ -145,11 +159,18 @@ def test_resume_from_nginx_with_range_and_if_range(reg, site, home):
         etag = requests.head(url + "tiny.ckpt").headers["ETag"]
         cache.partial_path(digest).parent.mkdir(parents=True)
         cache.partial_path(digest).write_bytes(data[:700_000])
-        cache.partial_meta_path(digest).write_text(json.dumps({"url": url + "tiny.ckpt", "etag": etag, "size": len(data)}))
+        cache.partial_meta_path(digest).write_text(
+            json.dumps({"url": url + "tiny.ckpt", "etag": etag, "size": len(data)})
+        )
         item = pull("tiny", registry=reg, settings=settings_for(home, url), formats=["ckpt"])[0]
         assert item.path.read_bytes() == data
         (row,) = [r for r in url.access_log() if r["method"] == "GET"]
-        assert (row["status"], row["bytes"], row["range"], row["if_range"]) == (206, len(data) - 700_000, "bytes=700000-", etag)
+        assert (row["status"], row["bytes"], row["range"], row["if_range"]) == (
+            206,
+            len(data) - 700_000,
+            "bytes=700000-",
+            etag,
+        )
     assert not cache.partial_path(digest).exists() and not cache.partial_meta_path(digest).exists()
     assert_cache_clean(home)
 
@@ -175,8 +196,9 @@ def test_partial_complete_on_disk_is_verified_without_network(reg, site, home):
     cache.partial_path(digest).parent.mkdir(parents=True)
     cache.partial_path(digest).write_bytes((site / "tiny.ckpt").read_bytes())
     with fault_server(site) as srv:
-        cache.partial_meta_path(digest).write_text(json.dumps(
-            {"url": srv.url + "tiny.ckpt", "etag": '"e"', "size": (site / "tiny.ckpt").stat().st_size}))
+        cache.partial_meta_path(digest).write_text(
+            json.dumps({"url": srv.url + "tiny.ckpt", "etag": '"e"', "size": (site / "tiny.ckpt").stat().st_size})
+        )
         item = pull("tiny", registry=reg, settings=settings_for(home, srv.url), formats=["ckpt"])[0]
         assert item.downloaded and srv.gets() == []
 
@@ -228,10 +250,12 @@ def test_retry_after_beyond_the_cap_fails_at_once_instead_of_sleeping(reg, site,
         with pytest.raises(TransferError) as err:
             pull("tiny", registry=reg, settings=settings_for(home, srv.url), formats=["ckpt"])
         assert time.monotonic() - began < 5 and len(srv.gets("tiny.ckpt")) == 1
-    assert str(err.value).startswith(f"could not download {srv.url}tiny.ckpt: HTTP 503 Service Unavailable, and the "
-                                     "server asks to wait ")
-    assert str(err.value).endswith(f" s before retrying (more than the {transfer.MAX_RETRY_AFTER:g} s we wait): "
-                                   "try again later")
+    assert str(err.value).startswith(
+        f"could not download {srv.url}tiny.ckpt: HTTP 503 Service Unavailable, and the server asks to wait "
+    )
+    assert str(err.value).endswith(
+        f" s before retrying (more than the {transfer.MAX_RETRY_AFTER:g} s we wait): try again later"
+    )
 
 
 def test_retries_exhausted_names_the_url_the_attempts_and_the_cause(reg, site, home):
@@ -346,7 +370,12 @@ def test_trickle_slower_than_the_read_timeout_is_retried(reg, site, home):
 def test_trickle_that_never_recovers_fails_with_a_read_timeout(reg, site, home):
     with fault_server(site, stall_after=1000, stall=2) as srv:
         with pytest.raises(TransferError, match=r"after 2 attempts: no data for 0.3 s \(read timeout\)$"):
-            pull("tiny", registry=reg, settings=settings_for(home, srv.url, read_timeout=0.3, retries=1), formats=["ckpt"])
+            pull(
+                "tiny",
+                registry=reg,
+                settings=settings_for(home, srv.url, read_timeout=0.3, retries=1),
+                formats=["ckpt"],
+            )
     assert_cache_clean(home)
 
 
@@ -379,8 +408,12 @@ def test_a_password_in_a_link_is_not_shown_in_error_messages(reg, site, home):
 
 def test_token_is_not_sent_to_another_host(reg, site, home):
     with fault_server(site) as srv:
-        pull("tiny", registry=reg, settings=settings_for(home, srv.url, token="s3cret", token_host="models.example.org"),
-             formats=["ckpt"])
+        pull(
+            "tiny",
+            registry=reg,
+            settings=settings_for(home, srv.url, token="s3cret", token_host="models.example.org"),
+            formats=["ckpt"],
+        )
         assert [r["authorization"] for r in srv.gets()] == [""]
 
 
@@ -389,8 +422,11 @@ def test_token_is_not_sent_to_another_host(reg, site, home):
 
 def test_relative_links_resolve_against_the_card_and_file_links_copy(tmp_path, site, home):
     root = tmp_path / "static"
-    card = write_card(root, CARD_ID, [("ckpt", "weights/tiny.ckpt", sha(site / "tiny.ckpt")),
-                                      ("air", BASE + "tiny.air", sha(site / "tiny.air"))])
+    card = write_card(
+        root,
+        CARD_ID,
+        [("ckpt", "weights/tiny.ckpt", sha(site / "tiny.ckpt")), ("air", BASE + "tiny.air", sha(site / "tiny.air"))],
+    )
     (card.parent / "weights").mkdir()
     os.link(site / "tiny.ckpt", card.parent / "weights" / "tiny.ckpt")
     # the card's own relative link becomes file://; the https one is mirrored to a directory (file://)
@@ -421,7 +457,9 @@ def test_file_url_link_in_a_card_is_copied_and_verified(tmp_path, site, home):
 def test_missing_file_link_is_one_clear_sentence(tmp_path, site, home):
     root = tmp_path / "static"
     write_card(root, CARD_ID, [("ckpt", "weights/none.ckpt", "0" * 64)])
-    with pytest.raises(TransferError, match=r"^cannot read .*none\.ckpt \(asset 1 of mindspore/cpu/2\.0/tiny\): No such file"):
+    with pytest.raises(
+        TransferError, match=r"^cannot read .*none\.ckpt \(asset 1 of mindspore/cpu/2\.0/tiny\): No such file"
+    ):
         pull("tiny", registry=root, settings=settings_for(home, None))
     assert_cache_clean(home)
 
@@ -430,20 +468,31 @@ def test_file_link_to_something_not_a_regular_file_is_refused_at_once(tmp_path, 
     # A FIFO would block the copy forever, /dev/zero would fill the disk: only regular files are copied.
     root = tmp_path / "static"
     os.mkfifo(tmp_path / "fifo")
-    write_card(root, CARD_ID, [("ckpt", (tmp_path / "fifo").as_uri(), "0" * 64),
-                               ("air", "file:///dev/zero", "1" * 64)])
+    write_card(root, CARD_ID, [("ckpt", (tmp_path / "fifo").as_uri(), "0" * 64), ("air", "file:///dev/zero", "1" * 64)])
     env = {"REGISTRY_HOME": str(home), "REGISTRY_PROGRESS": "0", "REGISTRY_JOBS": "1"}
     for fmt, name in (("ckpt", "fifo"), ("air", "/dev/zero")):
-        out = subprocess.run([sys.executable, "-m", "registry", "--registry", str(root), "pull", "tiny", "--file-format", fmt],
-                             capture_output=True, text=True, env={**os.environ, **env}, cwd=ROOT, timeout=60)
+        out = subprocess.run(
+            [sys.executable, "-m", "registry", "--registry", str(root), "pull", "tiny", "--file-format", fmt],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **env},
+            cwd=ROOT,
+            timeout=60,
+        )
         assert out.returncode == 5, out.stderr
-        assert out.stderr.startswith(f"registry: error: cannot read {tmp_path / name if fmt == 'ckpt' else name} "
-                                     f"(asset {1 if fmt == 'ckpt' else 2} of {CARD_ID}): not a regular file"), out.stderr
+        assert out.stderr.startswith(
+            f"registry: error: cannot read {tmp_path / name if fmt == 'ckpt' else name} "
+            f"(asset {1 if fmt == 'ckpt' else 2} of {CARD_ID}): not a regular file"
+        ), out.stderr
     assert_cache_clean(home)
 
 
 def test_apply_mirrors_longest_prefix_wins():
-    mirrors = (("https://a.org/", "http://m1/"), ("https://a.org/models/", "http://m2/x/"), ("https://b.org/", "file:///srv/"))
+    mirrors = (
+        ("https://a.org/", "http://m1/"),
+        ("https://a.org/models/", "http://m2/x/"),
+        ("https://b.org/", "file:///srv/"),
+    )
     assert apply_mirrors("https://a.org/models/n.ckpt", mirrors) == "http://m2/x/n.ckpt"
     assert apply_mirrors("https://a.org/other/n.ckpt", mirrors) == "http://m1/other/n.ckpt"
     assert apply_mirrors("https://c.org/n.ckpt", mirrors) == "https://c.org/n.ckpt"
@@ -485,8 +534,14 @@ def test_two_assets_with_one_file_name_get_distinct_view_names(tmp_path, site, h
     (site / "v2").mkdir()
     (site / "v2" / "tiny.ckpt").write_bytes(b"another checkpoint")
     root = tmp_path / "reg"
-    write_card(root, CARD_ID, [("ckpt", BASE + "tiny.ckpt", sha(site / "tiny.ckpt")),
-                               ("mindir", BASE + "v2/tiny.ckpt", sha(site / "v2" / "tiny.ckpt"))])
+    write_card(
+        root,
+        CARD_ID,
+        [
+            ("ckpt", BASE + "tiny.ckpt", sha(site / "tiny.ckpt")),
+            ("mindir", BASE + "v2/tiny.ckpt", sha(site / "v2" / "tiny.ckpt")),
+        ],
+    )
     with nginx(site) as url:
         only_second = pull("tiny", registry=root, settings=settings_for(home, url), formats=["mindir"])
         both = pull("tiny", registry=root, settings=settings_for(home, url))
@@ -559,8 +614,8 @@ def test_hasher_matches_hashlib_with_prefix_and_reset(tmp_path, threaded):
         pos = 100_001
         while pos < len(data):
             buf = h.buffer()
-            chunk = data[pos:pos + len(buf) - 7]
-            buf[:len(chunk)] = chunk
+            chunk = data[pos : pos + len(buf) - 7]
+            buf[: len(chunk)] = chunk
             h.feed(buf, len(chunk))
             pos += len(chunk)
         assert h.hexdigest() == hashlib.sha256(data).hexdigest() and h.size == len(data)

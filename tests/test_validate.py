@@ -1,4 +1,5 @@
 """Schema, lint rules and the `registry validate` command on real files."""
+
 from __future__ import annotations
 
 import hashlib
@@ -131,21 +132,24 @@ def test_missing_required_fields_each_reported(tmp_path):
     assert all(p.line == 4 for p in found)  # at the start of the front matter
 
 
-@pytest.mark.parametrize("change, rule, line, words", [
-    ({"fine_tunable": "yes please"}, "schema-type", 7, "true or false"),
-    ({"used_for": "training"}, "schema-enum", 16, "allowed: inference"),
-    ({"infer_backend": "npu"}, "schema-enum", 18, "allowed: ascend, gpu, cpu"),
-    ({"module_type": "CV"}, "schema-pattern", 6, "write `cv`"),
-    ({"module_type": "vision"}, "schema-pattern", 6, "cv-classification"),
-    ({"update_time": "2023-2-17"}, "schema-pattern", 13, "write `2023-02-17`"),
-    ({"update_time": "2023-02-30"}, "schema-pattern", 13, "real date"),
-    ({"input_shape": "[0, 32, 32]"}, "schema-value", 8, "positive whole numbers"),
-    ({"input_shape": "[1.5, 32]"}, "schema-value", 8, "positive whole numbers"),
-    ({"mindspore_version": "two"}, "schema-pattern", 19, "such as 1.10"),
-    ({"repo_link": ""}, "schema-type", 14, "is empty"),
-    ({"repo_link": "gitee.com/mindspore"}, "schema-pattern", 14, "http(s) URL"),
-    ({"summary": "[a, b]"}, "schema-type", 21, "must be text"),
-])
+@pytest.mark.parametrize(
+    "change, rule, line, words",
+    [
+        ({"fine_tunable": "yes please"}, "schema-type", 7, "true or false"),
+        ({"used_for": "training"}, "schema-enum", 16, "allowed: inference"),
+        ({"infer_backend": "npu"}, "schema-enum", 18, "allowed: ascend, gpu, cpu"),
+        ({"module_type": "CV"}, "schema-pattern", 6, "write `cv`"),
+        ({"module_type": "vision"}, "schema-pattern", 6, "cv-classification"),
+        ({"update_time": "2023-2-17"}, "schema-pattern", 13, "write `2023-02-17`"),
+        ({"update_time": "2023-02-30"}, "schema-pattern", 13, "real date"),
+        ({"input_shape": "[0, 32, 32]"}, "schema-value", 8, "positive whole numbers"),
+        ({"input_shape": "[1.5, 32]"}, "schema-value", 8, "positive whole numbers"),
+        ({"mindspore_version": "two"}, "schema-pattern", 19, "such as 1.10"),
+        ({"repo_link": ""}, "schema-type", 14, "is empty"),
+        ({"repo_link": "gitee.com/mindspore"}, "schema-pattern", 14, "http(s) URL"),
+        ({"summary": "[a, b]"}, "schema-type", 21, "must be text"),
+    ],
+)
 def test_schema_failures_located_with_a_fix(tmp_path, change, rule, line, words):
     found = only(problems_of(tmp_path, card_text(**change)), rule)
     assert len(found) == 1
@@ -169,11 +173,19 @@ def test_short_sha256_names_registry_hash(tmp_path):
 
 
 def test_asset_problems(tmp_path):
-    assets = ("asset:\n  - file-format: tar\n    asset-link: lenet.ckpt\n    asset-sha256: " + SHA_A +
-              "\n    size: 12\n  - asset-link: https://x.org/b.ckpt\n    asset-sha256: " + SHA_B + "\n")
+    assets = (
+        "asset:\n  - file-format: tar\n    asset-link: lenet.ckpt\n    asset-sha256: "
+        + SHA_A
+        + "\n    size: 12\n  - asset-link: https://x.org/b.ckpt\n    asset-sha256: "
+        + SHA_B
+        + "\n"
+    )
     found = problems_of(tmp_path, card_text(assets=assets))
-    assert {(p.rule, p.line) for p in found} == {("schema-enum", 23), ("schema-unknown-key", 26),
-                                                 ("schema-required", 27)}
+    assert {(p.rule, p.line) for p in found} == {
+        ("schema-enum", 23),
+        ("schema-unknown-key", 26),
+        ("schema-required", 27),
+    }
     enum = only(found, "schema-enum")[0]
     assert "file-format of asset 1" in enum.message and "ckpt, air, mindir, onnx, mslite, npz" in enum.message
 
@@ -231,15 +243,19 @@ def test_stray_delimiter_leaves_fields_below(tmp_path):
     # a stray `---` right after the opening one: an empty front matter, and the fields below it
     text = card_text().replace("---\n", "---\n---\n", 1)
     assert [p.rule for p in validate_paths([str(write_card(tmp_path, text))]).problems] == [
-        "empty-front-matter", "fields-after-front-matter"]
+        "empty-front-matter",
+        "fields-after-front-matter",
+    ]
     # field-like lines further down the body (a YAML example) are the body's own business
     text = card_text().replace("## Usage\n", "## Usage\n\n```yaml\nmodel-name: lenet\n```\n")
     assert problems_of(tmp_path, text) == []
 
 
 def test_sha256_reused_within_a_card(tmp_path):
-    assets = (f"asset:\n  - file-format: ckpt\n    asset-link: a.ckpt\n    asset-sha256: {SHA_A}\n"
-              f"  - file-format: air\n    asset-link: a.air\n    asset-sha256: {SHA_A}\n")
+    assets = (
+        f"asset:\n  - file-format: ckpt\n    asset-link: a.ckpt\n    asset-sha256: {SHA_A}\n"
+        f"  - file-format: air\n    asset-link: a.air\n    asset-sha256: {SHA_A}\n"
+    )
     (p,) = problems_of(tmp_path, card_text(assets=assets))
     assert (p.rule, p.severity, p.line) == ("sha256-reused", "error", 28)
 
@@ -250,16 +266,24 @@ def test_sha256_reused_across_cards(tmp_path):
 
     write_card(tmp_path, card_text(assets=one_asset("https://x.org/r2.10/lenet_v2100_digits.ckpt")))
     # the same bytes re-published under another release's URL: not reported
-    write_card(tmp_path, card_text(mindspore_version="2.9", assets=one_asset("https://x.org/r2.9/lenet_v290_digits.ckpt")),
-               "mindspore/cpu/2.9/lenet.md")
+    write_card(
+        tmp_path,
+        card_text(mindspore_version="2.9", assets=one_asset("https://x.org/r2.9/lenet_v290_digits.ckpt")),
+        "mindspore/cpu/2.9/lenet.md",
+    )
     assert validate_paths([str(tmp_path)]).problems == []
     # a differently named file with the same digest: one digest may have been copied
-    write_card(tmp_path, card_text(mindspore_version="2.9", assets=one_asset("https://x.org/r2.9/alexnet.ckpt")),
-               "mindspore/cpu/2.9/alexnet.md")
+    write_card(
+        tmp_path,
+        card_text(mindspore_version="2.9", assets=one_asset("https://x.org/r2.9/alexnet.ckpt")),
+        "mindspore/cpu/2.9/alexnet.md",
+    )
     report = validate_paths([str(tmp_path)])
     assert sorted((Path(p.path).parent.name, Path(p.path).name, p.rule, p.severity) for p in report.problems) == [
-        ("2.10", "lenet.md", "sha256-reused", "warning"), ("2.9", "alexnet.md", "sha256-reused", "warning"),
-        ("2.9", "lenet.md", "sha256-reused", "warning")]
+        ("2.10", "lenet.md", "sha256-reused", "warning"),
+        ("2.9", "alexnet.md", "sha256-reused", "warning"),
+        ("2.9", "lenet.md", "sha256-reused", "warning"),
+    ]
     assert report.exit_code == 0
 
 
@@ -273,8 +297,10 @@ def test_localized_twins_checked_for_readability_only(tmp_path):
     write_card(tmp_path, "# broken\n---\n模型名称：x\n", "mindspore/cpu/2.10/vgg_cn.md")
     report = validate_paths([str(tmp_path)])
     assert sorted((Path(p.path).name, p.rule) for p in report.problems) == [
-        ("alexnet_cn.md", "orphan-translation"), ("vgg_cn.md", "orphan-translation"),
-        ("vgg_cn.md", "unterminated-front-matter")]
+        ("alexnet_cn.md", "orphan-translation"),
+        ("vgg_cn.md", "orphan-translation"),
+        ("vgg_cn.md", "unterminated-front-matter"),
+    ]
 
 
 def test_check_card_has_no_side_effects(tmp_path):
@@ -297,9 +323,14 @@ BAD_FILES = {
     "syntax.md": (b"---\nmodel-name: [x\nuser-id: y\n---\n", "yaml-syntax"),
     "list.md": (b"---\n- model-name\n- ssd\n---\n", "front-matter-not-mapping"),
     "scalar.md": (b"---\nssd\n---\n", "front-matter-not-mapping"),
-    "bomb.md": (("---\na: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
-        f"{chr(98 + i)}: &{chr(98 + i)} [" + ", ".join([f"*{chr(97 + i)}"] * 9) + "]\n" for i in range(8))
-        + "---\n").encode(), "yaml-too-complex"),
+    "bomb.md": (
+        (
+            "---\na: &a [x, x, x, x, x, x, x, x, x]\n"
+            + "".join(f"{chr(98 + i)}: &{chr(98 + i)} [" + ", ".join([f"*{chr(97 + i)}"] * 9) + "]\n" for i in range(8))
+            + "---\n"
+        ).encode(),
+        "yaml-too-complex",
+    ),
     "large.md": (b"---\nmodel-name: x\n---\n" + b"x" * (1 << 20), "too-large"),
     "deep.md": (b"---\na: " + b"[" * 900 + b"]" * 900 + b"\n---\n", "yaml-too-complex"),
 }
@@ -330,8 +361,16 @@ def test_json_and_github_formats(tmp_path):
     proc = run_cli("validate", "--format", "json", str(tmp_path))
     data = json.loads(proc.stdout)
     assert proc.returncode == 1 and data["exit_code"] == 1
-    assert data["problems"] == [{"path": str(path), "line": 13, "col": 14, "severity": "error",
-                                 "rule": "schema-pattern", "message": data["problems"][0]["message"]}]
+    assert data["problems"] == [
+        {
+            "path": str(path),
+            "line": 13,
+            "col": 14,
+            "severity": "error",
+            "rule": "schema-pattern",
+            "message": data["problems"][0]["message"],
+        }
+    ]
     assert data["summary"]["cards"] == 1 and data["summary"]["with_errors"] == 1
     proc = run_cli("validate", "--format", "github", str(path))
     first = proc.stdout.splitlines()[0]
@@ -366,4 +405,7 @@ def test_symlink_loop_is_a_read_error_not_a_missing_file(tmp_path):
     (tmp_path / "a.md").symlink_to(tmp_path / "b.md")
     (tmp_path / "b.md").symlink_to(tmp_path / "a.md")
     proc = run_cli("validate", str(tmp_path / "a.md"))
-    assert proc.returncode == 2 and "a.md:0:0: error read-error: cannot read the file: Too many levels of symbolic links" in proc.stdout
+    assert (
+        proc.returncode == 2
+        and "a.md:0:0: error read-error: cannot read the file: Too many levels of symbolic links" in proc.stdout
+    )

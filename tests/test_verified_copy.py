@@ -1,5 +1,6 @@
 """The private copy a load parses (cache.verified_copy): never cut short by a small /dev/shm, and not left
 behind by a process killed while loading."""
+
 from __future__ import annotations
 
 import os
@@ -54,12 +55,18 @@ def test_a_load_with_a_tiny_dev_shm_copies_to_tmpdir_instead(tmp_path):
         pred = net(ms.Tensor(preprocess(data["images"]))).asnumpy().argmax(1)
         print(round(float((pred == data["labels"]).mean()), 4))
     """)
-    env = dict(os.environ, REGISTRY_HOME=str(tmp_path / "home"), TMPDIR=str(tmp_path), PYTHONPATH=str(ROOT),
-               REGISTRY_PROGRESS="0")
+    env = dict(
+        os.environ,
+        REGISTRY_HOME=str(tmp_path / "home"),
+        TMPDIR=str(tmp_path),
+        PYTHONPATH=str(ROOT),
+        REGISTRY_PROGRESS="0",
+    )
     env.pop("REGISTRY_URL", None)
     script = f"mount -t tmpfs -o size=100k tmpfs /dev/shm && exec {sys.executable} -c '{code}'"
-    proc = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, env=env,
-                          cwd=ROOT, timeout=300)
+    proc = subprocess.run(
+        ["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300
+    )
     if proc.returncode != 0 and "mount" in proc.stderr and "permission" in proc.stderr.lower():
         pytest.skip(f"cannot mount a tmpfs in a mount namespace here: {proc.stderr.strip()}")
     assert proc.returncode == 0, proc.stderr

@@ -1,4 +1,5 @@
 """Versions: which card a short name shared by several MindSpore versions means, locally and over HTTP."""
+
 from __future__ import annotations
 
 import hashlib
@@ -47,7 +48,9 @@ def test_the_installed_version_is_read_without_importing_mindspore():
     import subprocess
     import sys
 
-    code = "import sys; from registry import versions; print(versions.installed_mindspore(), 'mindspore' in sys.modules)"
+    code = (
+        "import sys; from registry import versions; print(versions.installed_mindspore(), 'mindspore' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == [INSTALLED, "False"]
 
@@ -56,19 +59,24 @@ def test_newest_not_newer_than_installed_compared_as_versions(tree):
     assert INSTALLED.startswith("2.10"), "these expectations are for MindSpore 2.10"
     entry = catalog.resolve("net", tree)
     assert entry.id == "mindspore/cpu/2.3/net"  # not 2.99 (newer), and 2.3 > 1.10 > 1.9 as versions
-    assert str(entry.choice) == ("net -> mindspore/cpu/2.3/net (newest for the installed MindSpore "
-                                 f"{INSTALLED}; others: 1.3, 1.8, 1.9, 1.10, 2.99)")
+    assert str(entry.choice) == (
+        "net -> mindspore/cpu/2.3/net (newest for the installed MindSpore "
+        f"{INSTALLED}; others: 1.3, 1.8, 1.9, 1.10, 2.99)"
+    )
     # A card's unreadable mindspore-version falls back to its directory: 1.8 is there.
     assert catalog.resolve("net", tree, mindspore_version="1.8").id == "mindspore/cpu/1.8/net"
 
 
-@pytest.mark.parametrize("installed, chosen", [
-    ("2.10.0", "mindspore/cpu/2.3/net"),
-    ("1.10.1", "mindspore/cpu/1.10/net"),  # major.minor: 1.10 is not newer than 1.10.1
-    ("1.9.0", "mindspore/cpu/1.9/net"),
-    ("1.2.0", "mindspore/cpu/1.3/net"),  # every card is newer: the oldest, the nearest
-    (None, "mindspore/cpu/2.99/net"),  # MindSpore not installed: the newest
-])
+@pytest.mark.parametrize(
+    "installed, chosen",
+    [
+        ("2.10.0", "mindspore/cpu/2.3/net"),
+        ("1.10.1", "mindspore/cpu/1.10/net"),  # major.minor: 1.10 is not newer than 1.10.1
+        ("1.9.0", "mindspore/cpu/1.9/net"),
+        ("1.2.0", "mindspore/cpu/1.3/net"),  # every card is newer: the oldest, the nearest
+        (None, "mindspore/cpu/2.99/net"),  # MindSpore not installed: the newest
+    ],
+)
 def test_choice_for_other_installed_versions(tree, installed, chosen):
     ids = catalog.LocalRegistry(tree).matches("net")
     found = catalog.LocalRegistry(tree).declared_versions(ids)
@@ -77,18 +85,28 @@ def test_choice_for_other_installed_versions(tree, installed, chosen):
     assert ("not installed" in choice.reason) is (installed is None)
 
 
-@pytest.mark.parametrize("wanted, chosen", [
-    ("1.9", "mindspore/cpu/1.9/net"), ("1.10", "mindspore/cpu/1.10/net"), (">=1.8,<2", "mindspore/cpu/1.10/net"),
-    ("<1.9", "mindspore/cpu/1.8/net"), (">2.5", "mindspore/cpu/2.99/net"), ("~=1.3", "mindspore/cpu/1.10/net"),
-])
+@pytest.mark.parametrize(
+    "wanted, chosen",
+    [
+        ("1.9", "mindspore/cpu/1.9/net"),
+        ("1.10", "mindspore/cpu/1.10/net"),
+        (">=1.8,<2", "mindspore/cpu/1.10/net"),
+        ("<1.9", "mindspore/cpu/1.8/net"),
+        (">2.5", "mindspore/cpu/2.99/net"),
+        ("~=1.3", "mindspore/cpu/1.10/net"),
+    ],
+)
 def test_explicit_version_or_specifier(tree, wanted, chosen):
     entry = catalog.resolve("net", tree, mindspore_version=wanted)
     assert entry.id == chosen and entry.choice.reason == f"newest for MindSpore {wanted}"
 
 
 def test_unsatisfiable_or_malformed_version_is_one_sentence(tree):
-    with pytest.raises(NotFoundError, match=r"no card of model 'net' in .* is for MindSpore 1.4: it has 1.3, 1.8, 1.9, "
-                                            r"1.10, 2.3, 2.99; ask for one of those or give a full id"):
+    with pytest.raises(
+        NotFoundError,
+        match=r"no card of model 'net' in .* is for MindSpore 1.4: it has 1.3, 1.8, 1.9, "
+        r"1.10, 2.3, 2.99; ask for one of those or give a full id",
+    ):
         catalog.resolve("net", tree, mindspore_version="1.4")
     with pytest.raises(UsageError, match="not a version or specifier"):
         catalog.resolve("net", tree, mindspore_version="latest")
@@ -105,8 +123,10 @@ def test_exact_ids_always_work_and_are_checked_against_an_explicit_version(tree)
 def test_remaining_ambiguity_is_exit_3_with_candidates_by_version(tree):
     with pytest.raises(NotFoundError) as err:
         catalog.resolve("twin", tree)
-    assert str(err.value).endswith("use one of the full ids alice/cpu/1.4/twin, alice/cpu/1.5/twin, bob/cpu/1.5/twin "
-                                   "(by MindSpore version; 2 are for 1.5)")
+    assert str(err.value).endswith(
+        "use one of the full ids alice/cpu/1.4/twin, alice/cpu/1.5/twin, bob/cpu/1.5/twin "
+        "(by MindSpore version; 2 are for 1.5)"
+    )
     assert catalog.resolve("twin", tree, mindspore_version="1.4").id == "alice/cpu/1.4/twin"
     proc = run_cli("--registry", str(tree), "info", "twin")
     assert proc.returncode == 3 and "alice/cpu/1.4/twin, alice/cpu/1.5/twin, bob/cpu/1.5/twin" in proc.stderr
@@ -118,9 +138,17 @@ def test_list_sorts_by_version_not_text(tree):
     assert proc.returncode == 0, proc.stderr
     order = [r["id"] for r in json.loads(proc.stdout)]
     # The 1.8 card declares `-`: it sorts by its directory's version, as the choice does.
-    assert order == ["mindspore/cpu/1.3/net", "alice/cpu/1.4/twin", "alice/cpu/1.5/twin", "bob/cpu/1.5/twin",
-                     "mindspore/cpu/1.8/net", "mindspore/cpu/1.9/net", "mindspore/cpu/1.10/net",
-                     "mindspore/cpu/2.3/net", "mindspore/cpu/2.99/net"]
+    assert order == [
+        "mindspore/cpu/1.3/net",
+        "alice/cpu/1.4/twin",
+        "alice/cpu/1.5/twin",
+        "bob/cpu/1.5/twin",
+        "mindspore/cpu/1.8/net",
+        "mindspore/cpu/1.9/net",
+        "mindspore/cpu/1.10/net",
+        "mindspore/cpu/2.3/net",
+        "mindspore/cpu/2.99/net",
+    ]
     table = run_cli("--registry", str(tree), "list").stdout.splitlines()[1:]
     assert [line.split()[0] for line in table] == order
 
@@ -140,8 +168,10 @@ def test_corpus_resnet50_picks_2_5_under_mindspore_2_10_and_1_8_on_request():
     corpus = str(require_shared(CORPUS))
     proc = run_cli("info", "resnet50_imagenet2012", "--registry", corpus)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stderr == ("registry: resnet50_imagenet2012 -> mindspore/2.5/resnet50_imagenet2012 (newest for the "
-                           f"installed MindSpore {INSTALLED}; others: 1.3, 1.5, 1.6, 1.7, 1.8, 1.9, 1.10, 2.3)\n")
+    assert proc.stderr == (
+        "registry: resnet50_imagenet2012 -> mindspore/2.5/resnet50_imagenet2012 (newest for the "
+        f"installed MindSpore {INSTALLED}; others: 1.3, 1.5, 1.6, 1.7, 1.8, 1.9, 1.10, 2.3)\n"
+    )
     assert "               id: mindspore/2.5/resnet50_imagenet2012\n" in proc.stdout
     proc = run_cli("info", "resnet50_imagenet2012", "--registry", corpus, "--mindspore-version", "1.8")
     assert proc.returncode == 0, proc.stderr
@@ -162,8 +192,12 @@ def test_http_registry_chooses_from_its_index_without_fetching_other_cards(tree,
             remote.resolve("twin")
         cards = [r["path"] for r in url.access_log() if r["path"].endswith(".md")]
         assert cards == ["/mindspore/cpu/2.3/net.md", "/mindspore/cpu/1.8/net.md"]
-        assert hub_list(">=1.9", registry=url) == ["mindspore/cpu/1.9/net", "mindspore/cpu/1.10/net",
-                                                    "mindspore/cpu/2.3/net", "mindspore/cpu/2.99/net"]
+        assert hub_list(">=1.9", registry=url) == [
+            "mindspore/cpu/1.9/net",
+            "mindspore/cpu/1.10/net",
+            "mindspore/cpu/2.3/net",
+            "mindspore/cpu/2.99/net",
+        ]
         proc = run_cli("--registry", url, "info", "net", env={"REGISTRY_HOME": str(home)})
         assert proc.returncode == 0 and "net -> mindspore/cpu/2.3/net" in proc.stderr
     forget_remote_indexes()

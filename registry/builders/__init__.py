@@ -29,6 +29,7 @@ per-parameter transforms, applied by the loader before the parameter tables are 
 Built-in builders are declared here by module path so that choosing one never imports MindSpore;
 the module is imported only when the network is built.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -79,8 +80,9 @@ class CardFacts:
         from ..card import asset_items
         from ..names import asset_filename
 
-        files = [asset_filename(str(item["asset-link"]), "", "") for _, item in asset_items(fields)
-                 if item.get("asset-link")]
+        files = [
+            asset_filename(str(item["asset-link"]), "", "") for _, item in asset_items(fields) if item.get("asset-link")
+        ]
         args = fields.get("builder-args")
         return cls(
             model_name=str(fields.get("model-name") or ""),
@@ -227,8 +229,10 @@ class _EntryPoint:
         return self.fn
 
     def problem(self) -> str:
-        return (f"builder entry point {self.entry.name} = {self.entry.value} (group {ENTRY_POINT_GROUP}) cannot be "
-                f"imported ({self.error}): reinstall or uninstall the package that provides it")
+        return (
+            f"builder entry point {self.entry.name} = {self.entry.value} (group {ENTRY_POINT_GROUP}) cannot be "
+            f"imported ({self.error}): reinstall or uninstall the package that provides it"
+        )
 
 
 def _entry_points() -> list[_EntryPoint]:
@@ -248,8 +252,13 @@ def known_builder_names() -> list[str]:
 
 
 def _declared(ep: _EntryPoint, fn: Callable[..., Any]) -> BuilderSpec:
-    return BuilderSpec(ep.spec.name, ep.spec.target, tuple(getattr(fn, "model_names", ())),
-                       tuple(getattr(fn, "backbones", ())), tuple(getattr(fn, "datasets", ())))
+    return BuilderSpec(
+        ep.spec.name,
+        ep.spec.target,
+        tuple(getattr(fn, "model_names", ())),
+        tuple(getattr(fn, "backbones", ())),
+        tuple(getattr(fn, "datasets", ())),
+    )
 
 
 def match_builtin(facts: CardFacts) -> BuilderSpec | None:
@@ -267,7 +276,9 @@ def _load(spec: BuilderSpec, facts: CardFacts, card_label: str, model: str | Non
         raise LoadError(f"{card_label}: {exc}") from None
 
 
-def find_builder(fields: Mapping[str, Any] | CardFacts, card_label: str = "the card") -> tuple[BuilderSpec, Callable[..., Any]]:
+def find_builder(
+    fields: Mapping[str, Any] | CardFacts, card_label: str = "the card"
+) -> tuple[BuilderSpec, Callable[..., Any]]:
     """The builder for a card, or a LoadError naming the card and the known builders."""
     facts = fields if isinstance(fields, CardFacts) else CardFacts.of(fields)
     eps = _entry_points()
@@ -282,9 +293,11 @@ def find_builder(fields: Mapping[str, Any] | CardFacts, card_label: str = "the c
                 if fn is None:
                     raise LoadError(f"{card_label} names {ep.problem()}")
                 return ep.spec, fn
-        raise LoadError(f"{card_label}: builder {facts.builder!r} is not installed; known builders: "
-                        f"{', '.join(sorted(s.name for s in BUILTIN) + sorted(e.spec.name for e in eps))} "
-                        "(and mindcv:MODEL for a model of the mindcv library)")
+        raise LoadError(
+            f"{card_label}: builder {facts.builder!r} is not installed; known builders: "
+            f"{', '.join(sorted(s.name for s in BUILTIN) + sorted(e.spec.name for e in eps))} "
+            "(and mindcv:MODEL for a model of the mindcv library)"
+        )
     spec = match_builtin(facts)
     if spec is not None:
         return spec, _load(spec, facts, card_label)
@@ -300,14 +313,20 @@ def find_builder(fields: Mapping[str, Any] | CardFacts, card_label: str = "the c
                 warnings.warn(bad.problem(), BuilderWarning, stacklevel=3)
             return candidate, fn
     if broken:
-        raise LoadError(f"{card_label}: no builder for model-name {facts.model_name!r}, and " + broken[0].problem()
-                        + (f" ({len(broken) - 1} more entry points are broken)" if len(broken) > 1 else ""))
+        raise LoadError(
+            f"{card_label}: no builder for model-name {facts.model_name!r}, and "
+            + broken[0].problem()
+            + (f" ({len(broken) - 1} more entry points are broken)" if len(broken) > 1 else "")
+        )
     known = ", ".join(sorted(s.name for s in BUILTIN) + sorted(e.spec.name for e in eps))
     family = next((s for s in BUILTIN if s.in_family(facts)), None)
     if family is not None:
         other = family.excluded_by(facts)
-        variant = (f"its asset {other} is another variant" if other and _norm(facts.backbone_name) in map(_norm, family.backbones)
-                   else f"backbone-name {facts.backbone_name!r}")
+        variant = (
+            f"its asset {other} is another variant"
+            if other and _norm(facts.backbone_name) in map(_norm, family.backbones)
+            else f"backbone-name {facts.backbone_name!r}"
+        )
         raise LoadError(
             f"{card_label}: no builder for this backbone: model-name {facts.model_name!r}, {variant}; builder "
             f"{family.name} builds only {family.summary}. Add `builder: NAME` to the card, pass "

@@ -8,6 +8,7 @@
   (N, 1, 32, 32); output: (N, 10) logits. Parameter table, as the zoo saves it: conv1.weight 6x1x5x5,
   conv2.weight 16x6x5x5 (no conv biases), fc1 120x400, fc2 84x120, fc3 10x84, each with its bias.
 """
+
 from __future__ import annotations
 
 import numpy as np

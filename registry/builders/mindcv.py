@@ -9,6 +9,7 @@ Which model: an explicit `builder: mindcv:MODEL`, else the asset file name's ste
 `mindcv.list_models()` exactly, then ignoring case, `-`, `_` and spaces (`vit_b32_224` ->
 `vit_b_32_224`).
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -26,7 +27,9 @@ def import_mindcv():
     try:
         import mindcv
     except ImportError as exc:
-        raise LoadError(f"builder mindcv needs the mindcv library, which is not importable ({exc}): {INSTALL}") from None
+        raise LoadError(
+            f"builder mindcv needs the mindcv library, which is not importable ({exc}): {INSTALL}"
+        ) from None
     return mindcv
 
 
@@ -56,14 +59,18 @@ def builder_for(facts: CardFacts, model: str | None = None) -> Callable[..., Any
     name = model_name(facts, mindcv.list_models(), model)
     if name is None:
         tried = ", ".join(map(repr, candidates(facts, model))) or "nothing (no model-name, no asset)"
-        raise LoadError(f"builder mindcv has no model {tried} (mindcv {getattr(mindcv, '__version__', '?')}, "
-                        "see mindcv.list_models()): write `builder: mindcv:MODEL` in the card")
+        raise LoadError(
+            f"builder mindcv has no model {tried} (mindcv {getattr(mindcv, '__version__', '?')}, "
+            "see mindcv.list_models()): write `builder: mindcv:MODEL` in the card"
+        )
 
     def build(num_classes: int = 1000, in_channels: int = 3, **kwargs):
         owned = [k for k in _MINDCV_OWNS if k in kwargs]
         if owned:
-            raise UsageError(f"builder mindcv:{name}: {', '.join(owned)} would let mindcv load weights itself; "
-                             "the card's checkpoint is loaded by registry.load (pretrained=False to skip it)")
+            raise UsageError(
+                f"builder mindcv:{name}: {', '.join(owned)} would let mindcv load weights itself; "
+                "the card's checkpoint is loaded by registry.load (pretrained=False to skip it)"
+            )
         return mindcv.create_model(name, num_classes=num_classes, pretrained=False, in_channels=in_channels, **kwargs)
 
     build.builder_name = f"mindcv:{name}"

@@ -10,6 +10,7 @@ Checkpoints of both eras load (`ssd300_mobilenetv2.adaptation`): the seed-era fi
 store the 33 depthwise kernels [1, C, 3, 3] as this network does; the r1.x model-zoo files (nn.Conv2d
 with group=C) store them [C, 1, 3, 3], which the loader reshapes (same memory order).
 """
+
 from __future__ import annotations
 
 import math
@@ -24,16 +25,86 @@ from . import Adaptation, Transform
 
 COCO_CLASSES = (
     "background",
-    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",
-    "traffic light", "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog",
-    "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella",
-    "handbag", "tie", "suitcase", "frisbee", "skis", "snowboard", "sports ball", "kite",
-    "baseball bat", "baseball glove", "skateboard", "surfboard", "tennis racket", "bottle",
-    "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple", "sandwich", "orange",
-    "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch", "potted plant",
-    "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote", "keyboard", "cell phone",
-    "microwave", "oven", "toaster", "sink", "refrigerator", "book", "clock", "vase", "scissors",
-    "teddy bear", "hair drier", "toothbrush",
+    "person",
+    "bicycle",
+    "car",
+    "motorcycle",
+    "airplane",
+    "bus",
+    "train",
+    "truck",
+    "boat",
+    "traffic light",
+    "fire hydrant",
+    "stop sign",
+    "parking meter",
+    "bench",
+    "bird",
+    "cat",
+    "dog",
+    "horse",
+    "sheep",
+    "cow",
+    "elephant",
+    "bear",
+    "zebra",
+    "giraffe",
+    "backpack",
+    "umbrella",
+    "handbag",
+    "tie",
+    "suitcase",
+    "frisbee",
+    "skis",
+    "snowboard",
+    "sports ball",
+    "kite",
+    "baseball bat",
+    "baseball glove",
+    "skateboard",
+    "surfboard",
+    "tennis racket",
+    "bottle",
+    "wine glass",
+    "cup",
+    "fork",
+    "knife",
+    "spoon",
+    "bowl",
+    "banana",
+    "apple",
+    "sandwich",
+    "orange",
+    "broccoli",
+    "carrot",
+    "hot dog",
+    "pizza",
+    "donut",
+    "cake",
+    "chair",
+    "couch",
+    "potted plant",
+    "bed",
+    "dining table",
+    "toilet",
+    "tv",
+    "laptop",
+    "mouse",
+    "remote",
+    "keyboard",
+    "cell phone",
+    "microwave",
+    "oven",
+    "toaster",
+    "sink",
+    "refrigerator",
+    "book",
+    "clock",
+    "vase",
+    "scissors",
+    "teddy bear",
+    "hair drier",
+    "toothbrush",
 )
 
 IMAGE_SIZE = 300
@@ -115,7 +186,15 @@ class InvertedResidual(nn.Cell):
 class MobileNetV2Backbone(nn.Cell):
     """Returns the 576x19x19 map (features_1 + expand_layer_conv_13) and the 1280x10x10 map."""
 
-    SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
+    SETTINGS = (
+        (1, 16, 1, 1),
+        (6, 24, 2, 2),
+        (6, 32, 3, 2),
+        (6, 64, 4, 2),
+        (6, 96, 3, 1),
+        (6, 160, 3, 2),
+        (6, 320, 1, 1),
+    )
 
     def __init__(self):
         super().__init__()
@@ -138,8 +217,9 @@ class MobileNetV2Backbone(nn.Cell):
 
 def _head(cin: int, cout: int) -> nn.SequentialCell:
     """Depthwise 3x3 + BN + ReLU6, then a 1x1 convolution with bias (names .0, .1, .3)."""
-    return nn.SequentialCell([DepthwiseConv(cin), _bn(cin), nn.ReLU6(),
-                              nn.Conv2d(cin, cout, 1, pad_mode="same", has_bias=True)])
+    return nn.SequentialCell(
+        [DepthwiseConv(cin), _bn(cin), nn.ReLU6(), nn.Conv2d(cin, cout, 1, pad_mode="same", has_bias=True)]
+    )
 
 
 class MultiBox(nn.Cell):
@@ -172,12 +252,14 @@ class SSD300(nn.Cell):
         super().__init__()
         self.num_classes = num_classes
         self.backbone = MobileNetV2Backbone()
-        self.multi_residual = nn.CellList([
-            InvertedResidual(1280, 512, 2, 0.2, last_relu=True),
-            InvertedResidual(512, 256, 2, 0.25, last_relu=True),
-            InvertedResidual(256, 256, 2, 0.5, last_relu=True),
-            InvertedResidual(256, 128, 2, 0.25, last_relu=True),
-        ])
+        self.multi_residual = nn.CellList(
+            [
+                InvertedResidual(1280, 512, 2, 0.2, last_relu=True),
+                InvertedResidual(512, 256, 2, 0.25, last_relu=True),
+                InvertedResidual(256, 256, 2, 0.5, last_relu=True),
+                InvertedResidual(256, 128, 2, 0.25, last_relu=True),
+            ]
+        )
         self.multi_box = MultiBox(num_classes, (576, 1280, 512, 256, 256, 128))
 
     def construct(self, x):
@@ -193,12 +275,20 @@ class SSD300(nn.Cell):
 
 
 def _is_depthwise_swap(file_shape: tuple, network_shape: tuple) -> bool:
-    return (len(file_shape) == 4 and network_shape[0] == 1 and file_shape[1] == 1
-            and file_shape == (network_shape[1], 1, *network_shape[2:]))
+    return (
+        len(file_shape) == 4
+        and network_shape[0] == 1
+        and file_shape[1] == 1
+        and file_shape == (network_shape[1], 1, *network_shape[2:])
+    )
 
 
-DEPTHWISE_R1X = Transform("depthwise Cx1x3x3 -> 1xCx3x3 (r1.x model-zoo layout)", _is_depthwise_swap,
-                          lambda array, shape: array.reshape(shape), pattern=r"\.weight$")
+DEPTHWISE_R1X = Transform(
+    "depthwise Cx1x3x3 -> 1xCx3x3 (r1.x model-zoo layout)",
+    _is_depthwise_swap,
+    lambda array, shape: array.reshape(shape),
+    pattern=r"\.weight$",
+)
 
 
 def ssd300_mobilenetv2(num_classes: int = 81) -> SSD300:
@@ -239,7 +329,9 @@ def decode(loc: np.ndarray, defaults: np.ndarray | None = None) -> np.ndarray:
     return np.clip(np.concatenate([yx - hw / 2, yx + hw / 2], axis=1), 0.0, 1.0)
 
 
-def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float = NMS_THRESHOLD, max_boxes: int = MAX_BOXES) -> list[int]:
+def nms(
+    boxes: np.ndarray, scores: np.ndarray, threshold: float = NMS_THRESHOLD, max_boxes: int = MAX_BOXES
+) -> list[int]:
     """Greedy NMS on (y1, x1, y2, x2) pixel boxes, areas with the +1 pixel convention."""
     y1, x1, y2, x2 = boxes.T
     areas = (x2 - x1 + 1) * (y2 - y1 + 1)
@@ -290,9 +382,16 @@ class Detection:
     score: float
 
 
-def postprocess(boxes: np.ndarray, scores: np.ndarray, image_size: tuple[int, int], *,
-                class_names: Sequence[str] = COCO_CLASSES, min_score: float = MIN_SCORE,
-                nms_threshold: float = NMS_THRESHOLD, max_boxes: int = MAX_BOXES) -> list[Detection]:
+def postprocess(
+    boxes: np.ndarray,
+    scores: np.ndarray,
+    image_size: tuple[int, int],
+    *,
+    class_names: Sequence[str] = COCO_CLASSES,
+    min_score: float = MIN_SCORE,
+    nms_threshold: float = NMS_THRESHOLD,
+    max_boxes: int = MAX_BOXES,
+) -> list[Detection]:
     """One image's network outputs (1917, 4) and (1917, C) -> detections, best first."""
     height, width = image_size
     corners = decode(np.asarray(boxes, np.float32)) * np.asarray([height, width, height, width], np.float32)
@@ -310,8 +409,9 @@ def postprocess(boxes: np.ndarray, scores: np.ndarray, image_size: tuple[int, in
     return detections
 
 
-def detect(network: nn.Cell, image: np.ndarray, input_shape: Sequence[int] = (IMAGE_SIZE, IMAGE_SIZE, 3),
-           **options) -> list[Detection]:
+def detect(
+    network: nn.Cell, image: np.ndarray, input_shape: Sequence[int] = (IMAGE_SIZE, IMAGE_SIZE, 3), **options
+) -> list[Detection]:
     """Run an eval-mode SSD on one RGB HWC uint8 image; `options` go to `postprocess`."""
     from mindspore import Tensor
 

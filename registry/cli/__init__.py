@@ -8,6 +8,7 @@ typed results and raise errors.py's errors.
 Every failure the user can cause ends as one line on stderr and the exit code its error carries
 (see errors.py); tracebacks appear only with --debug.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,9 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
     """The parser of every command (the groups' modules register their subcommands)."""
     parser = _Parser(prog="registry", description="Model registry and asset manager for MindSpore.")
     parser.add_argument("--version", action="version", version=f"registry {__version__}")
-    parser.add_argument("--registry", metavar="LOCATION",
-                        help="registry directory or http(s) base URL (default: $REGISTRY_URL, else the embedded "
-                             "registry); read by the commands that use a registry")
+    parser.add_argument(
+        "--registry",
+        metavar="LOCATION",
+        help="registry directory or http(s) base URL (default: $REGISTRY_URL, else the embedded "
+        "registry); read by the commands that use a registry",
+    )
     parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for group in GROUPS:
@@ -53,6 +57,7 @@ def _show_library_notices() -> None:
 
     logger = logging.getLogger("registry")
     if not logger.handlers:
+
         class Printable(logging.Formatter):
             def format(self, record):
                 return printable(mask_passwords(super().format(record)))
@@ -104,8 +109,10 @@ def _main(argv: Sequence[str] | None) -> int:
     except Exception as exc:  # a bug of ours: one line, the traceback on request
         if debug:
             raise
-        sys.stderr.write(f"registry: internal error: {type(exc).__name__}: {printable(mask_passwords(str(exc)))} "
-                         "(rerun with --debug for the traceback)\n")
+        sys.stderr.write(
+            f"registry: internal error: {type(exc).__name__}: {printable(mask_passwords(str(exc)))} "
+            "(rerun with --debug for the traceback)\n"
+        )
         return 70
 
 

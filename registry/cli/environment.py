@@ -1,14 +1,18 @@
 """`registry env`: versions, paths and the settings in force (what a bug report needs)."""
+
 from __future__ import annotations
 
 from .output import Output, add_output_options, add_registry_option, example, settings_from
 
 
 def register(sub) -> None:
-    p = sub.add_parser("env", help="show versions, paths and the settings in force (the token masked)",
-                       description="Show the versions of registry, Python and MindSpore, the paths used, and every "
-                                   "setting in force after the environment and the options; the token is masked.",
-                       epilog=example("registry env", "registry env --json"))
+    p = sub.add_parser(
+        "env",
+        help="show versions, paths and the settings in force (the token masked)",
+        description="Show the versions of registry, Python and MindSpore, the paths used, and every "
+        "setting in force after the environment and the options; the token is masked.",
+        epilog=example("registry env", "registry env --json"),
+    )
     add_output_options(p)
     add_registry_option(p)
     p.set_defaults(func=cmd_env)
@@ -36,12 +40,16 @@ def environment(settings) -> dict:
         elif value is not None and not isinstance(value, (bool, int, float)):
             value = str(value)
         values[f.name] = value
-    return {"versions": {"registry": __version__, "python": platform.python_version(),
-                         "mindspore": installed_mindspore()},
-            "paths": {"cache": str(settings.home), "embedded_registry": str(embedded_registry()),
-                      "schemas": str(schemas_dir()),
-                      "registry": mask_passwords(str(settings.registry_url or embedded_registry()))},
-            "settings": values}
+    return {
+        "versions": {"registry": __version__, "python": platform.python_version(), "mindspore": installed_mindspore()},
+        "paths": {
+            "cache": str(settings.home),
+            "embedded_registry": str(embedded_registry()),
+            "schemas": str(schemas_dir()),
+            "registry": mask_passwords(str(settings.registry_url or embedded_registry())),
+        },
+        "settings": values,
+    }
 
 
 def cmd_env(args, out: Output) -> int:

@@ -1,4 +1,5 @@
 """Commands that read a registry: list, search, info."""
+
 from __future__ import annotations
 
 from .output import Output, add_output_options, add_registry_option, example, plain, plural, settings_from
@@ -7,12 +8,23 @@ from .pulling import version_option
 
 def register(sub) -> None:
     for name, text, examples in (
-            ("list", "list the models of the registry",
-             ("registry list --task detection", "registry list --file-format safetensors --json")),
-            ("search", "find models by text and filters",
-             ("registry search 'ssd coco'", "registry search resnet --mindspore-version '>=1.8'"))):
-        p = sub.add_parser(name, help=text, description=text[0].upper() + text[1:] + " (read from its index).",
-                           epilog=example(*examples))
+        (
+            "list",
+            "list the models of the registry",
+            ("registry list --task detection", "registry list --file-format safetensors --json"),
+        ),
+        (
+            "search",
+            "find models by text and filters",
+            ("registry search 'ssd coco'", "registry search resnet --mindspore-version '>=1.8'"),
+        ),
+    ):
+        p = sub.add_parser(
+            name,
+            help=text,
+            description=text[0].upper() + text[1:] + " (read from its index).",
+            epilog=example(*examples),
+        )
         if name == "search":
             p.add_argument("text", metavar="TEXT", help="words matched against names, backbone, dataset, summary")
         p.add_argument("--dataset", help="train-dataset contains this")
@@ -26,15 +38,21 @@ def register(sub) -> None:
         add_registry_option(p)
         p.set_defaults(func=cmd_list)  # list has no `text`: read with getattr
 
-    p = sub.add_parser("info", help="show a model's card: fields, assets and sections",
-                       description="Show a model's card: its fields, assets and text; --tensors lists the "
-                                   "parameters of its cached checkpoints.",
-                       epilog=example("registry info lenet_digits", "registry info lenet_digits --tensors --json"))
+    p = sub.add_parser(
+        "info",
+        help="show a model's card: fields, assets and sections",
+        description="Show a model's card: its fields, assets and text; --tensors lists the "
+        "parameters of its cached checkpoints.",
+        epilog=example("registry info lenet_digits", "registry info lenet_digits --tensors --json"),
+    )
     p.add_argument("name", metavar="NAME")
     add_output_options(p)
     version_option(p)
-    p.add_argument("--tensors", action="store_true",
-                   help="list the parameter table (name, shape, dtype) of each cached ckpt/safetensors asset")
+    p.add_argument(
+        "--tensors",
+        action="store_true",
+        help="list the parameter table (name, shape, dtype) of each cached ckpt/safetensors asset",
+    )
     add_registry_option(p)
     p.set_defaults(func=cmd_info)
 
@@ -45,8 +63,13 @@ LIST_HEADER = ["ID", "TASK", "DATASET", "FORMATS", "MINDSPORE"]
 def _list_row(r: dict) -> list[str]:
     f = r["fields"]
     formats = ",".join(dict.fromkeys(a["file-format"] for a in r["assets"] if a["file-format"]))
-    return [r["id"], f.get("module-type", ""), f.get("train-dataset", ""), formats,
-            f.get("mindspore-version", "") or ("(invalid card)" if r["problems"] else "")]
+    return [
+        r["id"],
+        f.get("module-type", ""),
+        f.get("train-dataset", ""),
+        formats,
+        f.get("mindspore-version", "") or ("(invalid card)" if r["problems"] else ""),
+    ]
 
 
 def cmd_list(args, out: Output) -> int:
@@ -56,9 +79,17 @@ def cmd_list(args, out: Output) -> int:
 
     registry = open_registry(getattr(args, "registry", None), settings_from(args))
     index = registry.index()
-    found = listed(index, getattr(args, "text", None), limit=args.limit, dataset=args.dataset,
-                   backbone=args.backbone, task=args.task, file_format=args.file_format, backend=args.backend,
-                   mindspore_version=args.mindspore_version)
+    found = listed(
+        index,
+        getattr(args, "text", None),
+        limit=args.limit,
+        dataset=args.dataset,
+        backbone=args.backbone,
+        task=args.task,
+        file_format=args.file_format,
+        backend=args.backend,
+        mindspore_version=args.mindspore_version,
+    )
     if out.as_json:
         out.json_list(found)
         return 0
@@ -81,9 +112,16 @@ def _asset_rows(entry) -> tuple[list[dict], str | None]:
     from ..text import mask_passwords
 
     try:
-        return [{"file-format": a.file_format, "sha256": a.sha256, "link": mask_passwords(a.link),
-                 "url": mask_passwords(a.url), "filename": a.filename}
-                for a in entry.assets], None
+        return [
+            {
+                "file-format": a.file_format,
+                "sha256": a.sha256,
+                "link": mask_passwords(a.link),
+                "url": mask_passwords(a.url),
+                "filename": a.filename,
+            }
+            for a in entry.assets
+        ], None
     except CardError as exc:
         return [], exc.message
 
@@ -94,8 +132,9 @@ def cmd_info(args, out: Output) -> int:
     from ..render import render_markdown
 
     settings = settings_from(args)
-    entry = resolve(args.name, registry=getattr(args, "registry", None), mindspore_version=args.mindspore_version,
-                    settings=settings)
+    entry = resolve(
+        args.name, registry=getattr(args, "registry", None), mindspore_version=args.mindspore_version, settings=settings
+    )
     if args.tensors:
         return _tensors(entry, settings, out)
     card = entry.card
@@ -105,9 +144,18 @@ def cmd_info(args, out: Output) -> int:
     if asset_error:
         problems.append(asset_error)
     if out.as_json:
-        out.json({"id": entry.id, "source": entry.source, "title": card.title, "fields": card.fields,
-                  "assets": assets, "problems": problems, "warnings": cosmetic,
-                  "sections": [{"title": s.title, "level": s.level, "text": s.text} for s in card.sections]})
+        out.json(
+            {
+                "id": entry.id,
+                "source": entry.source,
+                "title": card.title,
+                "fields": card.fields,
+                "assets": assets,
+                "problems": problems,
+                "warnings": cosmetic,
+                "sections": [{"title": s.title, "level": s.level, "text": s.text} for s in card.sections],
+            }
+        )
         return 0
     tty = out.tty
     write = out.raw
@@ -122,8 +170,10 @@ def cmd_info(args, out: Output) -> int:
         write(f"{'problem'.rjust(width)}: {plain(p)}\n")
     if assets:
         write("\n")
-        out.table([[str(i + 1), a["file-format"], a["sha256"], a["url"]] for i, a in enumerate(assets)],
-                  ["#", "FORMAT", "SHA256", "URL"])
+        out.table(
+            [[str(i + 1), a["file-format"], a["sha256"], a["url"]] for i, a in enumerate(assets)],
+            ["#", "FORMAT", "SHA256", "URL"],
+        )
     body = render_markdown(plain(card.body), width=out.width(), tty=tty)
     if body.strip():
         write("\n" + body)
@@ -137,15 +187,27 @@ def _tensors(entry, settings, out: Output) -> int:
 
     report = cached_tables(entry, settings)
     if out.as_json:
-        out.json({"id": entry.id, "assets": [{"filename": t.filename, "file-format": t.file_format,
-                                              "tensors": [{"name": e.name, "shape": list(e.shape), "dtype": e.dtype}
-                                                          for e in t.tensors]} for t in report.tables],
-                  "not-cached": report.not_cached})
+        out.json(
+            {
+                "id": entry.id,
+                "assets": [
+                    {
+                        "filename": t.filename,
+                        "file-format": t.file_format,
+                        "tensors": [{"name": e.name, "shape": list(e.shape), "dtype": e.dtype} for e in t.tensors],
+                    }
+                    for t in report.tables
+                ],
+                "not-cached": report.not_cached,
+            }
+        )
     else:
         for t in report.tables:
             out.raw(f"{plain(t.filename)} ({t.file_format}, {len(t.tensors)} entries)\n")
-            out.table([[e.name, "x".join(map(str, e.shape)) or "scalar", e.dtype] for e in t.tensors],
-                      ["NAME", "SHAPE", "DTYPE"])
+            out.table(
+                [[e.name, "x".join(map(str, e.shape)) or "scalar", e.dtype] for e in t.tensors],
+                ["NAME", "SHAPE", "DTYPE"],
+            )
             out.raw("\n")
         for name in report.not_cached:
             out.line(f"{name}: not cached; run `registry pull {entry.id}` first")

@@ -5,6 +5,7 @@ Conventions (README "CLI conventions"): every command takes `--format text|json`
 non-ASCII kept, control characters escaped by text.printable_json); text is made printable before it is
 written, so a card cannot drive the terminal. Notes and warnings go to stderr.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,8 +34,12 @@ class _FormatAction(argparse.Action):
             return
         if self.filter_dest is None:
             parser.error(f"argument --format: {value!r} is not an output format: use one of {', '.join(self.choices_)}")
-        warnings.warn(f"--format {value} filters by file-format as before; write --file-format {value} "
-                      f"(--format is the output format: {', '.join(self.choices_)})", RegistryWarning, stacklevel=2)
+        warnings.warn(
+            f"--format {value} filters by file-format as before; write --file-format {value} "
+            f"(--format is the output format: {', '.join(self.choices_)})",
+            RegistryWarning,
+            stacklevel=2,
+        )
         if isinstance(getattr(namespace, self.filter_dest, None), list) or self.filter_dest == "formats":
             setattr(namespace, self.filter_dest, [*(getattr(namespace, self.filter_dest, None) or []), value])
         else:
@@ -43,16 +48,28 @@ class _FormatAction(argparse.Action):
 
 def add_output_options(p: argparse.ArgumentParser, choices=OUTPUT_FORMATS, filter_dest: str | None = None) -> None:
     """`--format` (and its alias `--json`) on a command; `filter_dest` names its file-format filter, if any."""
-    p.add_argument("--format", action=_FormatAction, dest="format", default="text", metavar="{" + ",".join(choices) + "}",
-                   choices_=choices, filter_dest=filter_dest, help="output format (default: text)")
+    p.add_argument(
+        "--format",
+        action=_FormatAction,
+        dest="format",
+        default="text",
+        metavar="{" + ",".join(choices) + "}",
+        choices_=choices,
+        filter_dest=filter_dest,
+        help="output format (default: text)",
+    )
     p.add_argument("--json", dest="format", action="store_const", const="json", help="the same as --format json")
 
 
 def add_registry_option(p: argparse.ArgumentParser) -> None:
     """`--registry` after the command, on the commands that read a registry."""
     # SUPPRESS keeps a value given before the command when it is not repeated after it.
-    p.add_argument("--registry", metavar="LOCATION", default=argparse.SUPPRESS,
-                   help="registry directory or http(s) base URL (default: $REGISTRY_URL, else the embedded registry)")
+    p.add_argument(
+        "--registry",
+        metavar="LOCATION",
+        default=argparse.SUPPRESS,
+        help="registry directory or http(s) base URL (default: $REGISTRY_URL, else the embedded registry)",
+    )
 
 
 def settings_from(args):
@@ -62,9 +79,13 @@ def settings_from(args):
     mirrors = None
     if getattr(args, "mirror", None):
         mirrors = current().mirrors + parse_mirrors(" ".join(args.mirror), "--mirror")
-    return current(offline=True if getattr(args, "offline", False) else None, mirrors=mirrors,
-                   jobs=getattr(args, "jobs", None), registry_url=getattr(args, "registry", None),
-                   require_full_sha256=True if getattr(args, "require_full_sha256", False) else None)
+    return current(
+        offline=True if getattr(args, "offline", False) else None,
+        mirrors=mirrors,
+        jobs=getattr(args, "jobs", None),
+        registry_url=getattr(args, "registry", None),
+        require_full_sha256=True if getattr(args, "require_full_sha256", False) else None,
+    )
 
 
 class Output:
