@@ -49,7 +49,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .errors import CardError, LoadError, RegistryError, UsageError
+from .errors import CardError, LoadError, PrefixWarning, RegistryError, UsageError
 
 WRAPPER_PREFIX = "network."
 _OPTIMIZER_PREFIXES = (
@@ -398,7 +398,10 @@ def _fetch(entry, asset, *, force: bool, settings=None):
     from .errors import IntegrityError, RegistryError
 
     for attempt in (1, 2):
-        (item,) = transfer.pull(entry, assets=[asset], force=force, settings=settings)  # only the chosen asset
+        with warnings.catch_warnings():
+            if attempt == 2:  # the pull again after bit rot: its prefix warning was given the first time
+                warnings.simplefilter("ignore", PrefixWarning)
+            (item,) = transfer.pull(entry, assets=[asset], force=force, settings=settings)  # only the chosen asset
         # item.sha256 is the full digest: a card may give only a prefix of it
         with verified_copy(item.blob, item.sha256, f"asset.{asset.file_format.lower()}") as path:
             if path is not None:

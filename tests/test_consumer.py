@@ -383,3 +383,31 @@ def test_info_tensors_reads_a_prefix_cards_cached_checkpoint_and_names_bit_rot(t
     os.utime(blob, ns=(st.st_atime_ns, st.st_mtime_ns))
     rotten = run_cli("--registry", str(root), "info", HRNET, "--tensors", env=env(home))
     assert rotten.returncode == 4 and "no longer matches its sha256" in rotten.stderr, rotten.stderr
+
+
+def test_a_rotten_prefix_blob_is_pulled_again_with_one_prefix_warning(tmp_path, site, monkeypatch):
+    pytest.importorskip("mindspore", reason="MindSpore is not installed")
+    import registry
+    from registry.errors import PrefixWarning
+    from registry.settings import Settings
+
+    data = (ROOT / "manifests" / "mindspore" / "cpu" / "2.10" / "lenet_digits.ckpt").read_bytes()
+    (site / HRNET_FILE).write_bytes(data)
+    root, home = prefix_card(tmp_path, data), tmp_path / "home"
+    with nginx(site) as url:
+        settings = Settings(home=home, mirrors=((HRNET_BASE, url),), progress=False)
+        with warnings.catch_warnings(record=True):
+            registry.load_weights(HRNET, registry=str(root), settings=settings)
+        blob = Cache(home).blob_path(digest(data))
+        st = blob.stat()
+        blob.chmod(0o644)
+        raw = bytearray(blob.read_bytes())
+        raw[-10] ^= 1
+        blob.write_bytes(bytes(raw))
+        os.utime(blob, ns=(st.st_atime_ns, st.st_mtime_ns))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            weights = registry.load_weights(HRNET, registry=str(root), settings=settings)
+        assert len(url.access_log()) == 2  # downloaded again after the bit rot
+    assert "conv1.weight" in weights
+    assert sum(issubclass(w.category, PrefixWarning) for w in caught) == 1
