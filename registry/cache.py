@@ -362,7 +362,7 @@ class VerifyReport(_Report):
 
     checked: int = 0
     size: int = 0
-    bad: list = field(default_factory=list)  # {"sha256", "actual", "size"}
+    bad: list = field(default_factory=list)  # {"sha256", "actual", "size", "removed"}
     missing: list = field(default_factory=list)  # {"model", "filename", "sha256"}
 
     @property
@@ -1120,17 +1120,29 @@ class Cache:
         """Re-hash every blob (removing bad ones) and check that every view file points at a cached blob."""
         checked, total, bad = 0, 0, []
         for digest, path in list(self.blobs()):
-            with self.lock(digest):
+            held: _Lock | None = self.lock(digest)
+            try:
+                held.acquire()
+            except LockBusy:
+                raise
+            except CacheLockError:  # a cache this user cannot write (another's, read-only): check, repair nothing
+                held = None
+            try:
                 if not _is_file(path):
                     continue
                 actual, size = hash_file(path)
                 checked += 1
                 total += size
                 if actual == digest:
-                    self._stamp(digest)
+                    if held is not None:
+                        self._stamp(digest)
                 else:
-                    bad.append({"sha256": digest, "actual": actual, "size": size})
-                    self._remove_blob(digest)
+                    bad.append({"sha256": digest, "actual": actual, "size": size, "removed": held is not None})
+                    if held is not None:
+                        self._remove_blob(digest)
+            finally:
+                if held is not None:
+                    held.release()
         broken = [
             {"model": vf.model, "filename": vf.filename, "sha256": vf.sha256}
             for vf in self.view_files()

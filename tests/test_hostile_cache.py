@@ -293,6 +293,18 @@ def test_a_populated_cache_another_user_cannot_write_serves_pull_offline_and_loa
         )
         assert out.returncode == 2 and "is not writable by you: ask its owner" in out.stderr, out.stderr
         assert "internal error" not in out.stderr
+        # verifying only reads: the other user can check the cache, and a bad blob is reported, not removed
+        verified = as_other_user(OTHER_UID, "-m", "registry", "cache", "verify", env=env)
+        assert verified.returncode == 0 and "1 blob" in verified.stdout + verified.stderr, verified.stderr
+        blob = next((home / "blobs").rglob("*"))
+        while blob.is_dir():
+            blob = next(blob.iterdir())
+        os.chmod(blob, 0o644)
+        blob.write_bytes(b"rotten")
+        os.chmod(blob, 0o444)
+        rotten = as_other_user(OTHER_UID, "-m", "registry", "cache", "verify", env=env)
+        assert rotten.returncode == 1 and "not removed: ask the cache's owner" in rotten.stdout + rotten.stderr
+        assert blob.exists()
 
 
 def test_a_shared_1777_cache_works_for_a_second_user(tmp_path, site):

@@ -78,7 +78,15 @@ def _verify(cache, args, out: Output) -> int:
     from ..cache import human_size
 
     report = cache.verify()
-    lines = [f"bad blob {b['sha256']}: its bytes hash to {b['actual']}; removed (pull again)" for b in report.bad]
+    lines = [
+        f"bad blob {b['sha256']}: its bytes hash to {b['actual']}; "
+        + (
+            "removed (pull again)"
+            if b.get("removed", True)
+            else "not removed: ask the cache's owner to run `registry cache verify`"
+        )
+        for b in report.bad
+    ]
     lines += [
         f"model {m['model']}: {m['filename']} has no blob {m['sha256'][:12]} (pull it again)" for m in report.missing
     ]
