@@ -337,7 +337,7 @@ def check_index(root: str | os.PathLike, path: str | os.PathLike | None = None) 
 def _check_root(path: Path, data: dict) -> IndexCheck:
     """A current index.json with a sharded index beside it that is not current is stale too (clients read the
     shards first); a tree without shards (indexed before them) passes."""
-    from .shards import ROOT_PATH, build_shards
+    from .shards import ROOT_PATH, SHARD_DIR, build_shards
 
     root_path = path.parent / ROOT_PATH
     try:
@@ -346,7 +346,17 @@ def _check_root(path: Path, data: dict) -> IndexCheck:
         return IndexCheck(path, "current")
     except OSError as exc:
         return IndexCheck(root_path, "unreadable", reason=exc.strerror or str(exc))
-    if have == build_shards(data["cards"], data["counts"])[0]:
+    root, shards = build_shards(data["cards"], data["counts"])
+    if have == root:
+        # the root is current: each shard it names must be there with exactly its bytes (clients verify them)
+        for sha, blob in sorted(shards.items()):
+            shard = path.parent / SHARD_DIR / f"{sha}.json"
+            try:
+                ok = shard.read_bytes() == blob
+            except OSError:
+                ok = False
+            if not ok:
+                return IndexCheck(shard, "stale", reason="the shard the root names is missing or differs from it")
         return IndexCheck(path, "current")
     return IndexCheck(
         root_path, "stale", reason=f"{path.name} is current but not the sharded index that clients read first"

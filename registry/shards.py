@@ -143,9 +143,14 @@ def _root_flaw(root) -> str | None:
     shards = root.get("shards")
     if not isinstance(shards, list) or not shards:
         return "it lists no shards"
+    if len(shards) & (len(shards) - 1):  # buckets are a hash modulo a power of two
+        return f"it lists {len(shards)} shards, not a power of two"
     for s in shards:
         if not (isinstance(s, dict) and isinstance(s.get("sha256"), str) and SHA256_RE.match(s["sha256"])):
             return "a shard entry lacks a sha256 of 64 hex digits"
+    filled = [s["sha256"] for s in shards if s.get("cards")]  # empty shards share their bytes, others cannot
+    if len(set(filled)) != len(filled):
+        return "it lists one shard twice"
     return None
 
 

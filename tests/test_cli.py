@@ -39,6 +39,21 @@ def test_hash_prints_sha256sum_lines_that_sha256sum_checks(tmp_path):
     assert check.returncode == 0 and "w.bin: OK" in check.stdout, check.stdout + check.stderr
     (tmp_path / "w.bin").write_bytes(b"abd")
     assert subprocess.run([tool, "-c", str(sums)], cwd=tmp_path, capture_output=True).returncode == 1
+    # names with a line break or a backslash are escaped as sha256sum itself escapes them
+    odd = ["nl\nname.bin", "back\\slash.bin"]
+    for name in odd:
+        (tmp_path / name).write_bytes(b"abc")
+    proc = run_cli("hash", *odd, cwd=tmp_path)
+    assert proc.stdout.splitlines() == [f"\\{ABC}  nl\\nname.bin", f"\\{ABC}  back\\\\slash.bin"]
+    sums.write_text(proc.stdout)
+    check = subprocess.run([tool, "-c", str(sums)], cwd=tmp_path, capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_limit_must_be_a_count():
+    proc = run_cli("list", "--limit", "-1")
+    assert proc.returncode == 2 and "--limit: '-1' is not a whole number of 0 or more" in proc.stderr
+    assert "registry: error: registry: " not in run_cli("list", "--bogus").stderr
 
 
 def test_hash_json_is_one_document_and_card_is_an_asset_snippet(tmp_path):

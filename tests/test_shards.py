@@ -65,8 +65,21 @@ def test_index_check_sees_a_stale_sharded_index_beside_a_current_index_json(shar
     assert main(["index", "--check", str(sharded)]) == 1
     err = capsys.readouterr().err
     assert f"{root_path} is stale" in err and "sharded index" in err, err
+    assert main(["index", str(sharded), "--allow-invalid"]) == 0
+    for shard in (sharded / shards.SHARD_DIR).iterdir():  # a current root whose shards are gone
+        shard.unlink()
+    assert main(["index", "--check", str(sharded)]) == 1
+    assert "the shard the root names is missing" in capsys.readouterr().err
     shutil.rmtree(sharded / "index")  # a tree indexed before shards existed still passes
     assert main(["index", "--check", str(sharded)]) == 0
+
+
+def test_a_root_listing_a_shard_twice_is_refused():
+    root = {"format": shards.FORMAT, "kind": shards.KIND, "bucket-hash": shards.BUCKET_HASH,
+            "shards": [{"sha256": "a" * 64, "cards": 2}] * 3}
+    assert "not a power of two" in shards._root_flaw(root)
+    root["shards"] = [{"sha256": "a" * 64, "cards": 2}] * 2
+    assert "one shard twice" in shards._root_flaw(root)
 
 
 def test_a_sharded_remote_registry_lists_searches_resolves_pulls_and_loads(sharded, home, monkeypatch):

@@ -31,7 +31,8 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str):  # argparse's usage errors use our exit code 2 and one line
         self.print_usage(sys.stderr)
-        raise UsageError(f"{self.prog}: {message}")
+        # the top-level parser's name is already in main's `registry: error:` prefix
+        raise UsageError(message if self.prog == "registry" else f"{self.prog}: {message}")
 
 
 def build_parser() -> argparse.ArgumentParser:

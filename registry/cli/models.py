@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from .output import Output, add_output_options, add_registry_option, example, plain, plural, settings_from
+from .output import (
+    Output,
+    add_output_options,
+    add_registry_option,
+    count,
+    example,
+    plain,
+    plural,
+    settings_from,
+)
 from .pulling import version_option
 
 
@@ -33,7 +42,7 @@ def register(sub) -> None:
         p.add_argument("--file-format", dest="file_format", metavar="FMT", help="has an asset of this file-format")
         p.add_argument("--backend", help="train- or infer-backend, or the backend in the id")
         p.add_argument("--mindspore-version", metavar="SPEC", help="version or specifier, e.g. '>=1.8'")
-        p.add_argument("--limit", type=int, metavar="N", help="show at most N models")
+        p.add_argument("--limit", type=count, metavar="N", help="show at most N models")
         add_output_options(p, filter_dest="file_format")
         add_registry_option(p)
         p.set_defaults(func=cmd_list)  # list has no `text`: read with getattr

@@ -9,6 +9,7 @@ written, so a card cannot drive the terminal. Notes and warnings go to stderr.
 from __future__ import annotations
 
 import argparse
+import itertools
 import shutil
 import sys
 import warnings
@@ -88,6 +89,9 @@ def settings_from(args):
     )
 
 
+STREAM_BATCH = 512  # rows of a streamed table held to size its columns (about one shard)
+
+
 class Output:
     """Where a command writes: stdout for its result, stderr for notes."""
 
@@ -146,15 +150,18 @@ class Output:
 
     def table_stream(self, rows, header: list[str], min_widths: list[int]) -> int:
         """`table` for rows that come one by one (a streamed listing): columns as wide as the header, the first
-        row and `min_widths`; a longer cell later pushes its line. Nothing is written without rows; returns their number."""
-        widths, n = None, 0
-        for row in rows:
+        STREAM_BATCH rows (held, a bounded number) and `min_widths`; a longer cell later pushes its line.
+        Nothing is written without rows; returns their number."""
+        rows = iter(rows)
+        first = [[plain(cell) for cell in row] for row in itertools.islice(rows, STREAM_BATCH)]
+        if not first:
+            return 0
+        widths = [max(len(h), m, *(len(r[i]) for r in first)) for i, (h, m) in enumerate(zip(header, min_widths))]
+        head = "  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip()
+        self.stdout.write((f"\x1b[1m{head}\x1b[0m" if self.tty else head) + "\n")
+        n = 0
+        for row in itertools.chain(first, ([plain(cell) for cell in row] for row in rows)):
             n += 1
-            row = [plain(cell) for cell in row]
-            if widths is None:
-                widths = [max(len(h), len(c), m) for h, c, m in zip(header, row, min_widths)]
-                head = "  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip()
-                self.stdout.write((f"\x1b[1m{head}\x1b[0m" if self.tty else head) + "\n")
             self.stdout.write("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() + "\n")
         return n
 
@@ -171,3 +178,14 @@ def plural(n: int, word: str) -> str:
 def example(*lines: str) -> str:
     """An argparse epilog of examples."""
     return "examples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+def count(text: str) -> int:
+    """argparse type: a whole number of 0 or more (a count such as --limit)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 0 or more")
+    return value

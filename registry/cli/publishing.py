@@ -200,8 +200,17 @@ def cmd_hash(args, out: Output) -> int:
             )
     else:
         for r in rows:  # sha256sum's format: `sha256sum -c` checks these lines
-            out.line(f"{r['sha256']}  {r['path']}")
+            out.line(_sha256sum_line(r["sha256"], r["path"]))
     return 0
+
+
+def _sha256sum_line(digest: str, path: str) -> str:
+    r"""`DIGEST  PATH` as GNU sha256sum writes it: a name holding a backslash or a line break is escaped
+    (`\\`, `\n`, `\r`) and the line starts with a backslash."""
+    if not any(c in path for c in "\\\n\r"):
+        return f"{digest}  {path}"
+    escaped = path.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
+    return f"\\{digest}  {escaped}"
 
 
 def cmd_new(args, out: Output) -> int:
