@@ -75,8 +75,12 @@ def test_index_check_sees_a_stale_sharded_index_beside_a_current_index_json(shar
 
 
 def test_a_root_listing_a_shard_twice_is_refused():
-    root = {"format": shards.FORMAT, "kind": shards.KIND, "bucket-hash": shards.BUCKET_HASH,
-            "shards": [{"sha256": "a" * 64, "cards": 2}] * 3}
+    root = {
+        "format": shards.FORMAT,
+        "kind": shards.KIND,
+        "bucket-hash": shards.BUCKET_HASH,
+        "shards": [{"sha256": "a" * 64, "cards": 2}] * 3,
+    }
     assert "not a power of two" in shards._root_flaw(root)
     root["shards"] = [{"sha256": "a" * 64, "cards": 2}] * 2
     assert "one shard twice" in shards._root_flaw(root)
