@@ -5,7 +5,7 @@ GET and HEAD of files under DIR, with ETag / Last-Modified (and 304 on If-None-M
 If-Modified-Since), single byte ranges (206, or 416 when unsatisfiable; If-Range honoured).
 Paths that leave DIR (`..`, symlinks pointing out) and hidden files are refused with 404.
 When DIR has no index.json, `/index.json` is generated from the tree and regenerated when a card
-changes.
+changes, and a sharded `index/` left in DIR is not served (it would be older than the tree).
 """
 
 from __future__ import annotations
@@ -108,6 +108,16 @@ class Handler(BaseHTTPRequestHandler):
 
     def _serve(self, head: bool) -> None:
         path = self._target()
+        root = self.server.root
+        if (
+            path is not None
+            and path != root
+            and root / "index" in (path, *path.parents)
+            and not (root / "index.json").is_file()
+        ):
+            # index.json is generated live: a sharded index/ beside it is from an earlier `registry index`, and
+            # clients, which read it first, would miss every card since. Without it they read index.json.
+            return self._error(HTTPStatus.NOT_FOUND)
         if path is not None and path.is_file():
             st = path.stat()
             size, mtime = st.st_size, st.st_mtime

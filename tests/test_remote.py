@@ -288,6 +288,12 @@ def test_dev_server_serves_a_registry_with_ranges(tree, dev_server):
     write_card(tree, "me/cpu/2.10/later")
     forget_remote_indexes()
     assert catalog.resolve("later", registry=url).id == "me/cpu/2.10/later"
+    # A sharded index left by an earlier `registry index` is older than the live index.json: not served.
+    (tree / "index").mkdir(exist_ok=True)
+    (tree / "index" / "root.json").write_text("{}")
+    forget_remote_indexes()
+    assert raw_get(url, "/index/root.json")[0] == 404
+    assert catalog.resolve("later", registry=url).id == "me/cpu/2.10/later"
 
 
 def test_dev_server_stops_cleanly_on_ctrl_c(dev_server):
