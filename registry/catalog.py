@@ -455,12 +455,16 @@ class HttpRegistry(Registry):
         # The index records the fields: choosing among versions fetches no card.
         return {i: self.index().by_id[i]["fields"].get("mindspore-version") for i in ids}
 
+    def _index_source(self) -> str:
+        """Where the index in use was read (index.json, or the sharded root), for messages."""
+        return mask_passwords(getattr(self.index(), "source", None) or self.index_url)
+
     def card_url(self, record: dict) -> str:
         try:
             rel = check_name(record["path"])
         except UsageError:  # the index, not the user, gave this path
             raise UsageError(
-                f"the index {self.index_url} gives card {record['id']} the path {record['path']!r}, "
+                f"the index {self._index_source()} gives card {record['id']} the path {record['path']!r}, "
                 "which leaves the registry: regenerate the index with `registry index DIR`"
             ) from None
         return urljoin(self.base_url, quote(rel + ".md"))
@@ -493,12 +497,12 @@ class HttpRegistry(Registry):
         if resp.status_code != 200:
             raise TransferError(
                 f"cannot fetch card {url}: HTTP {resp.status_code} {resp.reason}; "
-                f"the index {self.index_url} lists it, so the server tree and its index differ"
+                f"the index {self._index_source()} lists it, so the server tree and its index differ"
             )
         actual = hashlib.sha256(raw).hexdigest()
         if actual != expected:
             raise IntegrityError(
-                f"card {url} has sha256 {actual} but the index {self.index_url} says {expected}: "
+                f"card {url} has sha256 {actual} but the index {self._index_source()} says {expected}: "
                 "the card was changed after indexing; refusing it (regenerate the index if the change is yours)"
             )
         try:

@@ -162,6 +162,16 @@ def test_a_tampered_shard_is_refused_with_exit_4_and_not_cached(sharded, home):
     assert not list(home.glob("registries/*/shards/*.json"))
 
 
+def test_a_card_changed_after_indexing_names_the_sharded_root_that_promised_its_digest(sharded, home):
+    card = sharded / (LENET + ".md")
+    card.write_text(card.read_text() + "\nedited after indexing\n")
+    forget_remote_indexes()
+    with nginx(sharded, locations=documented_locations()) as url:
+        proc = run_cli("--registry", url, "info", "lenet_digits", env={"REGISTRY_HOME": str(home)})
+    assert proc.returncode == 4 and "the card was changed after indexing" in proc.stderr, proc.stderr
+    assert f"the index {url}{shards.ROOT_PATH} says" in proc.stderr
+
+
 def test_a_registry_that_drops_its_shards_is_read_from_index_json_again(sharded, home):
     forget_remote_indexes()
     with nginx(sharded, locations=documented_locations()) as url:
