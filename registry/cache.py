@@ -976,7 +976,7 @@ class Cache:
 
         A blob whose lstat matches the stamp the view record copied when linking it is trusted on that one
         stat (the stamp's own file is read only when it does not match: an older record, a re-verified blob),
-        and a symlinked view file is checked with one readlink; the checks are today's, without the repeats."""
+        and a symlinked view file with one readlink: the checks of `trusted` and `_links_to`, each call made once."""
         directory = self.model_dir(model_id)
         try:
             fd = self.open_dir(directory, create=False)
