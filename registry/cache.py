@@ -15,7 +15,9 @@ Layout under HOME ($REGISTRY_HOME, else the platform's user cache dir):
     locks/model-<sha256 of id>.lock    serializes updates of one model view
     models/<id>/<filename>             the human view: relative symlinks to blobs (hardlink, else copy, where
                                        symlinks are not possible), named by the asset's file name
-    models/<id>/.view.json             {id, files: {filename: {sha256, size, format, url}}}: what the view holds
+    models/<id>/.view.json             {id, files: {filename: {sha256, size, format, url, stamp}}}: what the view
+                                       holds; stamp, [size, mtime_ns, ino], copies the blob's stamp as it was
+                                       when linked, so a warm pull checks a blob with one stat (Cache.warm)
 
 A download's key is the digest the card gives; when the card gives only a sha256 prefix (8 to 63 hex
 digits), which cannot name a blob, it is `<prefix>-<sha256 of the asset's link, 16 hex>`: the blob is then
@@ -83,6 +85,7 @@ WAIT_NOTICE = 1.0  # seconds of waiting for a lock before on_wait is told
 STALE = 3600.0  # without locks, a temporary or partial file untouched this long belongs to no live process
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _NOFOLLOW
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _TMP = re.compile(r"\.(.+)\.\d+(?:\.\d+)?\.tmp")  # .NAME.PID[.THREAD].tmp, as write_atomic names them
 
 
@@ -280,13 +283,14 @@ def plain_name(name) -> bool:
         and name not in ("", ".", "..")
         and "/" not in name
         and "\\" not in name
-        and not any(ord(c) < 32 or c == "\x7f" for c in name)
+        and not _CONTROL.search(name)
         and len(name.encode("utf-8", "replace")) <= 255
     )
 
 
 def _view_files(data: dict | None) -> dict[str, dict]:
-    """The well-formed entries of a view record: plain file names mapped to {sha256, size, format, url}."""
+    """The well-formed entries of a view record: plain file names mapped to {sha256, size, format, url}, plus
+    stamp ([size, mtime_ns, ino] of the blob when it was linked) where the record has a well-formed one."""
     files = data.get("files") if isinstance(data, dict) else None
     out = {}
     for name, rec in files.items() if isinstance(files, dict) else ():
@@ -301,6 +305,13 @@ def _view_files(data: dict | None) -> dict[str, dict]:
             "format": rec.get("format") if isinstance(rec.get("format"), str) else "",
             "url": rec.get("url") if isinstance(rec.get("url"), str) else "",
         }
+        seen = rec.get("stamp")
+        if (
+            isinstance(seen, list)
+            and len(seen) == 3
+            and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in seen)
+        ):
+            out[name]["stamp"] = seen
     return out
 
 
@@ -767,19 +778,23 @@ class Cache:
 
     def trusted(self, digest: str) -> Path | None:
         """The blob's path if it is a regular file whose stat matches the stamp written when it was verified."""
-        path = self.blob_path(digest)
+        return self.blob_path(digest) if self._stamped(digest) is not None else None
+
+    def _stamped(self, digest: str) -> list[int] | None:
+        """[size, mtime_ns, ino] of the blob if it is a regular file whose stat matches its stamp."""
         try:
-            st = os.lstat(path)
+            st = os.lstat(self.blob_path(digest))
         except OSError:
             return None
         stamp = _read_json(self.stamp_path(digest))
+        seen = [st.st_size, st.st_mtime_ns, st.st_ino]
         if (
             stat.S_ISREG(st.st_mode)
             and stamp
             and stamp.get("sha256") == digest
-            and [stamp.get("size"), stamp.get("mtime_ns"), stamp.get("ino")] == [st.st_size, st.st_mtime_ns, st.st_ino]
+            and [stamp.get("size"), stamp.get("mtime_ns"), stamp.get("ino")] == seen
         ):
-            return path
+            return seen
         return None
 
     def lookup(self, digest: str) -> Path | None:
@@ -939,10 +954,14 @@ class Cache:
         try:
             record = {"sha256": digest, "size": size, "format": file_format, "url": mask_passwords(url)}
             data = _read_json(VIEW_FILE, dir_fd=fd)
+            rec = dict(_view_files(data).get(filename) or {})
+            seen = rec.pop("stamp", None)
+            if seen != self._stamped(digest) and os.access(directory, os.W_OK):
+                return False  # an older record (or blob): link records the stamp, for warm pulls to come
             return (
                 isinstance(data, dict)
                 and data.get("id") == model_id
-                and _view_files(data).get(filename) == record
+                and rec == record
                 and self._links_to(
                     fd, filename, self.blob_path(digest), os.path.relpath(self.blob_path(digest), directory)
                 )
@@ -953,7 +972,11 @@ class Cache:
     def warm(self, model_id: str, wanted: dict[str, tuple[str, str, str]]) -> dict[str, Path] | None:
         """The blobs of a model whose view already holds every file of `wanted` ({filename: (sha256 or sha256
         prefix, file-format, url)}), each trusted by its stamp and linked: read from one view record, without
-        a lock or a write. None as soon as one is missing or differs (then pull does the full work)."""
+        a lock or a write. None as soon as one is missing or differs (then pull does the full work).
+
+        A blob whose lstat matches the stamp the view record copied when linking it is trusted on that one
+        stat (the stamp's own file is read only when it does not match: an older record, a re-verified blob),
+        and a symlinked view file with one readlink: the checks of `trusted` and `_links_to`, each call made once."""
         directory = self.model_dir(model_id)
         try:
             fd = self.open_dir(directory, create=False)
@@ -964,24 +987,37 @@ class Cache:
             if not isinstance(data, dict) or data.get("id") != model_id:
                 return None
             files = _view_files(data)
+            blobs = self.home / "blobs" / "sha256"
+            into = os.path.relpath(blobs, directory)  # each view symlink holds into/<aa>/<digest>
             found = {}
             for filename, (digest, file_format, url) in wanted.items():
                 rec = files.get(filename)
                 if (
                     rec is None
                     or rec["format"] != file_format
-                    or rec["url"] != mask_passwords(url)
+                    or (rec["url"] != url and rec["url"] != mask_passwords(url))
                     or not (rec["sha256"] == digest or (len(digest) < 64 and rec["sha256"].startswith(digest)))
                 ):
                     return None
-                blob = self.trusted(rec["sha256"])
-                if (
-                    blob is None
-                    or os.lstat(blob).st_size != rec["size"]
-                    or not self._links_to(fd, filename, blob, os.path.relpath(blob, directory))
+                full = rec["sha256"]
+                blob = f"{blobs}{os.sep}{full[:2]}{os.sep}{full}"
+                try:
+                    st = os.lstat(blob)
+                except OSError:
+                    return None
+                if st.st_size != rec["size"] or not (
+                    (stat.S_ISREG(st.st_mode) and rec.get("stamp") == [st.st_size, st.st_mtime_ns, st.st_ino])
+                    or self._stamped(full) == [st.st_size, st.st_mtime_ns, st.st_ino]
                 ):
                     return None
-                found[filename] = blob
+                target = f"{into}{os.sep}{full[:2]}{os.sep}{full}"
+                try:
+                    linked = os.readlink(filename, dir_fd=fd) == target
+                except OSError:  # not a symlink (a hardlink or a copy where symlinks are not possible), or missing
+                    linked = self._links_to(fd, filename, Path(blob), target)
+                if not linked:
+                    return None
+                found[filename] = Path(blob)
             return found
         finally:
             os.close(fd)
@@ -993,6 +1029,9 @@ class Cache:
         blob = self.blob_path(digest)
         target = os.path.relpath(blob, directory)
         record = {"sha256": digest, "size": size, "format": file_format, "url": mask_passwords(url)}
+        seen = self._stamped(digest)  # the blob's lock is held: it stays as verified while we link it
+        if seen is not None:
+            record["stamp"] = seen
         with self.model_lock(model_id):  # `rm` empties and removes the directory under this lock
             fd = self.open_dir(directory)
             try:

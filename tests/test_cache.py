@@ -263,3 +263,47 @@ def test_link_waits_for_the_model_lock_so_rm_cannot_remove_the_directory_under_i
         assert not cache.home.joinpath("models", "m", "cpu", "1", "a").exists()
     worker.join(10)
     assert done.is_set() and (cache.model_dir("m/cpu/1/a") / "a.ckpt").read_bytes() == data
+
+
+def test_warm_trusts_a_blob_only_while_its_stat_matches_the_stamp_its_view_record_copied(tmp_path):
+    cache = Cache(tmp_path)
+    data = os.urandom(4096)
+    digest = put(cache, data, "m/a", "w.ckpt")
+    wanted = {"w.ckpt": (digest, "ckpt", "https://example.org/w.ckpt")}
+    blob, record_file = cache.blob_path(digest), cache.model_dir("m/a") / ".view.json"
+    st = os.lstat(blob)
+    assert json.loads(record_file.read_text())["files"]["w.ckpt"]["stamp"] == [st.st_size, st.st_mtime_ns, st.st_ino]
+    assert cache.warm("m/a", wanted) == {"w.ckpt": blob}
+
+    # Other bytes of the same size put in its place, mtime restored: a new inode, matching no stamp.
+    other = blob.with_name("other")
+    other.write_bytes(bytes(b ^ 1 for b in data))
+    os.utime(other, ns=(st.st_atime_ns, st.st_mtime_ns))
+    os.replace(other, blob)
+    assert os.lstat(blob).st_ino != st.st_ino and os.lstat(blob).st_mtime_ns == st.st_mtime_ns
+    assert cache.warm("m/a", wanted) is None
+    with cache.lock(digest):
+        assert cache.lookup(digest) is None and not blob.exists()  # re-hashed: wrong bytes, removed
+
+    # Bytes changed in place (same inode and size, mtime not restored): the old record does not match.
+    digest = put(cache, data, "m/a", "w.ckpt")
+    os.chmod(blob, 0o644)
+    with open(blob, "r+b") as fh:
+        fh.write(b"\0" * 16)
+    os.utime(blob, ns=(st.st_atime_ns, st.st_mtime_ns + 1))
+    assert cache.warm("m/a", wanted) is None
+
+    # The view record of an older cache (no stamp) and one whose stamp is outdated (the blob re-verified
+    # since): the blob's own stamp decides, as before.
+    with cache.lock(digest):
+        assert cache.lookup(digest) is None
+    digest = put(cache, data, "m/a", "w.ckpt")
+    view = json.loads(record_file.read_text())
+    del view["files"]["w.ckpt"]["stamp"]
+    record_file.write_text(json.dumps(view))
+    assert cache.warm("m/a", wanted) == {"w.ckpt": blob}
+    view["files"]["w.ckpt"]["stamp"] = [st.st_size, st.st_mtime_ns, st.st_ino + 1]
+    record_file.write_text(json.dumps(view))
+    assert cache.warm("m/a", wanted) == {"w.ckpt": blob}
+    cache.stamp_path(digest).unlink()  # a blob without a stamp is never trusted on a stat
+    assert cache.warm("m/a", wanted) is None

@@ -113,6 +113,23 @@ def test_pull_from_nginx_then_warm_pull_uses_no_network_and_no_hashing(reg, site
     assert_cache_clean(home)
 
 
+def test_a_blob_swapped_after_a_warm_pull_for_same_size_bytes_with_its_mtime_is_fetched_again(reg, site, home):
+    with nginx(site) as url:
+        s = settings_for(home, url)
+        pull("tiny", registry=reg, settings=s)
+        first, _ = pull(CARD_ID, registry=reg, settings=s)
+        assert not first.downloaded
+        st = os.lstat(first.blob)
+        swapped = first.blob.with_name("swapped")
+        swapped.write_bytes(bytes(b ^ 1 for b in first.blob.read_bytes()))
+        os.utime(swapped, ns=(st.st_atime_ns, st.st_mtime_ns))
+        os.replace(swapped, first.blob)  # same size and mtime, another inode: neither stamp matches it
+        again, _ = pull(CARD_ID, registry=reg, settings=s)
+        assert again.downloaded and again.blob.read_bytes() == (site / first.asset.filename).read_bytes()
+        assert again.path.read_bytes() == again.blob.read_bytes()
+    assert_cache_clean(home)
+
+
 def test_warm_pull_does_not_import_requests(reg, site, home):
     with nginx(site) as url:
         pull("tiny", registry=reg, settings=settings_for(home, url))
