@@ -28,6 +28,8 @@ def _escaped(match: re.Match) -> str:
 def printable(text: str, keep: str = "") -> str:
     """`text` with every character of _UNPRINTABLE but those in `keep` (e.g. "\\t\\n" for multi-line text)
     written as a visible escape. The one escape for every user-visible string from a card, index or server."""
+    if text.isascii() and text.isprintable():  # most card text: nothing to escape, no regex pass (46k-row listings)
+        return text
     return _unprintable(keep).sub(_escaped, text)
 
 
@@ -44,6 +46,8 @@ def mask_passwords(text: str) -> str:
     """`text` with the password of every URL in it (`scheme://user:PASSWORD@host`) replaced by `***`.
     The one masking of credentials, for messages, JSON output and cache records. Linear: str.find for each
     `://`, then one pattern without backtracking for the authority that follows."""
+    if "://" not in text:  # no URL, nothing to mask: the common case of a listing's cells
+        return text
     out, pos = [], 0
     while (found := text.find("://", pos)) >= 0:
         start = found + 3

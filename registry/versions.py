@@ -20,6 +20,7 @@ Versions are always compared as versions, never as text: `sort_key` orders `regi
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -42,12 +43,17 @@ def installed_mindspore() -> str | None:
 
 def parse(text):
     """`text` as a packaging Version, or None when it is not one."""
+    return None if text is None else _parsed(str(text).strip())
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed(text: str):
+    # A catalogue has a few dozen distinct version texts and a listing sorts every card by one: parsing
+    # each text once is most of the sort's cost at 46k cards. Versions are immutable, so sharing is safe.
     from packaging.version import InvalidVersion, Version
 
-    if text is None:
-        return None
     try:
-        return Version(str(text).strip())
+        return Version(text)
     except InvalidVersion:
         return None
 

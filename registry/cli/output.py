@@ -142,10 +142,11 @@ class Output:
         return shutil.get_terminal_size((100, 24)).columns if self.tty else 100
 
     def table(self, rows: list[list[str]], header: list[str]) -> None:
-        rows = [[plain(cell) for cell in row] for row in rows]
-        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+        # map/zip rather than generators: the same cells and widths, a frame less per cell (46k-row listings).
+        rows = [list(map(plain, row)) for row in rows]
+        widths = [max(map(len, column)) for column in zip(header, *rows)]
         for n, row in enumerate([header, *rows]):
-            line = "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip()
+            line = "  ".join(map(str.ljust, row, widths)).rstrip()
             self.stdout.write((f"\x1b[1m{line}\x1b[0m" if self.tty and n == 0 else line) + "\n")
 
     def table_stream(self, rows, header: list[str], min_widths: list[int]) -> int:
