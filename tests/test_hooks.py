@@ -13,27 +13,11 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT, run_cli
+from tests.test_publish import fill_template
 
 
 def _git(repo: Path, *args: str) -> None:
     subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
-
-
-def _fill(path: Path) -> None:
-    values = {
-        "backbone-name": "tinynet",
-        "module-type": "cv",
-        "input-shape": "[32, 32, 3]",
-        "train-dataset": "digits",
-        "evaluation": "acc0.9",
-        "author": "me",
-        "repo-link": "https://example.org/tiny",
-        "license": "Apache2.0",
-        "summary": "a tiny network",
-    }
-    path.write_text(
-        re.sub(r"^([\w-]+): TODO .*$", lambda m: f"{m.group(1)}: {values[m.group(1)]}", path.read_text(), flags=re.M)
-    )
 
 
 def test_pre_commit_hooks_for_real(tmp_path):
@@ -91,7 +75,8 @@ def test_pre_commit_hooks_for_real(tmp_path):
     assert "- hook id: registry-index-check" in index and "me/cpu/2.3/tiny.md:5:16: error placeholder" in validate
     assert "README.md" not in validate  # documentation is excluded
     assert "index.json is missing: run `registry index .`" in index
-    _fill(repo / "me/cpu/2.3/tiny.md")
+    card = repo / "me/cpu/2.3/tiny.md"
+    card.write_text(fill_template(card.read_text()))
     assert run_cli("index", str(repo)).returncode == 0
     _git(repo, "add", "-A")
     proc = hooks_run()
@@ -136,7 +121,8 @@ def test_action_validates_with_annotations_and_checks_the_index(tmp_path):
         and "::error file=repo/me/cpu/2.3/tiny.md,line=5,col=16,title=placeholder::" in validate.stdout
     )
     assert index.returncode == 1 and "index.json is missing" in index.stderr
-    _fill(repo / "me/cpu/2.3/tiny.md")
+    card = repo / "me/cpu/2.3/tiny.md"
+    card.write_text(fill_template(card.read_text()))
     (repo / "me/cpu/2.3/tiny.ckpt").write_bytes(b"w" * 100)
     assert run_cli("add-asset", str(repo / "me/cpu/2.3/tiny.md"), str(repo / "me/cpu/2.3/tiny.ckpt")).returncode == 0
     (repo / "me/cpu/2.3/tiny.ckpt").chmod(0o600)

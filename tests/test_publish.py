@@ -164,7 +164,7 @@ def test_index_check_says_missing_current_and_which_cards_changed(tmp_path):
 # --------------------------------------------------------------------------- new and add-asset
 
 
-def _fill(text: str) -> str:
+def fill_template(text: str) -> str:
     values = {
         "backbone-name": "tinynet",
         "module-type": "cv-classification",
@@ -194,7 +194,7 @@ def test_new_template_flags_its_placeholders_until_they_are_filled(tmp_path, nam
     placeholders = path.read_text().count(": TODO ")
     assert rules == ["placeholder"] * placeholders and placeholders >= 9  # nothing but the placeholders
     assert all("still the template's placeholder" in line for line in proc.stdout.splitlines()[:-1])
-    path.write_text(_fill(path.read_text()))
+    path.write_text(fill_template(path.read_text()))
     proc = run_cli("validate", str(path))
     assert proc.returncode == 0, proc.stdout
     proc = run_cli("new", name, "--dir", str(tmp_path))
