@@ -15,6 +15,7 @@ How one asset gets into the cache (see cache.py for the layout):
 - an interrupted download keeps its partial file and the response's validator (ETag, else Last-Modified);
   the next attempt, in this process or a later one, asks for the rest with `Range` + `If-Range` and only
   hashes the bytes already on disk; a server that answers 200 instead of 206 restarts the file cleanly;
+- a host name that does not resolve fails at once (http.unresolved_host), naming the host;
 - connection errors, timeouts, HTTP 5xx and 429 are retried with exponential backoff and jitter (honouring
   Retry-After up to MAX_RETRY_AFTER, 300 s; a server asking for a longer wait fails the pull at once, saying
   so, rather than leaving it silent for minutes); other 4xx fail at once;
@@ -72,7 +73,7 @@ from .errors import (
     TransferError,
 )
 from .http import SpeedGuard as _SpeedGuard
-from .http import http_session, network_reason
+from .http import http_session, network_reason, unresolved_host
 from .http import status_hint as _status_hint
 from .text import mask_passwords
 
@@ -798,6 +799,13 @@ class Engine:
         except requests.exceptions.TooManyRedirects:
             raise TransferError(f"could not download {url}: too many redirects") from None
         except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+            unknown = unresolved_host(exc)
+            if unknown:  # a name that does not resolve now will not in a few seconds either: no retry
+                raise TransferError(
+                    f"could not download {url}: the host {urlsplit(url).hostname} does not resolve ({unknown}); "
+                    "check the host in the link, REGISTRY_URL, the mirrors (--mirror, REGISTRY_MIRRORS) and "
+                    "the network"
+                ) from None
             raise _Retry(network_reason(exc)) from None
         except requests.exceptions.RequestException as exc:
             raise TransferError(f"could not download {url}: {network_reason(exc)}") from None

@@ -25,7 +25,7 @@ from registry.catalog import resolve
 from registry.errors import CardError, CardWarning, IntegrityError, NotFoundError, OfflineError, TransferError
 from registry.settings import Settings
 from registry.transfer import Engine, _Hasher, apply_mirrors, pull
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_cli
 from tests.servers import fault_server, nginx, write_card
 
 BASE = "https://download.example.org/m/"
@@ -402,6 +402,20 @@ def test_connection_refused(reg, site, home):
     url = f"http://127.0.0.1:{free_port()}/"
     with pytest.raises(TransferError, match=r"after 2 attempts: connection refused$"):
         pull("tiny", registry=reg, settings=settings_for(home, url, retries=1), formats=["ckpt"])
+
+
+def test_a_host_that_does_not_resolve_fails_at_once_naming_the_host(reg, site, home):
+    # .invalid resolves nowhere (RFC 2606): the resolver answers "no such name" (here in milliseconds: the
+    # local resolver answers NXDOMAIN; /etc/hosts has no .invalid names), which no retry can change.
+    url = "http://registry-test.invalid/m/"
+    with pytest.raises(TransferError) as caught:
+        pull("tiny", registry=reg, settings=settings_for(home, url, retries=3), formats=["ckpt"])
+    message = str(caught.value)
+    assert "the host registry-test.invalid does not resolve" in message
+    assert "REGISTRY_URL" in message and "--mirror" in message and "attempt" not in message
+    assert caught.value.exit_code == 5 and message.count(". ") == 0
+    out = run_cli("pull", "tiny", "--registry", str(reg), "--mirror", f"{BASE}={url}", env={"REGISTRY_RETRIES": "3"})
+    assert out.returncode == 5 and "registry-test.invalid does not resolve" in out.stderr, out.stderr
 
 
 def test_token_goes_only_to_its_host_and_not_after_a_redirect(reg, site, home):
