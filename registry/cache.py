@@ -587,6 +587,26 @@ def fs_type(path: Path) -> int | None:
         return None
 
 
+def _refuses_locks(directory: Path) -> str | None:
+    """The reason when flock on `directory` fails with ENOLCK or ENOSYS (a file system without lock
+    support), else None. A shared lock on a read-only descriptor: nothing is created or written."""
+    if fcntl is None:
+        return None
+    try:
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno in (errno.ENOLCK, errno.ENOSYS):
+            return exc.strerror or os.strerror(exc.errno)
+        return None  # busy (someone holds it exclusively) or another refusal: locks do exist here
+    finally:
+        os.close(fd)  # closing releases the lock
+    return None
+
+
 class Cache:
     def __init__(self, home: str | os.PathLike, *, lock_timeout: float = -1, on_wait=None, locks: str = "auto"):
         self.home = Path(home).expanduser()
@@ -594,6 +614,7 @@ class Cache:
         self.on_wait = on_wait  # called with a sentence when a lock is held by another process, and when it came
         self.locks = locks  # REGISTRY_LOCKS: auto, file or none (see locking)
         self._locking: str | None = None
+        self._why = ""
 
     @classmethod
     def from_settings(cls, settings=None, on_wait=None) -> Cache:
@@ -605,27 +626,37 @@ class Cache:
     # ----------------------------------------------------------------- lock modes
 
     def locking(self) -> bool:
-        """Whether this cache uses lock files. Not with REGISTRY_LOCKS=none, nor (auto) on a file system whose
-        locks cannot be trusted across machines (UNTRUSTED_LOCK_FS) or that refuses them (ENOLCK, ENOSYS).
-        Without locks each download writes its own partial file (a unique name), the first verified
-        rename of it to the blob wins (a blob already there is never replaced), records are replaced by
-        rename only, and nothing another process may be writing is swept (only files older than STALE)."""
+        """Whether this cache uses lock files (see lock_mode). Without locks each download writes its own
+        partial file (a unique name), the first verified rename of it to the blob wins (a blob already there
+        is never replaced), records are replaced by rename only, and nothing another process may be writing
+        is swept (only files older than STALE); an interrupted download is resumed by adopting its partial
+        file once no live process writes it (adopt_partial)."""
+        return self.lock_mode()[0] != "none"
+
+    def lock_mode(self) -> tuple[str, str]:
+        """The lock mode in force, `file` or `none`, and why. `none` with REGISTRY_LOCKS=none, and with auto on
+        a file system whose locks cannot be trusted across machines (UNTRUSTED_LOCK_FS, by statfs f_type) or
+        that refuses them (ENOLCK, ENOSYS: a shared flock of the cache directory is tried, which writes
+        nothing; a lock file refused later switches too, see _Lock._try)."""
         if self._locking is None:
-            mode = self.locks
-            if mode == "auto":
+            if self.locks != "auto":
+                self._locking, self._why = self.locks, f"REGISTRY_LOCKS={self.locks}"
+            else:
                 where = self.home
                 while not where.exists() and where.parent != where:
                     where = where.parent
                 kind = UNTRUSTED_LOCK_FS.get(fs_type(where))
-                mode = "file"
+                refused = _refuses_locks(where)
                 if kind:
-                    self.untrusted_locks(f"it is on {kind}, whose locks are not trusted across machines")
-                    mode = "none"
-            self._locking = mode
-        return self._locking != "none"
+                    self.untrusted_locks(f"the cache is on {kind}, whose locks are not trusted across machines")
+                elif refused:
+                    self.untrusted_locks(f"the file system refuses locks ({refused})")
+                else:
+                    self._locking, self._why = "file", "flock works on its file system"
+        return self._locking, self._why
 
     def untrusted_locks(self, why: str) -> None:
-        self._locking = "none"
+        self._locking, self._why = "none", why
         import logging
 
         logging.getLogger("registry").info("cache %s: working without locks (REGISTRY_LOCKS=none): %s", self.home, why)

@@ -3,7 +3,9 @@ of docs/nginx-cache.conf in front of an origin nginx, each with 8 real `registry
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import json
 import os
 import re
 import subprocess
@@ -121,6 +123,110 @@ def test_lock_modes(tmp_path):
     with none.lock("ab" * 32):
         pass
     assert not (tmp_path / "c" / "locks").exists()
+
+
+# Runs `registry ARGS` with fcntl.flock failing as a file system without lock support makes it fail: the
+# fault is injected at the OS call, so everything of ours above it runs as it would on such a mount.
+NO_LOCKS = """
+import errno, fcntl, os, stat, sys
+real, only_files = fcntl.flock, sys.argv.pop(1) == "files"
+def flock(fd, op):
+    if only_files and not stat.S_ISREG(os.fstat(fd).st_mode):
+        return real(fd, op)
+    raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+fcntl.flock = flock
+from registry.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def run_without_flock(where: str, *args: str, home, **env) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", NO_LOCKS, where, *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "REGISTRY_HOME": str(home), "REGISTRY_PROGRESS": "0", **env},
+        timeout=120,
+    )
+
+
+# "everywhere": the probe of the cache directory finds it; "files": only lock files fail (the directory
+# probe passes), so the first lock taken switches the cache to lock-free mode mid-pull (_Lock._try).
+@pytest.mark.parametrize("where", ["everywhere", "files"])
+def test_a_file_system_refusing_locks_with_enolck_pulls_without_locks_and_says_so(tmp_path, site, reg, where):
+    if UNTRUSTED_LOCK_FS.get(fs_type(tmp_path)):
+        pytest.skip("the test directory is on a file system where auto already means no locks")
+    home = tmp_path / "home"
+    digest = hashlib.sha256((site / "shared.ckpt").read_bytes()).hexdigest()
+    with nginx(site) as url:
+        pull = ("pull", "--registry", str(reg), "--mirror", f"{BASE}={url}", CARD_ID)
+        out = run_without_flock(where, *pull, home=home)
+        # REGISTRY_LOCKS=file is a promise to lock: a refusal is then an error, not a silent switch
+        forced = run_without_flock(where, *pull, "--force", home=tmp_path / "other", REGISTRY_LOCKS="file")
+    assert forced.returncode == 2 and "cannot take the lock" in forced.stderr, forced.stderr
+    assert out.returncode == 0, out.stderr
+    assert f"registry: cache {home}: working without locks (REGISTRY_LOCKS=none): the file system refuses locks" in (
+        out.stderr
+    )
+    assert os.strerror(errno.ENOLCK) in out.stderr
+    assert [d for d, _ in Cache(home).blobs()] == [digest]
+    assert not (home / "partial").exists() or not list((home / "partial").iterdir())
+    if where == "everywhere":
+        assert not (home / "locks").exists()  # decided before the first lock file
+        env = run_without_flock(where, "env", "--json", home=home)
+        assert json.loads(env.stdout)["locks"] == {
+            "setting": "auto",
+            "in_force": "none",
+            "reason": f"the file system refuses locks ({os.strerror(errno.ENOLCK)})",
+        }
+
+
+def test_lock_mode_follows_the_statfs_type_of_the_cache_directory(tmp_path, site, reg, monkeypatch, caplog):
+    # fs_type reads f_type with statfs(2); coreutils' `stat -f` reads it independently.
+    real = fs_type(tmp_path)
+    assert real == int(
+        subprocess.run(["stat", "-f", "-c", "%t", str(tmp_path)], capture_output=True, text=True).stdout, 16
+    )
+    if UNTRUSTED_LOCK_FS.get(real):
+        pytest.skip(f"the test directory is on {UNTRUSTED_LOCK_FS[real]}, where auto already means no locks")
+    assert Cache(tmp_path / "home").lock_mode() == ("file", "flock works on its file system")
+    # The table is the seam: this real file system's type, listed as untrusted, switches the mode.
+    monkeypatch.setitem(UNTRUSTED_LOCK_FS, real, "testfs")
+    home = tmp_path / "home"
+    assert Cache(home).lock_mode() == ("none", "the cache is on testfs, whose locks are not trusted across machines")
+    assert Cache(home, locks="file").lock_mode() == ("file", "REGISTRY_LOCKS=file")
+    from registry.settings import Settings
+    from registry.transfer import pull
+
+    with nginx(site) as url, caplog.at_level("INFO", logger="registry"):
+        (item,) = pull(CARD_ID, registry=reg, settings=Settings(home=home, mirrors=((BASE, url),), progress=False))
+    assert item.downloaded and not (home / "locks").exists()
+    assert f"cache {home}: working without locks (REGISTRY_LOCKS=none): the cache is on testfs" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "setting, shown",
+    [
+        ("auto", "auto (in force: file: flock works on its file system)"),
+        ("none", "none (in force: none: REGISTRY_LOCKS=none)"),
+        ("file", "file (in force: file: REGISTRY_LOCKS=file)"),
+    ],
+)
+def test_env_shows_the_lock_setting_and_the_mode_in_force_with_its_reason(tmp_path, setting, shown):
+    if UNTRUSTED_LOCK_FS.get(fs_type(tmp_path)):
+        pytest.skip("the test directory is on a file system where auto already means no locks")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "REGISTRY_HOME": str(tmp_path / "home"), "REGISTRY_LOCKS": setting}
+    text = subprocess.run([sys.executable, "-m", "registry", "env"], capture_output=True, text=True, env=env)
+    assert f"\n  locks: {shown}\n" in text.stdout, text.stdout
+    doc = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "registry", "env", "--format", "json"], capture_output=True, text=True, env=env
+        ).stdout
+    )
+    mode, reason = shown.split("(in force: ")[1].rstrip(")").split(": ", 1)
+    assert doc["locks"] == {"setting": setting, "in_force": mode, "reason": reason}
+    assert doc["settings"]["locks"] == setting
+    assert not (tmp_path / "home").exists()  # finding the mode wrote nothing
 
 
 def cache_conf(part: str) -> str:
