@@ -22,7 +22,8 @@ Layout under HOME ($REGISTRY_HOME, else the platform's user cache dir):
 A download's key is the digest the card gives; when the card gives only a sha256 prefix (8 to 63 hex
 digits), which cannot name a blob, it is `<prefix>-<sha256 of the asset's link, 16 hex>`: the blob is then
 committed under the full digest computed, and found again through the model view that records it
-(`view_digest`), never by matching the prefix against other models' blobs.
+(`view_digest`), else as the one blob whose name starts with the prefix (`prefix_digest`: one directory
+read; two candidates, or a size other than the card's, mean a download).
 
 Invariants: a blob path only ever holds bytes whose sha256 is its name (they are written to a partial file,
 fsynced, verified and renamed; a reader never sees half a file). That fsync is the only one a download
@@ -705,6 +706,26 @@ class Cache:
             if isinstance(digest, str) and len(digest) == 64 and digest.startswith(prefix) and rec.get("url") == url:
                 return digest
         return None
+
+    def prefix_digest(self, prefix: str, size: int | None = None) -> str | None:
+        """The full digest of the one cached blob whose name starts with sha256 prefix `prefix` (and whose
+        size is `size`, when the card gives one), e.g. one another card pulled by its whole digest; None when
+        there is none or more than one (a prefix names no file for sure then: download it). One directory
+        is read, blobs/sha256/<first two hex digits>; the blob is checked as any other (lookup) before use."""
+        try:
+            names = os.listdir(self.home / "blobs" / "sha256" / prefix[:2])
+        except OSError:
+            return None
+        found = [n for n in names if len(n) == 64 and n.startswith(prefix) and SHA256_RE.match(n)]
+        if len(found) != 1:
+            return None
+        if size is not None:
+            try:
+                if os.lstat(self.blob_path(found[0])).st_size != size:
+                    return None
+            except OSError:
+                return None
+        return found[0]
 
     def model_dir(self, model_id: str) -> Path:
         """HOME/models/<id>: the model's view directory (raises UsageError for a bad id)."""
