@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import hashlib
 import json
 import os
@@ -84,10 +85,17 @@ CHUNK = 1 << 20
 VIEW_FILE = ".view.json"
 WAIT_NOTICE = 1.0  # seconds of waiting for a lock before on_wait is told
 STALE = 3600.0  # without locks, a temporary or partial file untouched this long belongs to no live process
+# Without locks, a live download touches its partial files every HEARTBEAT seconds whatever it is doing
+# (receiving, waiting to retry, hashing a resumed prefix: transfer._Heartbeat), so one of another machine
+# untouched for RESUME_AFTER (12 missed beats: a stalled scheduler or a file-server hiccup is not death)
+# belongs to no live process and may be adopted to resume it (Cache.adopt_partial).
+HEARTBEAT = 5.0
+RESUME_AFTER = 60.0
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _NOFOLLOW
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _TMP = re.compile(r"\.(.+)\.\d+(?:\.\d+)?\.tmp")  # .NAME.PID[.THREAD].tmp, as write_atomic names them
+_OWNER = re.compile(r"([0-9a-f]{12})-(\d+)-(\d+)")  # NODE-PID-THREAD: who writes a lock-free partial file
 
 
 def hash_file(path: str | os.PathLike, length: int | None = None, digest=None, copy_to=None) -> tuple[str, int]:
@@ -148,6 +156,38 @@ def _private_parent(need: int) -> str:
     )
 
 
+def _alive(pid: int) -> bool:
+    """Whether process `pid` of this machine may be running (only a definite "no such process" says not;
+    where that cannot be asked without harm, as on Windows, it may)."""
+    if os.name != "posix":
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, OverflowError, ValueError):  # another user's process, or not a pid
+        return True
+    return True
+
+
+@functools.cache
+def node() -> str:
+    """12 hex digits naming this kernel boot and pid namespace: a process id in a partial file's name is
+    asked about (`_alive`) only where the name says it was given. Two containers with one hostname
+    share no pid namespace, so the hostname alone would not do."""
+    parts = []
+    for path in ("/proc/sys/kernel/random/boot_id", "/proc/self/ns/pid"):
+        try:
+            parts.append(open(path).read().strip() if "boot_id" in path else str(os.stat(path).st_ino))
+        except OSError:
+            pass
+    if not parts:  # no /proc: the host's name is all there is
+        import platform
+
+        parts.append(platform.node())
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12]
+
+
 def _sweep_verified(parent: str) -> None:
     """Remove private copies whose process is gone (killed while loading). Only our own directories, by
     lstat (a symlink planted there is left alone); a live process's copy is never touched."""
@@ -157,15 +197,8 @@ def _sweep_verified(parent: str) -> None:
         return
     for name in names:
         m = _VERIFIED_DIR.fullmatch(name)
-        if not m:
+        if not m or _alive(int(m.group(1))):
             continue
-        try:
-            os.kill(int(m.group(1)), 0)
-            continue  # alive
-        except ProcessLookupError:
-            pass
-        except (PermissionError, OverflowError, ValueError):
-            continue  # another user's process, or not a pid
         path = os.path.join(parent, name)
         try:
             st = os.lstat(path)
@@ -916,6 +949,76 @@ class Cache:
         out = open(fd, "wb", buffering=0)
         out.path = part
         return out
+
+    @staticmethod
+    def own_key(key: str) -> str:
+        """Without locks: what names this process and thread's partial files for download `key`:
+        `<key>.<node>-<pid>-<thread>` (node: see `node`; no other dot, as prune reads the key back)."""
+        return f"{key}.{node()}-{os.getpid()}-{threading.get_ident()}"
+
+    def adopt_partial(self, key: str, mine: str) -> int:
+        """Without locks: make an interrupted download of `key` that no live process writes this thread's
+        own (named `mine`, see own_key), so that the resume of a locked cache continues it; the bytes
+        adopted (0: none). No live process writes it when its name says this machine (node) and its pid is
+        gone, or, for another machine's, when it is untouched for RESUME_AFTER seconds, measured against the
+        mtime of a file created now on the same file system (a client's clock may differ from the server's).
+        Only regular files of this user's, with one link, are adopted, the largest first; the claim is a
+        rename (atomic, on NFS too), so of processes adopting one file only one succeeds, the others find it
+        gone and go on. The partial's validator record (.json, .ranges) follows it. The bytes must still
+        prove themselves: the server's validator (If-Range) and the sha256 of the whole file."""
+        pdir = self.home / "partial"
+        own = self.partial_path(mine)
+        try:
+            self._mkdir(pdir)
+            fd = _create_exclusive(own)
+            try:
+                now = os.fstat(fd).st_mtime  # the file server's "now"
+            finally:
+                os.close(fd)
+            names = os.listdir(pdir)
+        except (OSError, RegistryError):
+            return 0
+        uid = os.getuid() if hasattr(os, "getuid") else None
+        found = []
+        for name in names:
+            m = (
+                _OWNER.fullmatch(name[len(key) + 1 : -5])
+                if name.startswith(f"{key}.") and name.endswith(".part")
+                else None
+            )
+            if m is None or name == own.name:
+                continue
+            try:
+                st = os.lstat(pdir / name)
+            except OSError:
+                continue
+            if not (stat.S_ISREG(st.st_mode) and st.st_nlink == 1 and st.st_size and uid in (None, st.st_uid)):
+                continue
+            if _alive(int(m.group(2))) if m.group(1) == node() else now - st.st_mtime <= RESUME_AFTER:
+                continue  # a live process's (this machine), or one touched lately (another machine)
+            found.append((st.st_size, name))
+        for size, name in sorted(found, reverse=True):
+            try:
+                os.utime(pdir / name, follow_symlinks=False)  # fresh before it is renamed: never taken for abandoned
+                os.replace(pdir / name, own)
+            except OSError:  # another process adopted it first
+                continue
+            theirs = name[:-5]
+            for suffix in (".json", ".ranges"):
+                try:
+                    os.replace(pdir / (theirs + suffix), pdir / (mine + suffix))
+                except OSError:
+                    with contextlib.suppress(OSError):
+                        os.unlink(pdir / (mine + suffix))  # never another download's record beside these bytes
+            import logging
+
+            logging.getLogger("registry").info(
+                "resuming the interrupted download %s (%d bytes) of another process", name, size
+            )
+            return size
+        with contextlib.suppress(OSError):
+            os.unlink(own)  # nothing adopted: the download creates its file when it begins
+        return 0
 
     def sweep_partial_tmp(self, digest: str) -> None:
         """Remove the temporary files a killed writer of this blob's stamp or partial metadata left. Call with

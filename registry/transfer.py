@@ -63,7 +63,7 @@ from urllib.request import url2pathname
 
 from . import ranges
 from . import settings as _settings
-from .cache import VIEW_FILE, Cache, CacheLockError, _read_json, hash_file, write_atomic
+from .cache import HEARTBEAT, VIEW_FILE, Cache, CacheLockError, _read_json, hash_file, write_atomic
 from .catalog import Asset, Entry, Registry, resolve
 from .errors import (
     CardError,
@@ -407,6 +407,30 @@ class _Progress:
             self._bar.close()
 
 
+class _Heartbeat:
+    """Without locks: touches a download's partial files every HEARTBEAT seconds while it runs, whatever it
+    is doing (waiting to retry, hashing a resumed prefix), so that no other process takes them for
+    abandoned (Cache.adopt_partial, which waits RESUME_AFTER) while this one lives."""
+
+    def __init__(self, paths: list[Path]):
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, args=(paths,), name="heartbeat", daemon=True)
+
+    def _beat(self, paths: list[Path]) -> None:
+        while not self._stop.wait(HEARTBEAT):
+            for p in paths:
+                with contextlib.suppress(OSError):  # not yet created, or already committed
+                    os.utime(p, follow_symlinks=False)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 class Engine:
     """Downloads blobs into a cache: one per pull() call, shared by its worker threads."""
 
@@ -488,10 +512,11 @@ class Engine:
             ):
                 return blob, False
             raise
-        if not self.cache.locking():  # each process and thread its own partial (Cache.locking); no resume
-            key = f"{key}.{os.getpid()}-{threading.get_ident()}"
+        shared = key
+        if not self.cache.locking():  # each process and thread its own partial (Cache.locking)
+            key = self.cache.own_key(key)
         try:
-            self.cache.sweep_partial_tmp(key)  # left by a process killed while writing a stamp or metadata
+            self.cache.sweep_partial_tmp(shared)  # left by a process killed while writing a stamp or metadata
             full = None if force else known()
             if full:
                 # another process may have just downloaded it; lookup re-hashes under the blob's own lock
@@ -505,7 +530,12 @@ class Engine:
                     f"{self.cache.home}; pull it once with the network on (unset REGISTRY_OFFLINE)"
                 )
             url = apply_mirrors(asset.url, self.settings.mirrors)
-            blob = self._download(url, digest, what, key, asset.size)
+            if key == shared:
+                blob = self._download(url, digest, what, key, asset.size)
+            else:  # without locks: resume what a dead process left, and show that this one lives
+                adopted = self.cache.adopt_partial(shared, key)
+                with _Heartbeat([self.cache.partial_path(key), self.cache.partial_meta_path(key)]):
+                    blob = self._download(url, digest, what, key, asset.size, adopted=bool(adopted))
             if asset.is_prefix and entry is not None:
                 # Recorded in the view before the download's lock is released, so that a process waiting
                 # on it finds the blob (known()) instead of downloading it again.
@@ -523,10 +553,19 @@ class Engine:
                 entry.id, filename, blob.name, size=blob.stat().st_size, file_format=asset.file_format, url=asset.url
             )
 
-    def _download(self, url: str, digest: str, what: str, key: str | None = None, declared: int | None = None) -> Path:
+    def _download(
+        self,
+        url: str,
+        digest: str,
+        what: str,
+        key: str | None = None,
+        declared: int | None = None,
+        adopted: bool = False,
+    ) -> Path:
         """Download `url` into the cache as the blob of its sha256, which must be `digest` or, when `digest` is
         a prefix, start with it. `key` names the partial file and lock (default: the digest itself);
-        `declared`: the card's asset-size, if any."""
+        `declared`: the card's asset-size, if any; `adopted`: the partial file is another process's
+        (Cache.adopt_partial), so its bytes are hashed again from disk before the commit."""
         scheme = urlsplit(url).scheme.lower()
         if scheme not in ("http", "https", "file"):
             raise TransferError(f"{what} has link {url}, which is not an http(s) or file URL: fix its asset-link")
@@ -535,7 +574,7 @@ class Engine:
         self.cache._mkdir(part.parent)
         hasher = _Hasher(self.threaded_hash)
         try:
-            return self._download_into(url, scheme, part, digest, what, hasher, key, declared)
+            return self._download_into(url, scheme, part, digest, what, hasher, key, declared, adopted)
         except RegistryError as exc:
             if getattr(exc, "discard", False):  # a body that can never be valid, or a disk that could not hold it
                 self.cache.discard_partial(key)
@@ -544,7 +583,16 @@ class Engine:
             hasher.close()
 
     def _download_into(
-        self, url: str, scheme: str, part: Path, digest: str, what: str, hasher: _Hasher, key: str, declared: int | None
+        self,
+        url: str,
+        scheme: str,
+        part: Path,
+        digest: str,
+        what: str,
+        hasher: _Hasher,
+        key: str,
+        declared: int | None,
+        adopted: bool = False,
     ) -> Path:
         for final in (False, True):
             self._local.encoding = None
@@ -560,7 +608,16 @@ class Engine:
                         self._local.one_stream = True
                         resumed = self._http(url, part, key, hasher, what, declared)
             actual = hasher.hexdigest()
-            if actual == digest or (len(digest) < 64 and actual.startswith(digest)):
+            sound = actual == digest or (len(digest) < 64 and actual.startswith(digest))
+            check, adopted = sound and adopted, False  # the adopted bytes are those of the first round only
+            if check and hash_file(part)[0] != actual:
+                # Bytes on disk other than those hashed as they came: a process that only looked dead still
+                # writes the adopted file. Not ours to commit: one clean download of our own.
+                _log.warning("%s: the resumed partial file %s changed while downloading; starting over", url, part)
+                self.cache.discard_partial(key)
+                hasher.reset()
+                continue
+            if sound:
                 try:
                     with self.cache.lock(actual) if actual != key else _held():  # prune removes blobs under it
                         blob = self.cache.commit(part, actual)

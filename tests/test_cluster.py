@@ -10,12 +10,15 @@ import os
 import re
 import subprocess
 import sys
+import threading
+import time
+from pathlib import Path
 
 import pytest
 
-from registry.cache import UNTRUSTED_LOCK_FS, Cache, fs_type
+from registry.cache import UNTRUSTED_LOCK_FS, Cache, fs_type, node
 from tests.conftest import ROOT
-from tests.servers import nginx, write_card
+from tests.servers import fault_server, nginx, write_card
 
 BASE = "https://download.example.org/m/"
 CARD_ID = "mindspore/cpu/2.0/shared"
@@ -73,7 +76,7 @@ def files_under(root) -> list[str]:
 def test_eight_processes_without_locks_leave_one_sound_blob(tmp_path, site, reg):
     home = tmp_path / "home"
     digest = hashlib.sha256((site / "shared.ckpt").read_bytes()).hexdigest()
-    with nginx(site, limit_rate="8m") as url:  # ~0.4 s each: the 8 downloads overlap
+    with nginx(site, limit_rate="2m") as url:  # 1.5 s each: the 8 downloads overlap, however slowly they start
         results = pull_in_processes(8, reg, home, url, REGISTRY_LOCKS="none")
         gets = [r for r in url.access_log() if r["path"] == "/shared.ckpt"]
     assert [r.returncode for r in results] == [0] * 8, [r.stderr for r in results]
@@ -109,6 +112,121 @@ def test_eight_processes_without_locks_leave_one_sound_blob(tmp_path, site, reg)
         env={**os.environ, "PYTHONPATH": str(ROOT), "REGISTRY_HOME": str(home)},
     )
     assert verify.returncode == 0 and "ok" in verify.stdout
+
+
+def test_without_locks_a_killed_download_is_resumed_by_the_next_pull(tmp_path, site, reg):
+    home, size = tmp_path / "home", (site / "shared.ckpt").stat().st_size
+    digest = hashlib.sha256((site / "shared.ckpt").read_bytes()).hexdigest()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "REGISTRY_HOME": str(home), "REGISTRY_PROGRESS": "0"}
+    with nginx(site, limit_rate="1m") as url:  # 3 s: time to kill it halfway
+        args = [sys.executable, "-m", "registry", "pull", "--registry", str(reg), "--mirror", f"{BASE}={url}", CARD_ID]
+        first = subprocess.Popen(args, env={**env, "REGISTRY_LOCKS": "none"}, stderr=subprocess.PIPE)
+        while first.poll() is None and partial_bytes(home) < 256 << 10:
+            time.sleep(0.01)
+        first.kill()
+        first.communicate()
+        (part,) = (home / "partial").glob("*.part")
+        kept = part.stat().st_size
+        assert 0 < kept < size
+        (second,) = pull_in_processes(1, reg, home, url, REGISTRY_LOCKS="none")
+        gets = [r for r in url.access_log() if r["path"] == "/shared.ckpt"]
+    assert second.returncode == 0, second.stderr
+    # the killed process's partial is this machine's and its pid is gone: adopted at once, resumed
+    assert f"registry: resuming the interrupted download {part.name} ({kept} bytes) of another process" in (
+        second.stderr
+    )
+    assert len(gets) == 2 and gets[1]["range"] == f"bytes={kept}-" and gets[1]["status"] == 206
+    assert gets[1]["bytes"] == size - kept
+    assert hashlib.sha256(Cache(home).blob_path(digest).read_bytes()).hexdigest() == digest
+    assert not [f for f in files_under(home) if f.startswith("partial/")], files_under(home)
+
+
+def partial_bytes(home) -> int:
+    """The size of the largest partial file in cache `home` (0 when there is none)."""
+    sizes = [0]
+    for p in (home / "partial").glob("*.part") if (home / "partial").is_dir() else ():
+        try:
+            sizes.append(p.stat().st_size)
+        except FileNotFoundError:  # renamed or committed meanwhile
+            pass
+    return max(sizes)
+
+
+def another_machines(part, age: float) -> Path:
+    """`part` and its record as another machine's download (another node in the name) last touched `age`
+    seconds ago."""
+    theirs = part.name.replace(f".{node()}-", ".0123456789ab-")
+    for suffix in (".part", ".json"):
+        os.rename(part.with_name(part.name[:-5] + suffix), part.with_name(theirs[:-5] + suffix))
+    then = time.time() - age
+    os.utime(part.with_name(theirs), (then, then))
+    return part.with_name(theirs)
+
+
+def test_without_locks_another_machines_partial_is_adopted_only_once_untouched_for_resume_after(tmp_path, site, reg):
+    from registry.cache import RESUME_AFTER
+    from registry.errors import TransferError
+    from registry.settings import Settings
+    from registry.transfer import pull
+
+    home, data = tmp_path / "home", (site / "shared.ckpt").read_bytes()
+    with fault_server(site, reset_after=1 << 20, times=1) as srv:
+        s = Settings(home=home, mirrors=((BASE, srv.url),), retries=0, progress=False, locks="none")
+        with pytest.raises(TransferError):
+            pull(CARD_ID, registry=reg, settings=s)
+        (part,) = (home / "partial").glob("*.part")
+        kept = part.stat().st_size
+        # touched lately: its writer may be alive on the other machine, so it is left alone
+        theirs = another_machines(part, RESUME_AFTER / 2)
+        (item,) = pull(CARD_ID, registry=reg, settings=s)
+        assert not srv.gets()[-1]["range"] and theirs.stat().st_size == kept
+        # untouched for longer: adopted (renamed, so only one process can) and resumed under If-Range
+        os.utime(theirs, (time.time() - RESUME_AFTER - 5,) * 2)
+        (again,) = pull(CARD_ID, registry=reg, settings=s, force=True)
+        assert srv.gets()[-1]["range"] == f"bytes={kept}-"
+    assert again.downloaded and again.path.read_bytes() == data
+    assert not list((home / "partial").iterdir())
+
+
+def test_without_locks_an_adopted_partial_that_changes_while_resuming_is_discarded(tmp_path, site, reg, caplog):
+    from registry.cache import RESUME_AFTER
+    from registry.errors import TransferError
+    from registry.settings import Settings
+    from registry.transfer import pull
+
+    home, data = tmp_path / "home", (site / "shared.ckpt").read_bytes()
+    with fault_server(site, reset_after=1 << 20, times=1) as srv:
+        s = Settings(home=home, mirrors=((BASE, srv.url),), retries=0, progress=False, locks="none")
+        with pytest.raises(TransferError):
+            pull(CARD_ID, registry=reg, settings=s)
+        (part,) = (home / "partial").glob("*.part")
+        kept = part.stat().st_size
+        theirs = another_machines(part, RESUME_AFTER + 5)
+        # Its writer only looked dead: it still holds the file open and writes into it once the adopter
+        # is receiving the rest (after the adopter hashed the resumed bytes from disk).
+        zombie = os.open(theirs, os.O_WRONLY)
+        stop = threading.Event()
+
+        def write_late() -> None:
+            while not stop.is_set() and os.fstat(zombie).st_size < kept + (64 << 10):
+                time.sleep(0.001)
+            os.pwrite(zombie, b"stale bytes", 0)
+
+        writer = threading.Thread(target=write_late)
+        srv.set(rate=2 << 20)  # 1 s for the rest: the late write lands while the adopter receives
+        writer.start()
+        try:
+            with caplog.at_level("INFO", logger="registry"):
+                (item,) = pull(CARD_ID, registry=reg, settings=s)
+        finally:
+            stop.set()
+            writer.join()
+            os.close(zombie)
+        ranges = [r["range"] for r in srv.gets()]
+    assert ranges[-2:] == [f"bytes={kept}-", ""]  # the resume, then one clean download of its own
+    assert "changed while downloading; starting over" in caplog.text
+    assert item.path.read_bytes() == data
+    assert hashlib.sha256(item.blob.read_bytes()).hexdigest() == item.sha256
 
 
 def test_lock_modes(tmp_path):
