@@ -9,7 +9,9 @@ Layout under HOME ($REGISTRY_HOME, else the platform's user cache dir):
                                        (If-Range validator for resuming them)
     partial/<key>.ranges               {url, validator, size, chunk, done}: the chunks a parallel-range
                                        download completed (ranges.py)
-    partial/<key>.<pid>-<thread>.part  without locks (see locking): each download's own partial file
+    partial/<key>.<node>-<pid>-<thread>.part  without locks (see locking): each download's own partial
+                                       file (node: this kernel boot and pid namespace, see `node`), with
+                                       its .json and .ranges records beside it
     locks/<digest>.lock                one file lock per blob: one process downloads, the others wait
     locks/<key>.lock                   ... and per download (see download_key)
     locks/model-<sha256 of id>.lock    serializes updates of one model view
@@ -33,7 +35,9 @@ a crash costs a re-hash, a re-link or a restart, never trust (a stamp that does 
 Lock modes (`Cache.locking`, REGISTRY_LOCKS): with lock files, one process downloads a blob and the others
 wait for it; without (`none`, or `auto` on NFS/Lustre/SMB/9p/BeeGFS or when locks fail with ENOLCK/ENOSYS),
 every process downloads into its own partial file, the first verified one gets the blob's name (never
-replaced), and sweeps and prunes remove only temporary and partial files older than STALE (an hour). A blob whose stat still matches its stamp
+replaced), and sweeps and prunes remove only temporary and partial files older than STALE (an hour); an
+interrupted download is resumed by the process that adopts its partial file (adopt_partial: by rename,
+once no live process writes it; live ones touch theirs every HEARTBEAT seconds). A blob whose stat still matches its stamp
 is trusted without reading it; any other blob is re-hashed before use, and `registry cache verify` re-hashes
 them all. (`registry.load` re-hashes the bytes it parses whatever the stamp says: see loader.py.)
 
@@ -249,6 +253,12 @@ def _sweep_tmp(dir_fd: int, stem: str | None = None, age: float = 0.0) -> None:
                 os.unlink(name, dir_fd=dir_fd)
             except OSError:
                 pass
+
+
+def touch(path: str | os.PathLike) -> None:
+    """Set `path`'s mtime to now (the file server's clock), never through a symlink where the platform can
+    tell (utimensat); OSError when it is gone."""
+    os.utime(path, follow_symlinks=os.utime not in os.supports_follow_symlinks)
 
 
 def _older(name: str | os.PathLike, age: float, dir_fd: int | None = None) -> bool:
@@ -690,6 +700,8 @@ class Cache:
         return self._locking, self._why
 
     def untrusted_locks(self, why: str) -> None:
+        if self._locking == "none":  # said once (threads of one pull may each meet a refused lock)
+            return
         self._locking, self._why = "none", why
         import logging
 
@@ -999,7 +1011,7 @@ class Cache:
             found.append((st.st_size, name))
         for size, name in sorted(found, reverse=True):
             try:
-                os.utime(pdir / name, follow_symlinks=False)  # fresh before it is renamed: never taken for abandoned
+                touch(pdir / name)  # fresh before it is renamed: never taken for abandoned once ours
                 os.replace(pdir / name, own)
             except OSError:  # another process adopted it first
                 continue

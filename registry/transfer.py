@@ -63,7 +63,7 @@ from urllib.request import url2pathname
 
 from . import ranges
 from . import settings as _settings
-from .cache import HEARTBEAT, VIEW_FILE, Cache, CacheLockError, _read_json, hash_file, write_atomic
+from .cache import HEARTBEAT, VIEW_FILE, Cache, CacheLockError, _read_json, hash_file, touch, write_atomic
 from .catalog import Asset, Entry, Registry, resolve
 from .errors import (
     CardError,
@@ -420,7 +420,7 @@ class _Heartbeat:
         while not self._stop.wait(HEARTBEAT):
             for p in paths:
                 with contextlib.suppress(OSError):  # not yet created, or already committed
-                    os.utime(p, follow_symlinks=False)
+                    touch(p)
 
     def __enter__(self):
         self._thread.start()
@@ -532,9 +532,12 @@ class Engine:
             url = apply_mirrors(asset.url, self.settings.mirrors)
             if key == shared:
                 blob = self._download(url, digest, what, key, asset.size)
-            else:  # without locks: resume what a dead process left, and show that this one lives
-                adopted = self.cache.adopt_partial(shared, key)
-                with _Heartbeat([self.cache.partial_path(key), self.cache.partial_meta_path(key)]):
+            else:
+                # Without locks: resume what a dead process left (a file:// copy never resumes), and show
+                # meanwhile that this one lives.
+                adopted = urlsplit(url).scheme.lower() in ("http", "https") and self.cache.adopt_partial(shared, key)
+                records = [self.cache.partial_meta_path(key), self.cache.ranges_path(key)]
+                with _Heartbeat([self.cache.partial_path(key), *records]):
                     blob = self._download(url, digest, what, key, asset.size, adopted=bool(adopted))
             if asset.is_prefix and entry is not None:
                 # Recorded in the view before the download's lock is released, so that a process waiting
