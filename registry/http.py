@@ -35,12 +35,21 @@ def http_session(settings):
 
 
 def retrying_session(settings):
-    """http_session with urllib3 retries (settings.retries, 429 and 5xx, Retry-After) for small GETs."""
+    """http_session with urllib3 retries (settings.retries, 429 and 5xx, Retry-After) for small GETs; a host
+    name that does not resolve is not retried (unresolved_host)."""
     from requests.adapters import HTTPAdapter
     from urllib3.util.retry import Retry
 
+    class _Retry(Retry):
+        def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):
+            if error is not None and unresolved_host(error):  # asking again cannot help: see _NO_SUCH_NAME
+                from urllib3.exceptions import MaxRetryError
+
+                raise MaxRetryError(_pool, url, error) from error
+            return super().increment(method, url, response, error, _pool, _stacktrace)
+
     session = http_session(settings)
-    retry = Retry(
+    retry = _Retry(
         total=settings.retries,
         connect=settings.retries,
         read=settings.retries,
