@@ -981,6 +981,11 @@ class Cache:
         pdir = self.home / "partial"
         own = self.partial_path(mine)
         try:
+            if os.lstat(own).st_size:
+                return 0  # this very name's (a pid used again): the usual resume continues it
+        except OSError:
+            pass
+        try:
             self._mkdir(pdir)
             fd = _create_exclusive(own)
             try:

@@ -128,15 +128,16 @@ def test_without_locks_a_killed_download_is_resumed_by_the_next_pull(tmp_path, s
         (part,) = (home / "partial").glob("*.part")
         kept = part.stat().st_size
         assert 0 < kept < size
-        (second,) = pull_in_processes(1, reg, home, url, REGISTRY_LOCKS="none")
+        after = pull_in_processes(4, reg, home, url, REGISTRY_LOCKS="none")
         gets = [r for r in url.access_log() if r["path"] == "/shared.ckpt"]
-    assert second.returncode == 0, second.stderr
-    # the killed process's partial is this machine's and its pid is gone: adopted at once, resumed
-    assert f"registry: resuming the interrupted download {part.name} ({kept} bytes) of another process" in (
-        second.stderr
-    )
-    assert len(gets) == 2 and gets[1]["range"] == f"bytes={kept}-" and gets[1]["status"] == 206
-    assert gets[1]["bytes"] == size - kept
+    assert [r.returncode for r in after] == [0] * 4, [r.stderr for r in after]
+    # The killed process's partial is this machine's and its pid is gone: adopted at once and resumed, by
+    # one of the four (the rename decides); the others download their own or find the blob.
+    resumed = f"registry: resuming the interrupted download {part.name} ({kept} bytes) of another process"
+    assert sum(resumed in r.stderr for r in after) == 1, [r.stderr for r in after]
+    ranged = [r for r in gets[1:] if r["range"]]
+    assert len(ranged) == 1 and ranged[0]["range"] == f"bytes={kept}-" and ranged[0]["status"] == 206
+    assert ranged[0]["bytes"] == size - kept and all(r["bytes"] == size for r in gets[1:] if not r["range"])
     assert hashlib.sha256(Cache(home).blob_path(digest).read_bytes()).hexdigest() == digest
     assert not [f for f in files_under(home) if f.startswith("partial/")], files_under(home)
 
