@@ -24,8 +24,8 @@ Layout under HOME ($REGISTRY_HOME, else the platform's user cache dir):
 A download's key is the digest the card gives; when the card gives only a sha256 prefix (8 to 63 hex
 digits), which cannot name a blob, it is `<prefix>-<sha256 of the asset's link, 16 hex>`: the blob is then
 committed under the full digest computed, and found again through the model view that records it
-(`view_digest`), else as the one blob whose name starts with the prefix (`prefix_digest`: one directory
-read; two candidates, or a size other than the card's, mean a download).
+(`view_digest`), else as the one blob whose name starts with the prefix that another model's view records
+for the same link (`prefix_digest`; two candidates, another link or another size mean a download).
 
 Invariants: a blob path only ever holds bytes whose sha256 is its name (they are written to a partial file,
 fsynced, verified and renamed; a reader never sees half a file). That fsync is the only one a download
@@ -690,10 +690,9 @@ class Cache:
                 while not where.exists() and where.parent != where:
                     where = where.parent
                 kind = UNTRUSTED_LOCK_FS.get(fs_type(where))
-                refused = _refuses_locks(where)
                 if kind:
                     self.untrusted_locks(f"the cache is on {kind}, whose locks are not trusted across machines")
-                elif refused:
+                elif refused := _refuses_locks(where):
                     self.untrusted_locks(f"the file system refuses locks ({refused})")
                 else:
                     self._locking, self._why = "file", "flock works on its file system"
@@ -752,11 +751,16 @@ class Cache:
                 return digest
         return None
 
-    def prefix_digest(self, prefix: str, size: int | None = None) -> str | None:
-        """The full digest of the one cached blob whose name starts with sha256 prefix `prefix` (and whose
-        size is `size`, when the card gives one), e.g. one another card pulled by its whole digest; None when
-        there is none or more than one (a prefix names no file for sure then: download it). One directory
-        is read, blobs/sha256/<first two hex digits>; the blob is checked as any other (lookup) before use."""
+    def prefix_digest(self, prefix: str, url: str, size: int | None = None) -> str | None:
+        """The full digest of the one cached blob whose name starts with sha256 prefix `prefix`, when another
+        model's view records it for the same asset link `url` (and its size is `size`, when the card gives
+        one); else None, also when two blobs start with the prefix (it names neither for sure: download).
+        One blob directory is read (blobs/sha256/<first two hex digits>), then the view records; the blob
+        is checked as any other (lookup) before use.
+
+        Why the same link: a prefix is matched with 2^32 tries, so a card of any registry could otherwise
+        plant a file under a full digest starting with another card's prefix and have it used instead of
+        what that card's link serves. A blob recorded for this link was verified as the bytes it served."""
         try:
             names = os.listdir(self.home / "blobs" / "sha256" / prefix[:2])
         except OSError:
@@ -764,13 +768,16 @@ class Cache:
         found = [n for n in names if len(n) == 64 and n.startswith(prefix) and SHA256_RE.match(n)]
         if len(found) != 1:
             return None
-        if size is not None:
-            try:
-                if os.lstat(self.blob_path(found[0])).st_size != size:
-                    return None
-            except OSError:
+        try:
+            if size is not None and os.lstat(self.blob_path(found[0])).st_size != size:
                 return None
-        return found[0]
+        except OSError:
+            return None
+        links = (url, mask_passwords(url))
+        for _, _, files in self.views():
+            if any(rec["sha256"] == found[0] and rec["url"] in links for rec in files.values()):
+                return found[0]
+        return None
 
     def model_dir(self, model_id: str) -> Path:
         """HOME/models/<id>: the model's view directory (raises UsageError for a bad id)."""

@@ -32,7 +32,7 @@ sha256 prefixes: an asset whose card gives 8 to 63 hex digits (catalog.Asset.is_
 same way; its partial file and lock are named by `Cache.download_key` (the prefix cannot name a blob), the
 file is accepted when its sha256 starts with the prefix and committed as the blob of the full digest computed,
 and later pulls find it through the model's view, which records that digest, or as the one cached blob
-whose name starts with the prefix (one pulled by another card's whole digest). A PrefixWarning says once per
+whose name starts with the prefix that another card pulled from the same link. A PrefixWarning says once per
 pull that a prefix catches corruption but not a hostile server; `Settings.require_full_sha256`
 (REGISTRY_REQUIRE_FULL_SHA256, `--require-full-sha256`) refuses such assets instead.
 """
@@ -470,15 +470,15 @@ class Engine:
         """The blob of `asset`, from the cache or downloaded and verified: (path, downloaded).
 
         The blob's name is the file's whole sha256; for a prefix asset the cached blob is found through
-        the view of `entry`'s model, else as the one cached blob whose name starts with the prefix (another
-        card may have pulled it by its whole digest: Cache.prefix_digest)."""
+        the view of `entry`'s model, else as the one cached blob whose name starts with the prefix that
+        another card pulled from the same link (by its whole digest, say: Cache.prefix_digest)."""
         digest = asset.sha256
 
         def known() -> str | None:  # the whole digest, if known
             if not asset.is_prefix:
                 return digest
             seen = self.cache.view_digest(entry.id, digest, asset.url) if entry is not None else None
-            return seen or self.cache.prefix_digest(digest, asset.size)
+            return seen or self.cache.prefix_digest(digest, asset.url, asset.size)
 
         full = None if force else known()
         if full:
