@@ -9,7 +9,9 @@ Layout under HOME ($REGISTRY_HOME, else the platform's user cache dir):
                                        (If-Range validator for resuming them)
     partial/<key>.ranges               {url, validator, size, chunk, done}: the chunks a parallel-range
                                        download completed (ranges.py)
-    partial/<key>.<pid>-<thread>.part  without locks (see locking): each download's own partial file
+    partial/<key>.<node>-<pid>-<thread>.part  without locks (see locking): each download's own partial
+                                       file (node: this kernel boot and pid namespace, see `node`), with
+                                       its .json and .ranges records beside it
     locks/<digest>.lock                one file lock per blob: one process downloads, the others wait
     locks/<key>.lock                   ... and per download (see download_key)
     locks/model-<sha256 of id>.lock    serializes updates of one model view
@@ -22,7 +24,8 @@ Layout under HOME ($REGISTRY_HOME, else the platform's user cache dir):
 A download's key is the digest the card gives; when the card gives only a sha256 prefix (8 to 63 hex
 digits), which cannot name a blob, it is `<prefix>-<sha256 of the asset's link, 16 hex>`: the blob is then
 committed under the full digest computed, and found again through the model view that records it
-(`view_digest`), never by matching the prefix against other models' blobs.
+(`view_digest`), else as the one blob whose name starts with the prefix that another model's view records
+for the same link (`prefix_digest`; two candidates, another link or another size mean a download).
 
 Invariants: a blob path only ever holds bytes whose sha256 is its name (they are written to a partial file,
 fsynced, verified and renamed; a reader never sees half a file). That fsync is the only one a download
@@ -32,7 +35,9 @@ a crash costs a re-hash, a re-link or a restart, never trust (a stamp that does 
 Lock modes (`Cache.locking`, REGISTRY_LOCKS): with lock files, one process downloads a blob and the others
 wait for it; without (`none`, or `auto` on NFS/Lustre/SMB/9p/BeeGFS or when locks fail with ENOLCK/ENOSYS),
 every process downloads into its own partial file, the first verified one gets the blob's name (never
-replaced), and sweeps and prunes remove only temporary and partial files older than STALE (an hour). A blob whose stat still matches its stamp
+replaced), and sweeps and prunes remove only temporary and partial files older than STALE (an hour); an
+interrupted download is resumed by the process that adopts its partial file (adopt_partial: by rename,
+once no live process writes it; live ones touch theirs every HEARTBEAT seconds). A blob whose stat still matches its stamp
 is trusted without reading it; any other blob is re-hashed before use, and `registry cache verify` re-hashes
 them all. (`registry.load` re-hashes the bytes it parses whatever the stamp says: see loader.py.)
 
@@ -56,6 +61,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import hashlib
 import json
 import os
@@ -83,10 +89,17 @@ CHUNK = 1 << 20
 VIEW_FILE = ".view.json"
 WAIT_NOTICE = 1.0  # seconds of waiting for a lock before on_wait is told
 STALE = 3600.0  # without locks, a temporary or partial file untouched this long belongs to no live process
+# Without locks, a live download touches its partial files every HEARTBEAT seconds whatever it is doing
+# (receiving, waiting to retry, hashing a resumed prefix: transfer._Heartbeat), so one of another machine
+# untouched for RESUME_AFTER (12 missed beats: a stalled scheduler or a file-server hiccup is not death)
+# belongs to no live process and may be adopted to resume it (Cache.adopt_partial).
+HEARTBEAT = 5.0
+RESUME_AFTER = 60.0
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _NOFOLLOW
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _TMP = re.compile(r"\.(.+)\.\d+(?:\.\d+)?\.tmp")  # .NAME.PID[.THREAD].tmp, as write_atomic names them
+_OWNER = re.compile(r"([0-9a-f]{12})-(\d+)-(\d+)")  # NODE-PID-THREAD: who writes a lock-free partial file
 
 
 def hash_file(path: str | os.PathLike, length: int | None = None, digest=None, copy_to=None) -> tuple[str, int]:
@@ -147,6 +160,38 @@ def _private_parent(need: int) -> str:
     )
 
 
+def _alive(pid: int) -> bool:
+    """Whether process `pid` of this machine may be running (only a definite "no such process" says not;
+    where that cannot be asked without harm, as on Windows, it may)."""
+    if os.name != "posix":
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, OverflowError, ValueError):  # another user's process, or not a pid
+        return True
+    return True
+
+
+@functools.cache
+def node() -> str:
+    """12 hex digits naming this kernel boot and pid namespace: a process id in a partial file's name is
+    asked about (`_alive`) only where the name says it was given. Two containers with one hostname
+    share no pid namespace, so the hostname alone would not do."""
+    parts = []
+    for path in ("/proc/sys/kernel/random/boot_id", "/proc/self/ns/pid"):
+        try:
+            parts.append(open(path).read().strip() if "boot_id" in path else str(os.stat(path).st_ino))
+        except OSError:
+            pass
+    if not parts:  # no /proc: the host's name is all there is
+        import platform
+
+        parts.append(platform.node())
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12]
+
+
 def _sweep_verified(parent: str) -> None:
     """Remove private copies whose process is gone (killed while loading). Only our own directories, by
     lstat (a symlink planted there is left alone); a live process's copy is never touched."""
@@ -156,15 +201,8 @@ def _sweep_verified(parent: str) -> None:
         return
     for name in names:
         m = _VERIFIED_DIR.fullmatch(name)
-        if not m:
+        if not m or _alive(int(m.group(1))):
             continue
-        try:
-            os.kill(int(m.group(1)), 0)
-            continue  # alive
-        except ProcessLookupError:
-            pass
-        except (PermissionError, OverflowError, ValueError):
-            continue  # another user's process, or not a pid
         path = os.path.join(parent, name)
         try:
             st = os.lstat(path)
@@ -215,6 +253,12 @@ def _sweep_tmp(dir_fd: int, stem: str | None = None, age: float = 0.0) -> None:
                 os.unlink(name, dir_fd=dir_fd)
             except OSError:
                 pass
+
+
+def touch(path: str | os.PathLike) -> None:
+    """Set `path`'s mtime to now (the file server's clock), never through a symlink where the platform can
+    tell (utimensat); OSError when it is gone."""
+    os.utime(path, follow_symlinks=os.utime not in os.supports_follow_symlinks)
 
 
 def _older(name: str | os.PathLike, age: float, dir_fd: int | None = None) -> bool:
@@ -587,6 +631,26 @@ def fs_type(path: Path) -> int | None:
         return None
 
 
+def _refuses_locks(directory: Path) -> str | None:
+    """The reason when flock on `directory` fails with ENOLCK or ENOSYS (a file system without lock
+    support), else None. A shared lock on a read-only descriptor: nothing is created or written."""
+    if fcntl is None:
+        return None
+    try:
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno in (errno.ENOLCK, errno.ENOSYS):
+            return exc.strerror or os.strerror(exc.errno)
+        return None  # busy (someone holds it exclusively) or another refusal: locks do exist here
+    finally:
+        os.close(fd)  # closing releases the lock
+    return None
+
+
 class Cache:
     def __init__(self, home: str | os.PathLike, *, lock_timeout: float = -1, on_wait=None, locks: str = "auto"):
         self.home = Path(home).expanduser()
@@ -594,6 +658,7 @@ class Cache:
         self.on_wait = on_wait  # called with a sentence when a lock is held by another process, and when it came
         self.locks = locks  # REGISTRY_LOCKS: auto, file or none (see locking)
         self._locking: str | None = None
+        self._why = ""
 
     @classmethod
     def from_settings(cls, settings=None, on_wait=None) -> Cache:
@@ -605,27 +670,38 @@ class Cache:
     # ----------------------------------------------------------------- lock modes
 
     def locking(self) -> bool:
-        """Whether this cache uses lock files. Not with REGISTRY_LOCKS=none, nor (auto) on a file system whose
-        locks cannot be trusted across machines (UNTRUSTED_LOCK_FS) or that refuses them (ENOLCK, ENOSYS).
-        Without locks each download writes its own partial file (a unique name), the first verified
-        rename of it to the blob wins (a blob already there is never replaced), records are replaced by
-        rename only, and nothing another process may be writing is swept (only files older than STALE)."""
+        """Whether this cache uses lock files (see lock_mode). Without locks each download writes its own
+        partial file (a unique name), the first verified rename of it to the blob wins (a blob already there
+        is never replaced), records are replaced by rename only, and nothing another process may be writing
+        is swept (only files older than STALE); an interrupted download is resumed by adopting its partial
+        file once no live process writes it (adopt_partial)."""
+        return self.lock_mode()[0] != "none"
+
+    def lock_mode(self) -> tuple[str, str]:
+        """The lock mode in force, `file` or `none`, and why. `none` with REGISTRY_LOCKS=none, and with auto on
+        a file system whose locks cannot be trusted across machines (UNTRUSTED_LOCK_FS, by statfs f_type) or
+        that refuses them (ENOLCK, ENOSYS: a shared flock of the cache directory is tried, which writes
+        nothing; a lock file refused later switches too, see _Lock._try)."""
         if self._locking is None:
-            mode = self.locks
-            if mode == "auto":
+            if self.locks != "auto":
+                self._locking, self._why = self.locks, f"REGISTRY_LOCKS={self.locks}"
+            else:
                 where = self.home
                 while not where.exists() and where.parent != where:
                     where = where.parent
                 kind = UNTRUSTED_LOCK_FS.get(fs_type(where))
-                mode = "file"
                 if kind:
-                    self.untrusted_locks(f"it is on {kind}, whose locks are not trusted across machines")
-                    mode = "none"
-            self._locking = mode
-        return self._locking != "none"
+                    self.untrusted_locks(f"the cache is on {kind}, whose locks are not trusted across machines")
+                elif refused := _refuses_locks(where):
+                    self.untrusted_locks(f"the file system refuses locks ({refused})")
+                else:
+                    self._locking, self._why = "file", "flock works on its file system"
+        return self._locking, self._why
 
     def untrusted_locks(self, why: str) -> None:
-        self._locking = "none"
+        if self._locking == "none":  # said once (threads of one pull may each meet a refused lock)
+            return
+        self._locking, self._why = "none", why
         import logging
 
         logging.getLogger("registry").info("cache %s: working without locks (REGISTRY_LOCKS=none): %s", self.home, why)
@@ -673,6 +749,34 @@ class Cache:
             digest = rec.get("sha256") if isinstance(rec, dict) else None
             if isinstance(digest, str) and len(digest) == 64 and digest.startswith(prefix) and rec.get("url") == url:
                 return digest
+        return None
+
+    def prefix_digest(self, prefix: str, url: str, size: int | None = None) -> str | None:
+        """The full digest of the one cached blob whose name starts with sha256 prefix `prefix`, when another
+        model's view records it for the same asset link `url` (and its size is `size`, when the card gives
+        one); else None, also when two blobs start with the prefix (it names neither for sure: download).
+        One blob directory is read (blobs/sha256/<first two hex digits>), then the view records; the blob
+        is checked as any other (lookup) before use.
+
+        Why the same link: a prefix is matched with 2^32 tries, so a card of any registry could otherwise
+        plant a file under a full digest starting with another card's prefix and have it used instead of
+        what that card's link serves. A blob recorded for this link was verified as the bytes it served."""
+        try:
+            names = os.listdir(self.home / "blobs" / "sha256" / prefix[:2])
+        except OSError:
+            return None
+        found = [n for n in names if len(n) == 64 and n.startswith(prefix) and SHA256_RE.match(n)]
+        if len(found) != 1:
+            return None
+        try:
+            if size is not None and os.lstat(self.blob_path(found[0])).st_size != size:
+                return None
+        except OSError:
+            return None
+        links = (url, mask_passwords(url))
+        for _, _, files in self.views():
+            if any(rec["sha256"] == found[0] and rec["url"] in links for rec in files.values()):
+                return found[0]
         return None
 
     def model_dir(self, model_id: str) -> Path:
@@ -864,6 +968,81 @@ class Cache:
         out = open(fd, "wb", buffering=0)
         out.path = part
         return out
+
+    @staticmethod
+    def own_key(key: str) -> str:
+        """Without locks: what names this process and thread's partial files for download `key`:
+        `<key>.<node>-<pid>-<thread>` (node: see `node`; no other dot, as prune reads the key back)."""
+        return f"{key}.{node()}-{os.getpid()}-{threading.get_ident()}"
+
+    def adopt_partial(self, key: str, mine: str) -> int:
+        """Without locks: make an interrupted download of `key` that no live process writes this thread's
+        own (named `mine`, see own_key), so that the resume of a locked cache continues it; the bytes
+        adopted (0: none). No live process writes it when its name says this machine (node) and its pid is
+        gone, or, for another machine's, when it is untouched for RESUME_AFTER seconds, measured against the
+        mtime of a file created now on the same file system (a client's clock may differ from the server's).
+        Only regular files of this user's, with one link, are adopted, the largest first; the claim is a
+        rename (atomic, on NFS too), so of processes adopting one file only one succeeds, the others find it
+        gone and go on. The partial's validator record (.json, .ranges) follows it. The bytes must still
+        prove themselves: the server's validator (If-Range) and the sha256 of the whole file."""
+        pdir = self.home / "partial"
+        own = self.partial_path(mine)
+        try:
+            if os.lstat(own).st_size:
+                return 0  # this very name's (a pid used again): the usual resume continues it
+        except OSError:
+            pass
+        try:
+            self._mkdir(pdir)
+            fd = _create_exclusive(own)
+            try:
+                now = os.fstat(fd).st_mtime  # the file server's "now"
+            finally:
+                os.close(fd)
+            names = os.listdir(pdir)
+        except (OSError, RegistryError):
+            return 0
+        uid = os.getuid() if hasattr(os, "getuid") else None
+        found = []
+        for name in names:
+            m = (
+                _OWNER.fullmatch(name[len(key) + 1 : -5])
+                if name.startswith(f"{key}.") and name.endswith(".part")
+                else None
+            )
+            if m is None or name == own.name:
+                continue
+            try:
+                st = os.lstat(pdir / name)
+            except OSError:
+                continue
+            if not (stat.S_ISREG(st.st_mode) and st.st_nlink == 1 and st.st_size and uid in (None, st.st_uid)):
+                continue
+            if _alive(int(m.group(2))) if m.group(1) == node() else now - st.st_mtime <= RESUME_AFTER:
+                continue  # a live process's (this machine), or one touched lately (another machine)
+            found.append((st.st_size, name))
+        for size, name in sorted(found, reverse=True):
+            try:
+                touch(pdir / name)  # fresh before it is renamed: never taken for abandoned once ours
+                os.replace(pdir / name, own)
+            except OSError:  # another process adopted it first
+                continue
+            theirs = name[:-5]
+            for suffix in (".json", ".ranges"):
+                try:
+                    os.replace(pdir / (theirs + suffix), pdir / (mine + suffix))
+                except OSError:
+                    with contextlib.suppress(OSError):
+                        os.unlink(pdir / (mine + suffix))  # never another download's record beside these bytes
+            import logging
+
+            logging.getLogger("registry").info(
+                "resuming the interrupted download %s (%d bytes) of another process", name, size
+            )
+            return size
+        with contextlib.suppress(OSError):
+            os.unlink(own)  # nothing adopted: the download creates its file when it begins
+        return 0
 
     def sweep_partial_tmp(self, digest: str) -> None:
         """Remove the temporary files a killed writer of this blob's stamp or partial metadata left. Call with

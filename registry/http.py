@@ -5,7 +5,8 @@ Contract:
   to `settings.token_host` (never carried to another host by a redirect); `retrying_session` adds
   urllib3 retries for small GETs (indexes, cards). `requests` is imported only when a session is made.
 - `network_reason(exc)` and `status_hint(status, url, settings)` turn a failure into the part of a
-  sentence that says why and how to fix it.
+  sentence that says why and how to fix it; `unresolved_host(exc)` tells a host name that does not
+  resolve (not worth a retry) from other network failures.
 - `SpeedGuard` fails a transfer slower than REGISTRY_SPEED_LIMIT over REGISTRY_SPEED_TIME.
 Settings are always passed in; this module reads no environment and imports nothing of the package
 but its version.
@@ -14,6 +15,7 @@ but its version.
 from __future__ import annotations
 
 import functools
+import socket
 import time
 from urllib.parse import urlsplit
 
@@ -33,12 +35,21 @@ def http_session(settings):
 
 
 def retrying_session(settings):
-    """http_session with urllib3 retries (settings.retries, 429 and 5xx, Retry-After) for small GETs."""
+    """http_session with urllib3 retries (settings.retries, 429 and 5xx, Retry-After) for small GETs; a host
+    name that does not resolve is not retried (unresolved_host)."""
     from requests.adapters import HTTPAdapter
     from urllib3.util.retry import Retry
 
+    class _Retry(Retry):
+        def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):
+            if error is not None and unresolved_host(error):  # asking again cannot help: see _NO_SUCH_NAME
+                from urllib3.exceptions import MaxRetryError
+
+                raise MaxRetryError(_pool, url, error) from error
+            return super().increment(method, url, response, error, _pool, _stacktrace)
+
     session = http_session(settings)
-    retry = Retry(
+    retry = _Retry(
         total=settings.retries,
         connect=settings.retries,
         read=settings.retries,
@@ -78,8 +89,8 @@ def status_hint(status: int, url: str, settings) -> str:
     return ""
 
 
-def network_reason(exc: BaseException, read_timeout: float | None = None) -> str:
-    """A short cause for a network failure, from the innermost exception that says something."""
+def _causes(exc: BaseException) -> list[BaseException]:
+    """`exc` and the exceptions it wraps, outermost first (requests wraps urllib3, which wraps socket errors)."""
     seen = []
     while isinstance(exc, BaseException) and exc not in seen:
         seen.append(exc)
@@ -87,6 +98,26 @@ def network_reason(exc: BaseException, read_timeout: float | None = None) -> str
         if not isinstance(inner, BaseException):
             inner = exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else None
         exc = exc.__cause__ or exc.__context__ or inner
+    return seen
+
+
+# getaddrinfo's answers that the name does not exist (or never will): asking again cannot help. EAI_AGAIN
+# ("temporary failure", an unreachable or overloaded resolver) is not among them and is retried.
+_NO_SUCH_NAME = {getattr(socket, n) for n in ("EAI_NONAME", "EAI_NODATA", "EAI_FAIL") if hasattr(socket, n)}
+
+
+def unresolved_host(exc: BaseException) -> str | None:
+    """The resolver's reason when `exc` comes from a host name that does not resolve (retrying is useless:
+    see _NO_SUCH_NAME); None for any other failure."""
+    for e in _causes(exc):
+        if isinstance(e, socket.gaierror) and e.errno in _NO_SUCH_NAME:
+            return (e.strerror or "name not known").lower()
+    return None
+
+
+def network_reason(exc: BaseException, read_timeout: float | None = None) -> str:
+    """A short cause for a network failure, from the innermost exception that says something."""
+    seen = _causes(exc)
     for e in reversed(seen):
         if isinstance(e, TimeoutError) or type(e).__name__ in ("ReadTimeoutError", "timeout"):
             return f"no data for {read_timeout:g} s (read timeout)" if read_timeout else "timed out"

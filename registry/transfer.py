@@ -15,6 +15,7 @@ How one asset gets into the cache (see cache.py for the layout):
 - an interrupted download keeps its partial file and the response's validator (ETag, else Last-Modified);
   the next attempt, in this process or a later one, asks for the rest with `Range` + `If-Range` and only
   hashes the bytes already on disk; a server that answers 200 instead of 206 restarts the file cleanly;
+- a host name that does not resolve fails at once (http.unresolved_host), naming the host;
 - connection errors, timeouts, HTTP 5xx and 429 are retried with exponential backoff and jitter (honouring
   Retry-After up to MAX_RETRY_AFTER, 300 s; a server asking for a longer wait fails the pull at once, saying
   so, rather than leaving it silent for minutes); other 4xx fail at once;
@@ -30,7 +31,8 @@ How one asset gets into the cache (see cache.py for the layout):
 sha256 prefixes: an asset whose card gives 8 to 63 hex digits (catalog.Asset.is_prefix) is streamed the
 same way; its partial file and lock are named by `Cache.download_key` (the prefix cannot name a blob), the
 file is accepted when its sha256 starts with the prefix and committed as the blob of the full digest computed,
-and later pulls find it through the model's view, which records that digest. A PrefixWarning says once per
+and later pulls find it through the model's view, which records that digest, or as the one cached blob
+whose name starts with the prefix that another card pulled from the same link. A PrefixWarning says once per
 pull that a prefix catches corruption but not a hostile server; `Settings.require_full_sha256`
 (REGISTRY_REQUIRE_FULL_SHA256, `--require-full-sha256`) refuses such assets instead.
 """
@@ -61,7 +63,7 @@ from urllib.request import url2pathname
 
 from . import ranges
 from . import settings as _settings
-from .cache import VIEW_FILE, Cache, CacheLockError, _read_json, hash_file, write_atomic
+from .cache import HEARTBEAT, VIEW_FILE, Cache, CacheLockError, _read_json, hash_file, touch, write_atomic
 from .catalog import Asset, Entry, Registry, resolve
 from .errors import (
     CardError,
@@ -72,7 +74,7 @@ from .errors import (
     TransferError,
 )
 from .http import SpeedGuard as _SpeedGuard
-from .http import http_session, network_reason
+from .http import http_session, network_reason, unresolved_host
 from .http import status_hint as _status_hint
 from .text import mask_passwords
 
@@ -405,6 +407,30 @@ class _Progress:
             self._bar.close()
 
 
+class _Heartbeat:
+    """Without locks: touches a download's partial files every HEARTBEAT seconds while it runs, whatever it
+    is doing (waiting to retry, hashing a resumed prefix), so that no other process takes them for
+    abandoned (Cache.adopt_partial, which waits RESUME_AFTER) while this one lives."""
+
+    def __init__(self, paths: list[Path]):
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, args=(paths,), name="heartbeat", daemon=True)
+
+    def _beat(self, paths: list[Path]) -> None:
+        while not self._stop.wait(HEARTBEAT):
+            for p in paths:
+                with contextlib.suppress(OSError):  # not yet created, or already committed
+                    touch(p)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 class Engine:
     """Downloads blobs into a cache: one per pull() call, shared by its worker threads."""
 
@@ -444,13 +470,15 @@ class Engine:
         """The blob of `asset`, from the cache or downloaded and verified: (path, downloaded).
 
         The blob's name is the file's whole sha256; for a prefix asset the cached blob is found through
-        the view of `entry`'s model (without an entry a prefix asset is always downloaded)."""
+        the view of `entry`'s model, else as the one cached blob whose name starts with the prefix that
+        another card pulled from the same link (by its whole digest, say: Cache.prefix_digest)."""
         digest = asset.sha256
 
         def known() -> str | None:  # the whole digest, if known
             if not asset.is_prefix:
                 return digest
-            return self.cache.view_digest(entry.id, digest, asset.url) if entry is not None else None
+            seen = self.cache.view_digest(entry.id, digest, asset.url) if entry is not None else None
+            return seen or self.cache.prefix_digest(digest, asset.url, asset.size)
 
         full = None if force else known()
         if full:
@@ -484,10 +512,11 @@ class Engine:
             ):
                 return blob, False
             raise
-        if not self.cache.locking():  # each process and thread its own partial (Cache.locking); no resume
-            key = f"{key}.{os.getpid()}-{threading.get_ident()}"
+        shared = key
+        if not self.cache.locking():  # each process and thread its own partial (Cache.locking)
+            key = self.cache.own_key(key)
         try:
-            self.cache.sweep_partial_tmp(key)  # left by a process killed while writing a stamp or metadata
+            self.cache.sweep_partial_tmp(shared)  # left by a process killed while writing a stamp or metadata
             full = None if force else known()
             if full:
                 # another process may have just downloaded it; lookup re-hashes under the blob's own lock
@@ -501,7 +530,15 @@ class Engine:
                     f"{self.cache.home}; pull it once with the network on (unset REGISTRY_OFFLINE)"
                 )
             url = apply_mirrors(asset.url, self.settings.mirrors)
-            blob = self._download(url, digest, what, key, asset.size)
+            if key == shared:
+                blob = self._download(url, digest, what, key, asset.size)
+            else:
+                # Without locks: resume what a dead process left (a file:// copy never resumes), and show
+                # meanwhile that this one lives.
+                adopted = urlsplit(url).scheme.lower() in ("http", "https") and self.cache.adopt_partial(shared, key)
+                records = [self.cache.partial_meta_path(key), self.cache.ranges_path(key)]
+                with _Heartbeat([self.cache.partial_path(key), *records]):
+                    blob = self._download(url, digest, what, key, asset.size, adopted=bool(adopted))
             if asset.is_prefix and entry is not None:
                 # Recorded in the view before the download's lock is released, so that a process waiting
                 # on it finds the blob (known()) instead of downloading it again.
@@ -519,10 +556,19 @@ class Engine:
                 entry.id, filename, blob.name, size=blob.stat().st_size, file_format=asset.file_format, url=asset.url
             )
 
-    def _download(self, url: str, digest: str, what: str, key: str | None = None, declared: int | None = None) -> Path:
+    def _download(
+        self,
+        url: str,
+        digest: str,
+        what: str,
+        key: str | None = None,
+        declared: int | None = None,
+        adopted: bool = False,
+    ) -> Path:
         """Download `url` into the cache as the blob of its sha256, which must be `digest` or, when `digest` is
         a prefix, start with it. `key` names the partial file and lock (default: the digest itself);
-        `declared`: the card's asset-size, if any."""
+        `declared`: the card's asset-size, if any; `adopted`: the partial file is another process's
+        (Cache.adopt_partial), so its bytes are hashed again from disk before the commit."""
         scheme = urlsplit(url).scheme.lower()
         if scheme not in ("http", "https", "file"):
             raise TransferError(f"{what} has link {url}, which is not an http(s) or file URL: fix its asset-link")
@@ -531,7 +577,7 @@ class Engine:
         self.cache._mkdir(part.parent)
         hasher = _Hasher(self.threaded_hash)
         try:
-            return self._download_into(url, scheme, part, digest, what, hasher, key, declared)
+            return self._download_into(url, scheme, part, digest, what, hasher, key, declared, adopted)
         except RegistryError as exc:
             if getattr(exc, "discard", False):  # a body that can never be valid, or a disk that could not hold it
                 self.cache.discard_partial(key)
@@ -540,7 +586,16 @@ class Engine:
             hasher.close()
 
     def _download_into(
-        self, url: str, scheme: str, part: Path, digest: str, what: str, hasher: _Hasher, key: str, declared: int | None
+        self,
+        url: str,
+        scheme: str,
+        part: Path,
+        digest: str,
+        what: str,
+        hasher: _Hasher,
+        key: str,
+        declared: int | None,
+        adopted: bool = False,
     ) -> Path:
         for final in (False, True):
             self._local.encoding = None
@@ -556,7 +611,16 @@ class Engine:
                         self._local.one_stream = True
                         resumed = self._http(url, part, key, hasher, what, declared)
             actual = hasher.hexdigest()
-            if actual == digest or (len(digest) < 64 and actual.startswith(digest)):
+            sound = actual == digest or (len(digest) < 64 and actual.startswith(digest))
+            check, adopted = sound and adopted, False  # the adopted bytes are those of the first round only
+            if check and hash_file(part)[0] != actual:
+                # Bytes on disk other than those hashed as they came: a process that only looked dead still
+                # writes the adopted file. Not ours to commit: one clean download of our own.
+                _log.warning("%s: the resumed partial file %s changed while downloading; starting over", url, part)
+                self.cache.discard_partial(key)
+                hasher.reset()
+                continue
+            if sound:
                 try:
                     with self.cache.lock(actual) if actual != key else _held():  # prune removes blobs under it
                         blob = self.cache.commit(part, actual)
@@ -798,6 +862,13 @@ class Engine:
         except requests.exceptions.TooManyRedirects:
             raise TransferError(f"could not download {url}: too many redirects") from None
         except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+            unknown = unresolved_host(exc)
+            if unknown:  # a name that does not resolve now will not in a few seconds either: no retry
+                raise TransferError(
+                    f"could not download {url}: the host {urlsplit(url).hostname} does not resolve ({unknown}); "
+                    "check the host in the link, REGISTRY_URL, the mirrors (--mirror, REGISTRY_MIRRORS) and "
+                    "the network"
+                ) from None
             raise _Retry(network_reason(exc)) from None
         except requests.exceptions.RequestException as exc:
             raise TransferError(f"could not download {url}: {network_reason(exc)}") from None

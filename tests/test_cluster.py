@@ -3,17 +3,22 @@ of docs/nginx-cache.conf in front of an origin nginx, each with 8 real `registry
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import json
 import os
 import re
 import subprocess
 import sys
+import threading
+import time
+from pathlib import Path
 
 import pytest
 
-from registry.cache import UNTRUSTED_LOCK_FS, Cache, fs_type
+from registry.cache import UNTRUSTED_LOCK_FS, Cache, fs_type, node
 from tests.conftest import ROOT
-from tests.servers import nginx, write_card
+from tests.servers import fault_server, nginx, write_card
 
 BASE = "https://download.example.org/m/"
 CARD_ID = "mindspore/cpu/2.0/shared"
@@ -71,7 +76,7 @@ def files_under(root) -> list[str]:
 def test_eight_processes_without_locks_leave_one_sound_blob(tmp_path, site, reg):
     home = tmp_path / "home"
     digest = hashlib.sha256((site / "shared.ckpt").read_bytes()).hexdigest()
-    with nginx(site, limit_rate="8m") as url:  # ~0.4 s each: the 8 downloads overlap
+    with nginx(site, limit_rate="2m") as url:  # 1.5 s each: the 8 downloads overlap, however slowly they start
         results = pull_in_processes(8, reg, home, url, REGISTRY_LOCKS="none")
         gets = [r for r in url.access_log() if r["path"] == "/shared.ckpt"]
     assert [r.returncode for r in results] == [0] * 8, [r.stderr for r in results]
@@ -109,6 +114,122 @@ def test_eight_processes_without_locks_leave_one_sound_blob(tmp_path, site, reg)
     assert verify.returncode == 0 and "ok" in verify.stdout
 
 
+def test_without_locks_a_killed_download_is_resumed_by_the_next_pull(tmp_path, site, reg):
+    home, size = tmp_path / "home", (site / "shared.ckpt").stat().st_size
+    digest = hashlib.sha256((site / "shared.ckpt").read_bytes()).hexdigest()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "REGISTRY_HOME": str(home), "REGISTRY_PROGRESS": "0"}
+    with nginx(site, limit_rate="1m") as url:  # 3 s: time to kill it halfway
+        args = [sys.executable, "-m", "registry", "pull", "--registry", str(reg), "--mirror", f"{BASE}={url}", CARD_ID]
+        first = subprocess.Popen(args, env={**env, "REGISTRY_LOCKS": "none"}, stderr=subprocess.PIPE)
+        while first.poll() is None and partial_bytes(home) < 256 << 10:
+            time.sleep(0.01)
+        first.kill()
+        first.communicate()
+        (part,) = (home / "partial").glob("*.part")
+        kept = part.stat().st_size
+        assert 0 < kept < size
+        after = pull_in_processes(4, reg, home, url, REGISTRY_LOCKS="none")
+        gets = [r for r in url.access_log() if r["path"] == "/shared.ckpt"]
+    assert [r.returncode for r in after] == [0] * 4, [r.stderr for r in after]
+    # The killed process's partial is this machine's and its pid is gone: adopted at once and resumed, by
+    # one of the four (the rename decides); the others download their own or find the blob.
+    resumed = f"registry: resuming the interrupted download {part.name} ({kept} bytes) of another process"
+    assert sum(resumed in r.stderr for r in after) == 1, [r.stderr for r in after]
+    ranged = [r for r in gets[1:] if r["range"]]
+    assert len(ranged) == 1 and ranged[0]["range"] == f"bytes={kept}-" and ranged[0]["status"] == 206
+    assert ranged[0]["bytes"] == size - kept and all(r["bytes"] == size for r in gets[1:] if not r["range"])
+    assert hashlib.sha256(Cache(home).blob_path(digest).read_bytes()).hexdigest() == digest
+    assert not [f for f in files_under(home) if f.startswith("partial/")], files_under(home)
+
+
+def partial_bytes(home) -> int:
+    """The size of the largest partial file in cache `home` (0 when there is none)."""
+    sizes = [0]
+    for p in (home / "partial").glob("*.part") if (home / "partial").is_dir() else ():
+        try:
+            sizes.append(p.stat().st_size)
+        except FileNotFoundError:  # renamed or committed meanwhile
+            pass
+    return max(sizes)
+
+
+def another_machines(part, age: float) -> Path:
+    """`part` and its record as another machine's download (another node in the name) last touched `age`
+    seconds ago."""
+    theirs = part.name.replace(f".{node()}-", ".0123456789ab-")
+    for suffix in (".part", ".json"):
+        os.rename(part.with_name(part.name[:-5] + suffix), part.with_name(theirs[:-5] + suffix))
+    then = time.time() - age
+    os.utime(part.with_name(theirs), (then, then))
+    return part.with_name(theirs)
+
+
+def test_without_locks_another_machines_partial_is_adopted_only_once_untouched_for_resume_after(tmp_path, site, reg):
+    from registry.cache import RESUME_AFTER
+    from registry.errors import TransferError
+    from registry.settings import Settings
+    from registry.transfer import pull
+
+    home, data = tmp_path / "home", (site / "shared.ckpt").read_bytes()
+    with fault_server(site, reset_after=1 << 20, times=1) as srv:
+        s = Settings(home=home, mirrors=((BASE, srv.url),), retries=0, progress=False, locks="none")
+        with pytest.raises(TransferError):
+            pull(CARD_ID, registry=reg, settings=s)
+        (part,) = (home / "partial").glob("*.part")
+        kept = part.stat().st_size
+        # touched lately: its writer may be alive on the other machine, so it is left alone
+        theirs = another_machines(part, RESUME_AFTER / 2)
+        (item,) = pull(CARD_ID, registry=reg, settings=s)
+        assert not srv.gets()[-1]["range"] and theirs.stat().st_size == kept
+        # untouched for longer: adopted (renamed, so only one process can) and resumed under If-Range
+        os.utime(theirs, (time.time() - RESUME_AFTER - 5,) * 2)
+        (again,) = pull(CARD_ID, registry=reg, settings=s, force=True)
+        assert srv.gets()[-1]["range"] == f"bytes={kept}-"
+    assert again.downloaded and again.path.read_bytes() == data
+    assert not list((home / "partial").iterdir())
+
+
+def test_without_locks_an_adopted_partial_that_changes_while_resuming_is_discarded(tmp_path, site, reg, caplog):
+    from registry.cache import RESUME_AFTER
+    from registry.errors import TransferError
+    from registry.settings import Settings
+    from registry.transfer import pull
+
+    home, data = tmp_path / "home", (site / "shared.ckpt").read_bytes()
+    with fault_server(site, reset_after=1 << 20, times=1) as srv:
+        s = Settings(home=home, mirrors=((BASE, srv.url),), retries=0, progress=False, locks="none")
+        with pytest.raises(TransferError):
+            pull(CARD_ID, registry=reg, settings=s)
+        (part,) = (home / "partial").glob("*.part")
+        kept = part.stat().st_size
+        theirs = another_machines(part, RESUME_AFTER + 5)
+        # Its writer only looked dead: it still holds the file open and writes into it once the adopter
+        # is receiving the rest (after the adopter hashed the resumed bytes from disk).
+        zombie = os.open(theirs, os.O_WRONLY)
+        stop = threading.Event()
+
+        def write_late() -> None:
+            while not stop.is_set() and os.fstat(zombie).st_size < kept + (64 << 10):
+                time.sleep(0.001)
+            os.pwrite(zombie, b"stale bytes", 0)
+
+        writer = threading.Thread(target=write_late)
+        srv.set(rate=2 << 20)  # 1 s for the rest: the late write lands while the adopter receives
+        writer.start()
+        try:
+            with caplog.at_level("INFO", logger="registry"):
+                (item,) = pull(CARD_ID, registry=reg, settings=s)
+        finally:
+            stop.set()
+            writer.join()
+            os.close(zombie)
+        ranges = [r["range"] for r in srv.gets()]
+    assert ranges[-2:] == [f"bytes={kept}-", ""]  # the resume, then one clean download of its own
+    assert "changed while downloading; starting over" in caplog.text
+    assert item.path.read_bytes() == data
+    assert hashlib.sha256(item.blob.read_bytes()).hexdigest() == item.sha256
+
+
 def test_lock_modes(tmp_path):
     kind = UNTRUSTED_LOCK_FS.get(fs_type(tmp_path))
     if kind:
@@ -121,6 +242,110 @@ def test_lock_modes(tmp_path):
     with none.lock("ab" * 32):
         pass
     assert not (tmp_path / "c" / "locks").exists()
+
+
+# Runs `registry ARGS` with fcntl.flock failing as a file system without lock support makes it fail: the
+# fault is injected at the OS call, so everything of ours above it runs as it would on such a mount.
+NO_LOCKS = """
+import errno, fcntl, os, stat, sys
+real, only_files = fcntl.flock, sys.argv.pop(1) == "files"
+def flock(fd, op):
+    if only_files and not stat.S_ISREG(os.fstat(fd).st_mode):
+        return real(fd, op)
+    raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+fcntl.flock = flock
+from registry.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def run_without_flock(where: str, *args: str, home, **env) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", NO_LOCKS, where, *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "REGISTRY_HOME": str(home), "REGISTRY_PROGRESS": "0", **env},
+        timeout=120,
+    )
+
+
+# "everywhere": the probe of the cache directory finds it; "files": only lock files fail (the directory
+# probe passes), so the first lock taken switches the cache to lock-free mode mid-pull (_Lock._try).
+@pytest.mark.parametrize("where", ["everywhere", "files"])
+def test_a_file_system_refusing_locks_with_enolck_pulls_without_locks_and_says_so(tmp_path, site, reg, where):
+    if UNTRUSTED_LOCK_FS.get(fs_type(tmp_path)):
+        pytest.skip("the test directory is on a file system where auto already means no locks")
+    home = tmp_path / "home"
+    digest = hashlib.sha256((site / "shared.ckpt").read_bytes()).hexdigest()
+    with nginx(site) as url:
+        pull = ("pull", "--registry", str(reg), "--mirror", f"{BASE}={url}", CARD_ID)
+        out = run_without_flock(where, *pull, home=home)
+        # REGISTRY_LOCKS=file is a promise to lock: a refusal is then an error, not a silent switch
+        forced = run_without_flock(where, *pull, "--force", home=tmp_path / "other", REGISTRY_LOCKS="file")
+    assert forced.returncode == 2 and "cannot take the lock" in forced.stderr, forced.stderr
+    assert out.returncode == 0, out.stderr
+    assert f"registry: cache {home}: working without locks (REGISTRY_LOCKS=none): the file system refuses locks" in (
+        out.stderr
+    )
+    assert os.strerror(errno.ENOLCK) in out.stderr
+    assert [d for d, _ in Cache(home).blobs()] == [digest]
+    assert not (home / "partial").exists() or not list((home / "partial").iterdir())
+    if where == "everywhere":
+        assert not (home / "locks").exists()  # decided before the first lock file
+        env = run_without_flock(where, "env", "--json", home=home)
+        assert json.loads(env.stdout)["locks"] == {
+            "setting": "auto",
+            "in_force": "none",
+            "reason": f"the file system refuses locks ({os.strerror(errno.ENOLCK)})",
+        }
+
+
+def test_lock_mode_follows_the_statfs_type_of_the_cache_directory(tmp_path, site, reg, monkeypatch, caplog):
+    # fs_type reads f_type with statfs(2); coreutils' `stat -f` reads it independently.
+    real = fs_type(tmp_path)
+    assert real == int(
+        subprocess.run(["stat", "-f", "-c", "%t", str(tmp_path)], capture_output=True, text=True).stdout, 16
+    )
+    if UNTRUSTED_LOCK_FS.get(real):
+        pytest.skip(f"the test directory is on {UNTRUSTED_LOCK_FS[real]}, where auto already means no locks")
+    assert Cache(tmp_path / "home").lock_mode() == ("file", "flock works on its file system")
+    # The table is the seam: this real file system's type, listed as untrusted, switches the mode.
+    monkeypatch.setitem(UNTRUSTED_LOCK_FS, real, "testfs")
+    home = tmp_path / "home"
+    assert Cache(home).lock_mode() == ("none", "the cache is on testfs, whose locks are not trusted across machines")
+    assert Cache(home, locks="file").lock_mode() == ("file", "REGISTRY_LOCKS=file")
+    from registry.settings import Settings
+    from registry.transfer import pull
+
+    with nginx(site) as url, caplog.at_level("INFO", logger="registry"):
+        (item,) = pull(CARD_ID, registry=reg, settings=Settings(home=home, mirrors=((BASE, url),), progress=False))
+    assert item.downloaded and not (home / "locks").exists()
+    assert f"cache {home}: working without locks (REGISTRY_LOCKS=none): the cache is on testfs" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "setting, shown",
+    [
+        ("auto", "auto (in force: file: flock works on its file system)"),
+        ("none", "none (in force: none: REGISTRY_LOCKS=none)"),
+        ("file", "file (in force: file: REGISTRY_LOCKS=file)"),
+    ],
+)
+def test_env_shows_the_lock_setting_and_the_mode_in_force_with_its_reason(tmp_path, setting, shown):
+    if UNTRUSTED_LOCK_FS.get(fs_type(tmp_path)):
+        pytest.skip("the test directory is on a file system where auto already means no locks")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "REGISTRY_HOME": str(tmp_path / "home"), "REGISTRY_LOCKS": setting}
+    text = subprocess.run([sys.executable, "-m", "registry", "env"], capture_output=True, text=True, env=env)
+    assert f"\n  locks: {shown}\n" in text.stdout, text.stdout
+    doc = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "registry", "env", "--format", "json"], capture_output=True, text=True, env=env
+        ).stdout
+    )
+    mode, reason = shown.split("(in force: ")[1].rstrip(")").split(": ", 1)
+    assert doc["locks"] == {"setting": setting, "in_force": mode, "reason": reason}
+    assert doc["settings"]["locks"] == setting
+    assert not (tmp_path / "home").exists()  # finding the mode wrote nothing
 
 
 def cache_conf(part: str) -> str:

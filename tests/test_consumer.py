@@ -26,7 +26,7 @@ from registry.errors import CardError, CardWarning, PrefixWarning, TransferError
 from registry.settings import Settings
 from registry.transfer import pull
 from tests.conftest import CORPUS, MANIFESTS, ROOT, SEED_CARD, require_shared, run_cli
-from tests.servers import fault_server, nginx
+from tests.servers import fault_server, nginx, write_card
 
 ALEXNET = "mindspore/1.10/alexnet_cifar10"
 ALEXNET_FILE = "alexnet_ascend_v1100_cifar10_official_cv_acc88.0.ckpt"
@@ -205,6 +205,45 @@ def test_prefix_card_pulls_a_file_whose_sha256_starts_with_it_and_finds_it_again
         assert len(url.access_log()) == 1
     hashed = run_cli("hash", str(view))
     assert hashed.stdout.split()[0] == full  # `registry hash` prints the whole digest to put in the card
+
+
+def test_a_prefix_card_uses_the_one_blob_another_card_pulled_from_its_link(tmp_path, site):
+    data = os.urandom(250_000)
+    (site / "file.ckpt").write_bytes(data)
+    (site / "copy.ckpt").write_bytes(data)
+    full, root, home = digest(data), tmp_path / "reg", tmp_path / "home"
+    base = "https://download.example.org/m/"
+    write_card(root, "mindspore/cpu/2.0/whole", [("ckpt", base + "file.ckpt", full)])
+    for name, link in (("short", "file.ckpt"), ("elsewhere", "copy.ckpt"), ("other", "file.ckpt")):
+        write_card(root, f"mindspore/cpu/2.0/{name}", [("ckpt", base + link, full[:8])])
+    with nginx(site) as url:
+        pull = ("--registry", str(root), "--mirror", f"{base}={url}")
+        assert run_cli("pull", "mindspore/cpu/2.0/whole", *pull, env=env(home)).returncode == 0
+        # offline: no download is possible, so the prefix card can only have found the whole card's blob
+        out = run_cli("pull", "mindspore/cpu/2.0/short", *pull, env=env(home, REGISTRY_OFFLINE="1"))
+        assert out.returncode == 0, out.stderr
+        view = home / "models" / "mindspore/cpu/2.0/short" / "file.ckpt"
+        assert out.stdout == f"{full[:12]}  {view}\n" and view.read_bytes() == data
+        assert [r["path"] for r in url.access_log()] == ["/file.ckpt"]
+        # another link: its bytes come from that link, whatever the cache holds under the prefix
+        assert run_cli("pull", "mindspore/cpu/2.0/elsewhere", *pull, env=env(home)).returncode == 0
+        assert [r["path"] for r in url.access_log()] == ["/file.ckpt", "/copy.ckpt"]
+        # a second blob whose name starts with the prefix: the prefix names neither for sure, so download
+        fake = full[:8] + "0" * 56
+        Cache(home).blob_path(fake).write_bytes(b"not the file")
+        out = run_cli("pull", "mindspore/cpu/2.0/other", *pull, env=env(home))
+        assert out.returncode == 0, out.stderr
+        assert [r["path"] for r in url.access_log()] == ["/file.ckpt", "/copy.ckpt", "/file.ckpt"]
+    assert (home / "models" / "mindspore/cpu/2.0/other" / "file.ckpt").read_bytes() == data
+    # a corrupt blob under the prefix is checked like any other before use: re-hashed, removed, not used
+    Cache(home).blob_path(fake).unlink()
+    blob = Cache(home).blob_path(full)
+    blob.chmod(0o644)
+    blob.write_bytes(bytes(reversed(data)))
+    shutil.rmtree(home / "models" / "mindspore/cpu/2.0/short")
+    out = run_cli("pull", "mindspore/cpu/2.0/short", *pull, env=env(home, REGISTRY_OFFLINE="1"))
+    assert out.returncode == 6 and "not in the cache" in out.stderr, out.stderr
+    assert not blob.exists()
 
 
 def test_prefix_card_refuses_a_file_that_does_not_start_with_it(tmp_path, site):

@@ -25,7 +25,7 @@ from registry.catalog import resolve
 from registry.errors import CardError, CardWarning, IntegrityError, NotFoundError, OfflineError, TransferError
 from registry.settings import Settings
 from registry.transfer import Engine, _Hasher, apply_mirrors, pull
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_cli
 from tests.servers import fault_server, nginx, write_card
 
 BASE = "https://download.example.org/m/"
@@ -402,6 +402,53 @@ def test_connection_refused(reg, site, home):
     url = f"http://127.0.0.1:{free_port()}/"
     with pytest.raises(TransferError, match=r"after 2 attempts: connection refused$"):
         pull("tiny", registry=reg, settings=settings_for(home, url, retries=1), formats=["ckpt"])
+
+
+RESOLVED: list[str] | None = None  # host names looked up (socket.getaddrinfo) while a test records them
+
+
+def _record_lookups(event: str, args: tuple) -> None:
+    if event == "socket.getaddrinfo" and RESOLVED is not None:
+        RESOLVED.append(args[0])
+
+
+sys.addaudithook(_record_lookups)
+
+
+def lookups(fn) -> tuple[list[str], TransferError]:
+    """The host names `fn()` looked up, with the error it raised (TransferError expected)."""
+    global RESOLVED
+    RESOLVED = []
+    try:
+        with pytest.raises(TransferError) as caught:
+            fn()
+        return RESOLVED, caught.value
+    finally:
+        RESOLVED = None
+
+
+def test_a_host_that_does_not_resolve_fails_at_once_naming_the_host(reg, site, home):
+    # .invalid resolves nowhere (RFC 2606): the resolver answers "no such name" (here in milliseconds: the
+    # local resolver answers NXDOMAIN; /etc/hosts has no .invalid names), which no retry can change.
+    url = "http://registry-test.invalid/m/"
+
+    def asset(retries: int):
+        return lambda: pull("tiny", registry=reg, settings=settings_for(home, url, retries=retries), formats=["ckpt"])
+
+    once, _ = lookups(asset(0))
+    asked, error = lookups(asset(3))
+    assert asked == once and set(once) == {"registry-test.invalid"}  # as many lookups as with no retries
+    message = str(error)
+    assert "the host registry-test.invalid does not resolve" in message
+    assert "REGISTRY_URL" in message and "--mirror" in message and "attempt" not in message
+    assert error.exit_code == 5 and message.count(". ") == 0
+    out = run_cli("pull", "tiny", "--registry", str(reg), "--mirror", f"{BASE}={url}", env={"REGISTRY_RETRIES": "3"})
+    assert out.returncode == 5 and "registry-test.invalid does not resolve" in out.stderr, out.stderr
+    # the registry's index is not asked again either
+    remote = "http://registry-test.invalid/"
+    once, _ = lookups(lambda: pull("tiny", registry=remote, settings=settings_for(home, None, retries=0)))
+    asked, error = lookups(lambda: pull("tiny", registry=remote, settings=settings_for(home, None, retries=3)))
+    assert asked == once and "registry-test.invalid/index.json" in str(error) and error.exit_code == 5
 
 
 def test_token_goes_only_to_its_host_and_not_after_a_redirect(reg, site, home):

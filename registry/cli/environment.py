@@ -19,11 +19,13 @@ def register(sub) -> None:
 
 
 def environment(settings) -> dict:
-    """The document `registry env` shows."""
+    """The document `registry env` shows. `locks`: REGISTRY_LOCKS as set, the mode in force for the cache
+    directory (file or none) and why (Cache.lock_mode)."""
     import dataclasses
     import platform
 
     from .. import __version__
+    from ..cache import Cache
     from ..settings import embedded_registry, schemas_dir
     from ..text import mask_passwords
     from ..versions import installed_mindspore
@@ -49,6 +51,9 @@ def environment(settings) -> dict:
             "registry": mask_passwords(str(settings.registry_url or embedded_registry())),
         },
         "settings": values,
+        "locks": dict(
+            zip(("setting", "in_force", "reason"), (settings.locks, *Cache.from_settings(settings).lock_mode()))
+        ),
     }
 
 
@@ -60,5 +65,7 @@ def cmd_env(args, out: Output) -> int:
     for section in ("versions", "paths", "settings"):
         out.line(f"{section}:")
         for key, value in data[section].items():
+            if section == "settings" and key == "locks":  # the setting, then the mode it gives this cache
+                value = f"{value} (in force: {data['locks']['in_force']}: {data['locks']['reason']})"
             out.line(f"  {key}: {'(none)' if value is None else value}")
     return 0
