@@ -38,10 +38,12 @@ def hub_list(version: str | None = None, force_reload: bool = False, *, registry
     `registry` is a registry location (default: REGISTRY_URL, else the embedded one)."""
     if version is not None and not isinstance(version, str):
         raise UsageError(f"hub_list(version={version!r}): give a MindSpore version such as '1.8', or None for all")
+    wanted = None if version in (None, "", "master") else re.sub(r"^r(?=\d)", "", version.strip())
+    if wanted:
+        versions.spec(wanted, f"hub_list(version={version!r}):")  # refused in its own words, before any read
     reg = open_registry(registry, settings)
     if force_reload:
         reg.forget()
-    wanted = None if version in (None, "", "master") else re.sub(r"^r(?=\d)", "", version.strip())
     return [r["id"] for r in by_version(select(reg.index().records, mindspore_version=wanted))]
 
 

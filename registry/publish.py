@@ -409,8 +409,10 @@ def probe(session, url: str, settings: _settings.Settings) -> LinkStatus:
 
 
 def check_links(urls: list[str], settings: _settings.Settings) -> dict[str, LinkStatus]:
-    """Probe each URL once, `settings.jobs` at a time (one session per worker thread)."""
+    """Probe each URL once, `settings.jobs` at a time (one session per worker thread), where pull would
+    fetch it: through settings.mirrors (the status's `url` is the one asked)."""
     from .http import http_session
+    from .transfer import apply_mirrors
 
     local = threading.local()
     sessions = []
@@ -419,7 +421,7 @@ def check_links(urls: list[str], settings: _settings.Settings) -> dict[str, Link
         if not hasattr(local, "session"):
             local.session = http_session(settings)
             sessions.append(local.session)
-        return probe(local.session, url, settings)
+        return probe(local.session, apply_mirrors(url, settings.mirrors), settings)
 
     unique = list(dict.fromkeys(urls))
     try:

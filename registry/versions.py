@@ -72,11 +72,12 @@ def sort_key(declared, card_id: str) -> tuple:
     return (0, (), card_id) if version is None else (1, version, card_id)
 
 
-def spec(text: str, option: str = "--mindspore-version"):
-    """A SpecifierSet from a version ("1.8": the 1.8 series) or a specifier (">=1.8,<2")."""
+def spec(text: str, option: str = "--mindspore-version (mindspore_version= in Python)"):
+    """A SpecifierSet from a version ("1.8": the 1.8 series) or a specifier (">=1.8,<2"); `option` names
+    where the text came from in the error."""
     from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
-    text = str(text).strip()
+    given = text = str(text).strip()
     if _RELEASE.match(text):
         text = f"=={text}.*"
     elif text and text[0].isdigit():
@@ -85,7 +86,7 @@ def spec(text: str, option: str = "--mindspore-version"):
         return SpecifierSet(text)
     except InvalidSpecifier:
         raise UsageError(
-            f"{option} {text!r} is not a version or specifier: write e.g. 1.8, '>=1.8' or '>=1.5,<2'"
+            f"{option} {given!r} is not a version or specifier: write e.g. 1.8, '>=1.8' or '>=1.5,<2'"
         ) from None
 
 

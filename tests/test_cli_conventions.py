@@ -107,6 +107,20 @@ def test_the_offline_option_reaches_the_remote_registry(home):
     assert "offline and the index of registry http://127.0.0.1:9/ is not cached" in proc.stderr
 
 
+@pytest.mark.parametrize("command", [("info", "lenet_digits"), ("list",), ("search", "lenet")])
+def test_info_list_and_search_take_offline_too(home, command):
+    """Reading commands accept --offline as pull does: nothing cached, so exit 6 at once, no connection tried."""
+    proc = run_cli(
+        *command,
+        "--offline",
+        "--registry",
+        "http://127.0.0.1:9/",
+        env={"REGISTRY_RETRIES": "0", "REGISTRY_HOME": str(home)},
+    )
+    assert proc.returncode == 6, proc.stderr
+    assert "offline and the index of registry http://127.0.0.1:9/ is not cached" in proc.stderr
+
+
 def test_format_is_the_output_format_and_file_format_the_filter(tree, home):
     env = {"REGISTRY_HOME": str(home), "REGISTRY_URL": str(tree)}
     proc = run_cli("list", "--format", "json", env=env)

@@ -128,6 +128,8 @@ def test_hub_list_filters_by_version_and_reloads(tmp_path, home):
     assert registry.hub_list("master") == registry.hub_list()
     with pytest.raises(UsageError, match="give a MindSpore version"):
         registry.hub_list(1.8)
+    with pytest.raises(UsageError, match=r"^hub_list\(version='bad'\): 'bad' is not a version or specifier"):
+        registry.hub_list("bad")  # in the words of the call, not of the CLI's option
     tree = tmp_path / "tree"
     copy_lenet(tree / "me/cpu/2.10")
     assert registry.hub_list(registry=tree) == ["me/cpu/2.10/lenet_digits"]

@@ -427,6 +427,27 @@ def test_check_links_of_a_registry_by_name(tmp_path, home):
     assert everything.returncode == 1 and "1 link checked: 1 dead" in everything.stderr
 
 
+def test_check_links_asks_the_mirror_pull_would_use(tmp_path, served_tree, home):
+    """--mirror (and REGISTRY_MIRRORS) send each probe where pull would download from; the card's URL stays."""
+    published = "https://download.example.invalid/zoo/"
+    write_card(tmp_path, "me/cpu/2.3/net", [("ckpt", published + "ok.ckpt", sha(WEIGHTS))])
+    with nginx(served_tree) as url:
+        proc = run_cli("check-links", "--json", "--mirror", f"{published}={url}", "--registry", str(tmp_path), "net")
+        text = run_cli("check-links", "--mirror", f"{published}={url}", "--registry", str(tmp_path), "net")
+        gone = run_cli(
+            "check-links", "--registry", str(tmp_path), "net", env={"REGISTRY_MIRRORS": f"{published}={url}sub/"}
+        )
+        log = url.access_log()
+    assert proc.returncode == 0, proc.stderr
+    (row,) = json.loads(proc.stdout)
+    assert (row["url"], row["checked"], row["status"]) == (published + "ok.ckpt", url + "ok.ckpt", 206)
+    assert text.returncode == 0 and url + "ok.ckpt" in text.stdout
+    assert (
+        gone.returncode == 1 and f"{published}ok.ckpt (checked at its mirror {url}sub/ok.ckpt): HTTP 404" in gone.stderr
+    )
+    assert [r["path"] for r in log] == ["/ok.ckpt", "/ok.ckpt", "/sub/ok.ckpt"]
+
+
 def test_check_links_masks_passwords_and_escapes_control_characters(tmp_path, home):
     with nginx(tmp_path) as url:
         secret = url.replace("http://", "http://user:s3cret@") + "gone.ckpt"

@@ -6,6 +6,7 @@ import gc
 
 from .output import (
     Output,
+    add_offline_option,
     add_output_options,
     add_registry_option,
     count,
@@ -46,6 +47,7 @@ def register(sub) -> None:
         p.add_argument("--mindspore-version", metavar="SPEC", help="version or specifier, e.g. '>=1.8'")
         p.add_argument("--limit", type=count, metavar="N", help="show at most N models")
         add_output_options(p, filter_dest="file_format")
+        add_offline_option(p)
         add_registry_option(p)
         p.set_defaults(func=cmd_list)  # list has no `text`: read with getattr
 
@@ -64,6 +66,7 @@ def register(sub) -> None:
         action="store_true",
         help="list the parameter table (name, shape, dtype) of each cached ckpt/safetensors asset",
     )
+    add_offline_option(p)
     add_registry_option(p)
     p.set_defaults(func=cmd_info)
 

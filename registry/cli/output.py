@@ -73,6 +73,19 @@ def add_registry_option(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_offline_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--offline", action="store_true", help="use the cache only (also $REGISTRY_OFFLINE=1)")
+
+
+def add_mirror_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--mirror",
+        action="append",
+        metavar="FROM=TO",
+        help="rewrite links starting with FROM to start with TO (repeatable; also $REGISTRY_MIRRORS)",
+    )
+
+
 def settings_from(args):
     """The Settings a command runs with: the environment's, with its options applied."""
     from ..settings import current, parse_mirrors

@@ -6,7 +6,15 @@ import os
 
 from ..rules import blocks_use
 from ..versions import same_version_groups
-from .output import Output, add_output_options, add_registry_option, example, plural, settings_from
+from .output import (
+    Output,
+    add_mirror_option,
+    add_output_options,
+    add_registry_option,
+    example,
+    plural,
+    settings_from,
+)
 
 
 def register(sub) -> None:
@@ -102,6 +110,7 @@ def register(sub) -> None:
         "names", nargs="*", metavar="PATH|NAME", help="card files, directories or names (default: every card)"
     )
     p.add_argument("--jobs", type=int, metavar="N", help="links checked in parallel (default: $REGISTRY_JOBS or 4)")
+    add_mirror_option(p)
     add_output_options(p)
     add_registry_option(p)
     p.set_defaults(func=cmd_check_links)
@@ -373,6 +382,7 @@ def cmd_check_links(args, out: Output) -> int:
                     "card": e.id,
                     "asset": a.index + 1,
                     "url": a.url,
+                    "checked": results[a.url].url,  # another URL when a mirror rewrote the link
                     "status": results[a.url].status,
                     "size": results[a.url].size,
                     "ranges": results[a.url].ranges,
@@ -391,12 +401,14 @@ def cmd_check_links(args, out: Output) -> int:
             ]
 
         out.table(
-            [[*cell(results[a.url]), f"{e.id}#{a.index + 1}", a.url] for e, a in report.uses],
+            [[*cell(results[a.url]), f"{e.id}#{a.index + 1}", results[a.url].url] for e, a in report.uses],
             ["STATUS", "SIZE", "RANGE", "CARD#ASSET", "URL"],
         )
     dead = report.dead
     for e, a in dead:
-        out.note(f"registry: dead link: {e.source}: asset {a.index + 1}: {a.url}: {results[a.url].error}")
+        checked = results[a.url].url
+        via = f" (checked at its mirror {checked})" if checked != a.url else ""
+        out.note(f"registry: dead link: {e.source}: asset {a.index + 1}: {a.url}{via}: {results[a.url].error}")
     no_range = sum(1 for r in results.values() if r.ranges is False)
     note = f"; {no_range} without Range support (downloads cannot resume)" if no_range else ""
     skipped = (

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from .output import Output, add_output_options, add_registry_option, example, settings_from
+from .output import (
+    Output,
+    add_mirror_option,
+    add_offline_option,
+    add_output_options,
+    add_registry_option,
+    example,
+    settings_from,
+)
 
 
 def version_option(p) -> None:
@@ -44,13 +52,8 @@ def register(sub) -> None:
         action="store_true",
         help="refuse assets whose card gives only a sha256 prefix (also $REGISTRY_REQUIRE_FULL_SHA256=1)",
     )
-    p.add_argument(
-        "--mirror",
-        action="append",
-        metavar="FROM=TO",
-        help="rewrite links starting with FROM to start with TO (repeatable; also $REGISTRY_MIRRORS)",
-    )
-    p.add_argument("--offline", action="store_true", help="use the cache only (also $REGISTRY_OFFLINE=1)")
+    add_mirror_option(p)
+    add_offline_option(p)
     add_registry_option(p)
     p.set_defaults(func=cmd_pull)
 
