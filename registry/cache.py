@@ -262,18 +262,36 @@ def write_atomic(path: Path, data: bytes, dir_fd: int | None = None, durable: bo
 def _read_json(path: Path | str, dir_fd: int | None = None, limit: int = 16 << 20) -> dict | None:
     """A cache record, or None when it is missing, not a regular file (a symlink is not followed), too
     large, or not a JSON object."""
+    return _read_json_stat(path, dir_fd, limit)[0]
+
+
+def _read_json_stat(path: Path | str, dir_fd: int | None = None, limit: int = 16 << 20):
+    """(_read_json's record, the stat of the file it was read from) or (None, None)."""
     try:
         fd = os.open(path, os.O_RDONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0), dir_fd=dir_fd)
     except OSError:
-        return None
+        return None, None
     try:
         with open(fd, "rb") as fh:
-            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
-                return None
+            st = os.fstat(fh.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                return None, None
             data = json.loads(fh.read(limit + 1)[: limit + 1])
     except (OSError, ValueError, RecursionError):
-        return None
-    return data if isinstance(data, dict) else None
+        return None, None
+    return (data, st) if isinstance(data, dict) else (None, None)
+
+
+def _own(st: os.stat_result | None) -> bool:
+    """Whether a record file was written by this user (or root) and only they can change it: then what it
+    says of a card may stand for that card (Cache.warm). In a shared cache another user's record may not."""
+    uid = getattr(os, "getuid", None)
+    return (
+        st is not None
+        and uid is not None
+        and st.st_uid in (uid(), 0)
+        and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+    )
 
 
 def plain_name(name) -> bool:
@@ -313,6 +331,15 @@ def _view_files(data: dict | None) -> dict[str, dict]:
         ):
             out[name]["stamp"] = seen
     return out
+
+
+def _view_json(model_id: str, files: dict, card: dict | None) -> bytes:
+    """A view record's bytes: {id, files, card} (card: see Cache.record_card, left out when None). Without
+    indentation, so that the C encoder writes it."""
+    data = {"id": model_id, "files": files}
+    if card is not None:
+        data["card"] = card
+    return json.dumps(data, sort_keys=True).encode()
 
 
 def _is_dir(path: Path) -> bool:
@@ -969,10 +996,13 @@ class Cache:
         finally:
             os.close(fd)
 
-    def warm(self, model_id: str, wanted: dict[str, tuple[str, str, str]]) -> dict[str, Path] | None:
+    def warm(self, model_id: str, wanted) -> dict[str, Path] | None:
         """The blobs of a model whose view already holds every file of `wanted` ({filename: (sha256 or sha256
         prefix, file-format, url)}), each trusted by its stamp and linked: read from one view record, without
         a lock or a write. None as soon as one is missing or differs (then pull does the full work).
+
+        `wanted` may also be a function of the card record the view keeps (`record_card`; None when it has
+        none, or when the record file is not this user's, see _own) returning that dict, or None to stop.
 
         A blob whose lstat matches the stamp the view record copied when linking it is trusted on that one
         stat (the stamp's own file is read only when it does not match: an older record, a re-verified blob),
@@ -983,9 +1013,14 @@ class Cache:
         except (OSError, RegistryError):
             return None
         try:
-            data = _read_json(VIEW_FILE, dir_fd=fd)
+            data, st = _read_json_stat(VIEW_FILE, dir_fd=fd)
             if not isinstance(data, dict) or data.get("id") != model_id:
                 return None
+            if callable(wanted):
+                card = data.get("card") if _own(st) else None
+                wanted = wanted(card if isinstance(card, dict) else None)
+                if wanted is None:
+                    return None
             files = _view_files(data)
             blobs = self.home / "blobs" / "sha256"
             into = os.path.relpath(blobs, directory)  # each view symlink holds into/<aa>/<digest>
@@ -1022,8 +1057,11 @@ class Cache:
         finally:
             os.close(fd)
 
-    def link(self, model_id: str, filename: str, digest: str, *, size: int, file_format: str, url: str) -> Path:
-        """Put blob `digest` in model `model_id`'s view as `filename` and record it. Call with the blob's lock held."""
+    def link(
+        self, model_id: str, filename: str, digest: str, *, size: int, file_format: str, url: str, card=None
+    ) -> Path:
+        """Put blob `digest` in model `model_id`'s view as `filename` and record it (and `card`, see
+        record_card, when given). Call with the blob's lock held."""
         directory = self.model_dir(model_id)
         view = directory / filename
         blob = self.blob_path(digest)
@@ -1047,21 +1085,52 @@ class Cache:
                         except OSError:
                             self._copy_into(blob, tmp, fd)
                     os.replace(tmp, filename, src_dir_fd=fd, dst_dir_fd=fd)
-                data = _read_json(VIEW_FILE, dir_fd=fd)
+                data, st = _read_json_stat(VIEW_FILE, dir_fd=fd)
                 files = _view_files(data)
-                if files.get(filename) != record or not isinstance(data, dict) or data.get("id") != model_id:
+                kept = data.get("card") if data is not None and _own(st) else None  # never adopt another's
+                kept = kept if isinstance(kept, dict) else None
+                if (
+                    files.get(filename) != record
+                    or not isinstance(data, dict)
+                    or data.get("id") != model_id
+                    or (card is not None and kept != card)
+                ):
                     files[filename] = record
                     write_atomic(
-                        directory / VIEW_FILE,
-                        json.dumps({"id": model_id, "files": files}, indent=1, sort_keys=True).encode(),
-                        dir_fd=fd,
-                        durable=False,
+                        directory / VIEW_FILE, _view_json(model_id, files, card or kept), dir_fd=fd, durable=False
                     )  # lost in a crash: the next pull links the file again
             except OSError as exc:
                 raise self.write_error(directory, exc, "write to the cache directory") from None
             finally:
                 os.close(fd)
         return view
+
+    def record_card(self, model_id: str, card: dict) -> None:
+        """Keep `card` (what a pull learnt from the card's bytes: catalog.Entry.record) in the model's view
+        record, for the warm pulls to come (warm). Only in a view record of this user's (_own): another
+        user's is left as it is, and so is a cache we cannot write; this costs a pull nothing but speed."""
+        try:
+            directory = self.model_dir(model_id)
+            data, st = _read_json_stat(directory / VIEW_FILE)
+            if (
+                not (isinstance(data, dict) and _own(st))
+                or data.get("card") == card
+                or not os.access(directory, os.W_OK)
+            ):
+                return  # written with the files already, or not ours to write
+            with self.model_lock(model_id):
+                fd = self.open_dir(directory, create=False)
+                try:
+                    data, st = _read_json_stat(VIEW_FILE, dir_fd=fd)
+                    if not (isinstance(data, dict) and data.get("id") == model_id and _own(st)):
+                        return
+                    if data.get("card") != card:
+                        files = _view_files(data)
+                        write_atomic(directory / VIEW_FILE, _view_json(model_id, files, card), dir_fd=fd, durable=False)
+                finally:
+                    os.close(fd)
+        except (OSError, RegistryError):  # a lock or a directory we cannot take: the next pull parses the card again
+            pass
 
     @staticmethod
     def _copy_into(blob: Path, name: str, dir_fd: int) -> None:

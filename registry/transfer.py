@@ -66,6 +66,7 @@ from .catalog import Asset, Entry, Registry, resolve
 from .errors import (
     CardError,
     IntegrityError,
+    NotFoundError,
     OfflineError,
     PrefixWarning,
     RegistryError,
@@ -134,22 +135,30 @@ def pull(
         if isinstance(name_or_entry, Entry)
         else resolve(name_or_entry, registry, mindspore_version=mindspore_version, settings=settings)
     )
+    cache = Cache.from_settings(settings)
+    wanted = None if assets is None else {a.index for a in assets}
+    blobs, adopted = None, False
+    if not force and entry.raw is not None:
+        # The view may record what an earlier pull learnt from these very card bytes (Entry.record): then
+        # the card is neither parsed nor checked, and its files are checked as below, in the same read.
+        def from_record(card: dict | None):
+            nonlocal adopted
+            adopted = entry.adopt(card)
+            chosen = _chosen(entry, formats, wanted, quiet=True) if adopted else []
+            return _warm_files(entry, chosen) if chosen else None  # else the full path says what is wrong
+
+        blobs = cache.warm(entry.id, from_record)
     entry.require_sound()
-    if assets is None:
-        assets = entry.select_assets(formats)
-        if not assets:
-            raise CardError(f"card {entry.id} lists no assets (no `asset:` list): there is nothing to pull")
-    else:
-        wanted = {a.index for a in assets}
-        assets = [a for a in entry.assets if a.index in wanted]
+    assets = _chosen(entry, formats, wanted)
     _check_prefixes(entry, assets, settings)
     names = _view_names(entry.assets)  # from all assets, so a file keeps its name whatever --format selects
-    if not force:  # all cached and in the view: one view record read, no lock, no thread, no engine
-        cache = Cache.from_settings(settings)
-        blobs = cache.warm(entry.id, {names[a.index]: (a.sha256, a.file_format, a.url) for a in assets})
-        if blobs is not None:
-            where = cache.model_dir(entry.id)
-            return [Pulled(entry, a, where / names[a.index], blobs[names[a.index]], False) for a in assets]
+    if not force and blobs is None and not adopted:  # all cached and in the view: no lock, no thread, no engine
+        blobs = cache.warm(entry.id, _warm_files(entry, assets))
+        if blobs is not None and (record := entry.record()) is not None:
+            cache.record_card(entry.id, record)  # once after a change of the card: the next pulls skip it
+    if blobs is not None:
+        where = cache.model_dir(entry.id)
+        return [Pulled(entry, a, where / names[a.index], blobs[names[a.index]], False) for a in assets]
     engine = Engine(settings, progress=progress, label=entry.name)
     try:
 
@@ -167,9 +176,12 @@ def pull(
                     return Pulled(entry, asset, path, blob, downloaded)
                 again = False
 
-        return _run_all(one, assets, settings.jobs)
+        pulled = _run_all(one, assets, settings.jobs)
     finally:
         engine.close()
+    if (record := entry.record()) is not None:
+        cache.record_card(entry.id, record)  # usually written with the files already (Engine.place)
+    return pulled
 
 
 def _check_prefixes(entry: Entry, assets: list[Asset], settings: _settings.Settings) -> None:
@@ -192,6 +204,28 @@ def _check_prefixes(entry: Entry, assets: list[Asset], settings: _settings.Setti
         PrefixWarning,
         stacklevel=3,
     )
+
+
+def _chosen(entry: Entry, formats: Iterable[str] | None, wanted: set[int] | None, quiet: bool = False) -> list[Asset]:
+    """The assets a pull takes: those of `formats` (all without), or the card's assets of index `wanted`.
+    Raises CardError or NotFoundError as a pull does, or with `quiet` returns [] instead."""
+    if wanted is not None:
+        return [a for a in entry.assets if a.index in wanted]
+    try:
+        assets = entry.select_assets(formats)
+    except NotFoundError:
+        if quiet:
+            return []
+        raise
+    if not assets and not quiet:
+        raise CardError(f"card {entry.id} lists no assets (no `asset:` list): there is nothing to pull")
+    return assets
+
+
+def _warm_files(entry: Entry, assets: list[Asset]) -> dict[str, tuple[str, str, str]]:
+    """What Cache.warm checks for these assets of the card: {view file name: (sha256, file-format, url)}."""
+    names = _view_names(entry.assets)
+    return {names[a.index]: (a.sha256, a.file_format, a.url) for a in assets}
 
 
 def _view_names(assets: list[Asset]) -> dict[int, str]:
@@ -516,7 +550,13 @@ class Engine:
             if not blob.exists():
                 return None
             return self.cache.link(
-                entry.id, filename, blob.name, size=blob.stat().st_size, file_format=asset.file_format, url=asset.url
+                entry.id,
+                filename,
+                blob.name,
+                size=blob.stat().st_size,
+                file_format=asset.file_format,
+                url=asset.url,
+                card=entry.record(),
             )
 
     def _download(self, url: str, digest: str, what: str, key: str | None = None, declared: int | None = None) -> Path:
