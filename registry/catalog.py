@@ -251,13 +251,16 @@ class Entry:
         cosmetic = self._sound if self._sound is not None else self._cosmetic()
         if not all(all(_plain_key(k) for k in p.keypath) for p in cosmetic):
             return None
+        assets = self.assets
+        if any(mask_passwords(u) != u for u in (self.source, self.base_url, *(a.url for a in assets))):
+            return None  # a password in a link is never written to the cache: such a card is checked each time
         return {
             "format": RECORD_FORMAT,
             "rules": rules,
             "sha256": self.sha256(),
             "source": self.source,
             "base_url": self.base_url,
-            "assets": [[a.file_format, a.link, a.url, a.sha256, a.filename, a.index, a.size] for a in self.assets],
+            "assets": [[a.file_format, a.link, a.url, a.sha256, a.filename, a.index, a.size] for a in assets],
             "cosmetic": [[p.path, p.line, p.col, p.severity, p.rule, p.message, list(p.keypath)] for p in cosmetic],
         }
 

@@ -160,28 +160,34 @@ def pull(
         where = cache.model_dir(entry.id)
         return [Pulled(entry, a, where / names[a.index], blobs[names[a.index]], False) for a in assets]
     engine = Engine(settings, progress=progress, label=entry.name)
+    done: dict[int, tuple[Path, bool]] = {}  # asset index -> (blob, downloaded), in the view
     try:
+        todo, again = assets, force
+        while todo:
+            fetched: list[tuple[Asset, Path, bool]] = []
 
-        def one(asset: Asset) -> Pulled:
-            again = force
-            while True:
+            def one(asset: Asset, again=again, fetched=fetched) -> None:
                 blob, downloaded = engine.fetch(asset, entry, force=again)
-                name = names[asset.index]
                 view = dict(size=os.lstat(blob).st_size, file_format=asset.file_format, url=asset.url)
-                if not downloaded and engine.cache.view_current(entry.id, name, blob.name, **view):
-                    # Nothing to write: a read-only cache (or another user's) serves it as it is.
-                    return Pulled(entry, asset, engine.cache.model_dir(entry.id) / name, blob, False)
-                path = engine.place(entry, asset, name, blob)
-                if path is not None:  # else a prune removed the blob since fetch returned: fetch it again
-                    return Pulled(entry, asset, path, blob, downloaded)
-                again = False
+                if not downloaded and engine.cache.view_current(entry.id, names[asset.index], blob.name, **view):
+                    done[asset.index] = (blob, False)  # nothing to write: a read-only cache serves it as it is
+                else:
+                    fetched.append((asset, blob, downloaded))
 
-        pulled = _run_all(one, assets, settings.jobs)
+            try:
+                _run_all(one, todo, settings.jobs)
+            except BaseException:  # what was fetched goes into the view all the same; the first error is raised
+                engine.place_all(entry, [(a, names[a.index], b) for a, b, _ in fetched], quiet=True)
+                raise
+            gone = engine.place_all(entry, [(a, names[a.index], b) for a, b, _ in fetched])
+            done.update((a.index, (b, d)) for a, b, d in fetched if a not in gone)
+            todo, again = gone, False  # a prune removed these blobs since fetch returned: fetch them again
     finally:
         engine.close()
     if (record := entry.record()) is not None:
-        cache.record_card(entry.id, record)  # usually written with the files already (Engine.place)
-    return pulled
+        cache.record_card(entry.id, record)  # usually written with the files already (Engine.place_all)
+    where = cache.model_dir(entry.id)
+    return [Pulled(entry, a, where / names[a.index], *done[a.index]) for a in assets]
 
 
 def _check_prefixes(entry: Entry, assets: list[Asset], settings: _settings.Settings) -> None:
@@ -270,15 +276,16 @@ class _Hasher:
         self.size = 0  # bytes fed so far
         self.threaded = threaded
         self._error: BaseException | None = None
+        self._alloc = size
         if threaded:
+            # Buffers are made when first needed, and the thread started at the first feed: a 64 KiB asset
+            # costs one buffer, not DEPTH MiB to zero (50 small assets spent most of their time there).
             self._free: queue.Queue = queue.Queue()
-            for _ in range(depth):
-                self._free.put(bytearray(size))
+            self._spare = depth
             self._work: queue.Queue = queue.Queue()
-            self._thread = threading.Thread(target=self._run, name="sha256", daemon=True)
-            self._thread.start()
+            self._thread: threading.Thread | None = None
         else:
-            self._buf = bytearray(size)
+            self._buf: bytearray | None = None
 
     def _run(self) -> None:
         while True:
@@ -300,24 +307,40 @@ class _Hasher:
                 self._work.task_done()
 
     def buffer(self) -> bytearray:
-        return self._free.get() if self.threaded else self._buf
+        if not self.threaded:
+            if self._buf is None:
+                self._buf = bytearray(self._alloc)
+            return self._buf
+        if self._spare and self._free.empty():
+            self._spare -= 1
+            return bytearray(self._alloc)
+        return self._free.get()
+
+    def _started(self) -> queue.Queue:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="sha256", daemon=True)
+            self._thread.start()
+        return self._work
 
     def unused(self, buf: bytearray) -> None:
         if self.threaded:
             self._free.put(buf)
 
-    def feed(self, buf: bytearray, n: int) -> None:
+    def feed(self, buf: bytearray, n: int, last: bool = False) -> None:
+        """Hash n bytes of buf; `last`: no more will come, so a file read in one buffer is hashed here
+        without starting the thread (there would be nothing to overlap it with)."""
         self.size += n
-        if self.threaded:
-            self._work.put((buf, n))
+        if self.threaded and not (last and self._thread is None):
+            self._started().put((buf, n))
         else:
             self._h.update(memoryview(buf)[:n])
+            self.unused(buf)
 
     def prefix(self, path: Path, n: int) -> None:
         """Hash the first n bytes of a file (a partial download resumed from disk)."""
         self.size += n
         if self.threaded:
-            self._work.put((path, n))
+            self._started().put((path, n))
         else:
             hash_file(path, n, self._h)
 
@@ -342,7 +365,7 @@ class _Hasher:
         self._h, self.size = digest, size
 
     def close(self) -> None:
-        if self.threaded and self._thread.is_alive():
+        if self.threaded and self._thread is not None and self._thread.is_alive():
             self._work.put(None)
             self._thread.join()
 
@@ -544,6 +567,36 @@ class Engine:
         finally:
             lock.release()
 
+    def place_all(self, entry: Entry, items: list[tuple[Asset, str, Path]], quiet: bool = False) -> list[Asset]:
+        """Put each (asset, filename, blob) in the view of `entry`'s model, with one record written for all
+        (Cache.link_all); returns the assets whose blob a prune removed meanwhile (to be fetched again).
+        `quiet`: an error is on its way, so one of this placing is not raised instead of it."""
+        if not items:
+            return []
+        try:
+            present, gone = [], []
+            for asset, filename, blob in items:
+                try:
+                    present.append((asset, filename, blob, os.lstat(blob).st_size))
+                except FileNotFoundError:
+                    gone.append(asset)
+            self.cache.link_all(
+                entry.id,
+                [(name, blob.name, size, asset.file_format, asset.url) for asset, name, blob, size in present],
+                card=entry.record(),
+            )
+            for asset, _, blob, _ in present:
+                with self.cache.lock(
+                    blob.name
+                ):  # prune removes unreferenced blobs under it: this one is now referenced
+                    if not os.path.lexists(blob):
+                        gone.append(asset)
+            return gone
+        except (OSError, RegistryError):
+            if quiet:
+                return []
+            raise
+
     def place(self, entry: Entry, asset: Asset, filename: str, blob: Path) -> Path | None:
         """Put `blob` in the view of `entry`'s model as `filename`; None when it is gone (a prune removed it)."""
         with self.cache.lock(blob.name):  # prune and rm remove blobs under this lock
@@ -717,7 +770,7 @@ class Engine:
             if not n:
                 hasher.unused(buf)
             else:
-                hasher.feed(buf, n)  # hashed by the helper while this thread writes the same bytes
+                hasher.feed(buf, n, last=end)  # hashed by the helper while this thread writes the same bytes
                 data = view[:n]
                 try:
                     while data:
