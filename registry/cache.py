@@ -15,9 +15,13 @@ Layout under HOME ($REGISTRY_HOME, else the platform's user cache dir):
     locks/model-<sha256 of id>.lock    serializes updates of one model view
     models/<id>/<filename>             the human view: relative symlinks to blobs (hardlink, else copy, where
                                        symlinks are not possible), named by the asset's file name
-    models/<id>/.view.json             {id, files: {filename: {sha256, size, format, url, stamp}}}: what the view
-                                       holds; stamp, [size, mtime_ns, ino], copies the blob's stamp as it was
-                                       when linked, so a warm pull checks a blob with one stat (Cache.warm)
+    models/<id>/.view.json             {id, files: {filename: {sha256, size, format, url, stamp}}, card}: what the
+                                       view holds; stamp, [size, mtime_ns, ino], copies the blob's stamp as it was
+                                       when linked, so a warm pull checks a blob with one stat (Cache.warm);
+                                       card, what the last pull learnt from the card's bytes (catalog.Entry.record:
+                                       their sha256, assets, cosmetic problems), so that a warm pull of the same
+                                       bytes neither parses nor checks them; trusted only in a record file of this
+                                       user's that others cannot write (_own)
 
 A download's key is the digest the card gives; when the card gives only a sha256 prefix (8 to 63 hex
 digits), which cannot name a blob, it is `<prefix>-<sha256 of the asset's link, 16 hex>`: the blob is then
@@ -1056,7 +1060,7 @@ class Cache:
                     linked = self._links_to(fd, filename, Path(blob), target)
                 if not linked:
                     return None
-                found[filename] = Path(blob)
+                found[filename] = blobs.joinpath(full[:2], full)  # cheaper than parsing the whole string again
             return found
         finally:
             os.close(fd)

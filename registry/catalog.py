@@ -35,7 +35,7 @@ from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from . import settings as _settings
 from . import versions as _versions
-from .cache import write_atomic
+from .cache import plain_name, write_atomic
 from .card import MAX_CARD_BYTES, Card, Problem, decode, parse_bytes, parse_file, read_file
 from .errors import (
     CardError,
@@ -328,12 +328,17 @@ def _plain_key(k) -> bool:
 
 def _record_asset(i: int, row) -> Asset:
     fmt, link, url, sha, filename, index, size = row
+    # `type(...) is`: exact types, spelt out (this runs for every asset of every warm pull)
     if not (
-        all(isinstance(v, str) for v in (fmt, link, url, sha, filename))
+        type(fmt) is str
+        and type(link) is str
+        and type(url) is str
+        and plain_name(filename)  # a name in the view directory, never a path out of it
+        and type(sha) is str
         and (SHA256_RE.match(sha) or SHA256_PREFIX_RE.match(sha))
+        and type(index) is int
         and index == i
-        and _plain_key(index)
-        and (size is None or (_plain_key(size) and not isinstance(size, str) and size >= 0))
+        and (size is None or (type(size) is int and size >= 0))
     ):
         raise ValueError(row)
     return Asset(fmt, link, url, sha, filename, index, size)

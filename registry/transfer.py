@@ -25,7 +25,12 @@ How one asset gets into the cache (see cache.py for the layout):
   (ranges.py; Engine._ranged): same limits, same verification and commit, resumable per chunk; one stream
   again when the ranges are not honoured;
 - a warm pull (every asset cached, trusted by its stamp and in the model's view) reads the view record
-  once and returns without a lock, a thread or the engine (Cache.warm).
+  once and returns without a lock, a thread or the engine (Cache.warm); when that record says what the last
+  pull learnt from the very same card bytes (Entry.record: sha256 of the bytes, where they were read, the
+  rules' digest), the card is not parsed or checked either: its assets and cosmetic problems come from the
+  record (the same warnings, once per pull). Any mismatch, or a record that is malformed or not this user's,
+  takes the full path, which writes the record afresh;
+- the files of one pull are put in the view with one record write (Engine.place_all, Cache.link_all).
 
 sha256 prefixes: an asset whose card gives 8 to 63 hex digits (catalog.Asset.is_prefix) is streamed the
 same way; its partial file and lock are named by `Cache.download_key` (the prefix cannot name a blob), the

@@ -313,6 +313,7 @@ def test_cosmetic_warnings_are_the_same_on_warm_pulls(two_assets):
         lambda d: d["card"].update(cosmetic=[[None] * 7]),
         lambda d: d["card"]["assets"][0].__setitem__(3, "../../etc/passwd"),
         lambda d: d["card"]["assets"][0].__setitem__(5, True),
+        lambda d: d["card"]["assets"][0].__setitem__(4, "../../../outside.ckpt"),
         lambda d: d["card"].update(rules="another version of the rules"),
         lambda d: d["card"].pop("source"),
     ],
@@ -385,3 +386,35 @@ def test_prefix_warning_and_full_sha256_requirement_hold_on_warm_pulls(two_asset
         assert [s for s in said if s.startswith(PrefixWarning.__name__)], said
     with pytest.raises(CardError, match="full digests are required"):
         pull("mindspore/cpu/2.0/two", registry=reg, settings=settings(require_full_sha256=True))
+
+
+def test_a_cold_pull_of_many_assets_writes_the_view_record_once(tmp_path):
+    from registry.settings import Settings
+    from registry.transfer import pull
+
+    site = tmp_path / "many"
+    site.mkdir()
+    assets = []
+    for i in range(12):
+        data = os.urandom(2000 + i)
+        (site / f"part{i}.ckpt").write_bytes(data)
+        assets.append(("ckpt", BASE + f"part{i}.ckpt", hashlib.sha256(data).hexdigest()))
+    reg = tmp_path / "reg"
+    write_card(reg, "mindspore/cpu/2.0/many", assets)
+    written, recording = [], [True]
+
+    def hook(event, args):
+        if recording[0] and event == "open" and str(args[0]).startswith("..view.json."):
+            written.append(str(args[0]))  # write_atomic's temporary file, renamed over .view.json
+
+    with nginx(site) as url:
+        settings = Settings(home=tmp_path / "home", mirrors=((BASE, url),), progress=False, jobs=4)
+        sys.addaudithook(hook)
+        try:
+            pulled = pull("mindspore/cpu/2.0/many", registry=reg, settings=settings)
+        finally:
+            recording[0] = False
+    assert len(pulled) == 12 and all(p.downloaded and p.path.read_bytes() == p.blob.read_bytes() for p in pulled)
+    assert len(written) == 1, written  # with the card record; not once per asset
+    view = Cache(tmp_path / "home").views()[0][2]
+    assert sorted(view) == sorted(f"part{i}.ckpt" for i in range(12))
