@@ -418,3 +418,30 @@ def test_a_cold_pull_of_many_assets_writes_the_view_record_once(tmp_path):
     assert len(written) == 1, written  # with the card record; not once per asset
     view = Cache(tmp_path / "home").views()[0][2]
     assert sorted(view) == sorted(f"part{i}.ckpt" for i in range(12))
+
+
+def test_a_warm_pull_from_a_remote_registry_uses_the_card_record_too(tmp_path):
+    from registry.catalog import forget_remote_indexes
+    from registry.index import build_index, dumps_index
+    from registry.settings import Settings
+    from registry.transfer import pull
+
+    tree = tmp_path / "tree"
+    data = os.urandom(4000)
+    path = write_card(tree, "mindspore/cpu/2.0/two", [("ckpt", "weights/w.ckpt", hashlib.sha256(data).hexdigest())])
+    (path.parent / "weights").mkdir()
+    (path.parent / "weights" / "w.ckpt").write_bytes(data)
+    (tree / "index.json").write_bytes(dumps_index(build_index(tree)))
+    forget_remote_indexes()
+    try:
+        with nginx(tree) as url:
+            settings = Settings(home=tmp_path / "home", progress=False)
+            (first,) = pull("mindspore/cpu/2.0/two", registry=url, settings=settings)
+            assert first.downloaded and first.asset.url == url + "mindspore/cpu/2.0/weights/w.ckpt"
+            forge_cosmetic(settings)
+            (warm,), said = card_warnings(lambda: pull("mindspore/cpu/2.0/two", registry=url, settings=settings))
+            assert not warm.downloaded and warm.path.read_bytes() == data
+            assert any(FORGED in s for s in said), said  # the remote card's bytes matched the record: not parsed
+            assert [r["path"] for r in url.access_log()].count("/mindspore/cpu/2.0/weights/w.ckpt") == 1
+    finally:
+        forget_remote_indexes()
