@@ -1015,6 +1015,7 @@ class Engine:
                 raise _read_failure(exc, s.read_timeout) from None
             if total is not None and offset + got < total:
                 raise _Retry(f"the connection closed after {offset + got} of {total} bytes")
+            _keep_alive(resp, reader)
             self._finish_file(out)
         return kept
 
@@ -1284,6 +1285,21 @@ def _start_writeback(fd: int, offset: int, length: int) -> None:
         _sync_range(fd, offset, length)
 
 
+def _keep_alive(resp, read_some) -> None:
+    """Hand the connection of a response whose body `read_some` (_body_reader) read to its very end back to
+    the session's pool, for the next asset: read past http.client, the body looks unread to urllib3, which
+    would close the connection (a new connection per asset: 50 small assets made 50 connections). Anything
+    unexpected leaves it to be closed, as before."""
+    response = getattr(read_some, "response", None)
+    if response is None or read_some.remaining() != 0:
+        return
+    with contextlib.suppress(Exception):
+        response.length = 0  # what http.client would have counted had it read the bytes itself
+        response.read()  # reads nothing; marks the response complete, so the connection can send again
+        if response.isclosed():
+            resp.raw.release_conn()
+
+
 def _body_reader(resp):
     """readinto-like reader of the response body as sent (a Content-Encoding is never decoded). For a body
     of known length it reads the socket's buffered stream with readinto1 (one recv per call, no extra copy,
@@ -1307,6 +1323,8 @@ def _body_reader(resp):
             remaining -= n
             return n
 
+        read_some.response = response  # for _keep_alive
+        read_some.remaining = lambda: remaining
         return read_some
     read1 = getattr(response, "read1", None)
     if read1 is None:  # not urllib3 over http.client: urllib3's own reader, still without decoding
