@@ -1,6 +1,6 @@
 """Parallel ranges and warm/cold pulls of many assets, against curl and aria2c, in one run.
 
-    /work/venv/bin/python benchmarks/bench_cluster.py [--size-mib 256] [--rounds 3] [--cap 50m]
+    /work/venv/bin/python benchmarks/bench_cluster.py [--size-mib 256] [--rounds 3] [--cap 50m] [--only big|many]
 
 Part 1, one large asset (random bytes, --size-mib) from nginx on 127.0.0.1, with a per-connection
 `limit_rate` (--cap, a CDN-like cap) and without: registry.transfer.pull into a fresh cache with
@@ -232,6 +232,7 @@ def main(argv=None) -> int:
     ap.add_argument("--size-mib", type=int, default=256)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--cap", default="50m", help="nginx limit_rate per connection (default 50m: 50 MB/s)")
+    ap.add_argument("--only", choices=("big", "many"), help="run only part 1 (big) or part 2 (many)")
     args = ap.parse_args(argv)
 
     from tests.servers import nginx_binary, write_card
@@ -239,7 +240,7 @@ def main(argv=None) -> int:
     if nginx_binary() is None:
         print("skip: nginx is not installed (apt-get install nginx-light)")
         return 0
-    size = args.size_mib << 20
+    size = args.size_mib << 20 if args.only != "many" else 0
     ok = True
     print(
         f"python {sys.version.split()[0]}, {os.cpu_count()} cpus, {args.rounds} rounds, "
@@ -260,7 +261,7 @@ def main(argv=None) -> int:
         write_card(reg, MANY, [("ckpt", PUBLISHED + n, d) for n, d in digests.items()])
         write_card(reg, ONE, [("ckpt", PUBLISHED + "a00.ckpt", digests["a00.ckpt"])])
 
-        for cap in (args.cap, None):
+        for cap in (args.cap, None) if args.only != "many" else ():
             res = measure_big(site, tmp, reg, size, digest, args.rounds, cap)
             table(
                 f"one {size / 1e6:.0f} MB asset, " + (f"limit_rate {cap} per connection" if cap else "no cap"),
@@ -283,6 +284,8 @@ def main(argv=None) -> int:
             for ref in ("curl", "curl --parallel 4", "aria2c -x4"):
                 if ref in med:
                     print(f"registry x4 / {ref} (median): {med['registry x4'] / med[ref]:.2f}x")
+        if args.only == "big":
+            return 0 if ok else 1
         many = measure_many(site, tmp, reg, args.rounds, digests)
         table("a model of 50 assets of 64 KiB, in process (ms)", many, "ms", best=min)
         med = {k: statistics.median(v) for k, v in many.items()}

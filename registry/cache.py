@@ -17,9 +17,13 @@ Layout under HOME ($REGISTRY_HOME, else the platform's user cache dir):
     locks/model-<sha256 of id>.lock    serializes updates of one model view
     models/<id>/<filename>             the human view: relative symlinks to blobs (hardlink, else copy, where
                                        symlinks are not possible), named by the asset's file name
-    models/<id>/.view.json             {id, files: {filename: {sha256, size, format, url, stamp}}}: what the view
-                                       holds; stamp, [size, mtime_ns, ino], copies the blob's stamp as it was
-                                       when linked, so a warm pull checks a blob with one stat (Cache.warm)
+    models/<id>/.view.json             {id, files: {filename: {sha256, size, format, url, stamp}}, card}: what the
+                                       view holds; stamp, [size, mtime_ns, ino], copies the blob's stamp as it was
+                                       when linked, so a warm pull checks a blob with one stat (Cache.warm);
+                                       card, what the last pull learnt from the card's bytes (catalog.Entry.record:
+                                       their sha256, assets, cosmetic problems), so that a warm pull of the same
+                                       bytes neither parses nor checks them; trusted only in a record file of this
+                                       user's that others cannot write (_own)
 
 A download's key is the digest the card gives; when the card gives only a sha256 prefix (8 to 63 hex
 digits), which cannot name a blob, it is `<prefix>-<sha256 of the asset's link, 16 hex>`: the blob is then
@@ -306,18 +310,36 @@ def write_atomic(path: Path, data: bytes, dir_fd: int | None = None, durable: bo
 def _read_json(path: Path | str, dir_fd: int | None = None, limit: int = 16 << 20) -> dict | None:
     """A cache record, or None when it is missing, not a regular file (a symlink is not followed), too
     large, or not a JSON object."""
+    return _read_json_stat(path, dir_fd, limit)[0]
+
+
+def _read_json_stat(path: Path | str, dir_fd: int | None = None, limit: int = 16 << 20):
+    """(_read_json's record, the stat of the file it was read from) or (None, None)."""
     try:
         fd = os.open(path, os.O_RDONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0), dir_fd=dir_fd)
     except OSError:
-        return None
+        return None, None
     try:
         with open(fd, "rb") as fh:
-            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
-                return None
+            st = os.fstat(fh.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                return None, None
             data = json.loads(fh.read(limit + 1)[: limit + 1])
     except (OSError, ValueError, RecursionError):
-        return None
-    return data if isinstance(data, dict) else None
+        return None, None
+    return (data, st) if isinstance(data, dict) else (None, None)
+
+
+def _own(st: os.stat_result | None) -> bool:
+    """Whether a record file was written by this user (or root) and only they can change it: then what it
+    says of a card may stand for that card (Cache.warm). In a shared cache another user's record may not."""
+    uid = getattr(os, "getuid", None)
+    return (
+        st is not None
+        and uid is not None
+        and st.st_uid in (uid(), 0)
+        and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+    )
 
 
 def plain_name(name) -> bool:
@@ -357,6 +379,15 @@ def _view_files(data: dict | None) -> dict[str, dict]:
         ):
             out[name]["stamp"] = seen
     return out
+
+
+def _view_json(model_id: str, files: dict, card: dict | None) -> bytes:
+    """A view record's bytes: {id, files, card} (card: see Cache.record_card, left out when None). Without
+    indentation, so that the C encoder writes it."""
+    data = {"id": model_id, "files": files}
+    if card is not None:
+        data["card"] = card
+    return json.dumps(data, sort_keys=True).encode()
 
 
 def _is_dir(path: Path) -> bool:
@@ -835,9 +866,13 @@ class Cache:
         if ".." in rel:
             raise UsageError(f"{path} is not inside the cache {self.home}")
         try:
-            if create:
+            try:
+                fd = os.open(self.home, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+            except FileNotFoundError:  # made only when missing: a mkdir per call was a syscall per cache file
+                if not create:
+                    raise
                 self.home.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.home, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+                fd = os.open(self.home, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
         except OSError as exc:
             raise UsageError(
                 f"cannot create the cache directory {self.home}: {exc.strerror or exc}; "
@@ -1148,10 +1183,13 @@ class Cache:
         finally:
             os.close(fd)
 
-    def warm(self, model_id: str, wanted: dict[str, tuple[str, str, str]]) -> dict[str, Path] | None:
+    def warm(self, model_id: str, wanted) -> dict[str, Path] | None:
         """The blobs of a model whose view already holds every file of `wanted` ({filename: (sha256 or sha256
         prefix, file-format, url)}), each trusted by its stamp and linked: read from one view record, without
         a lock or a write. None as soon as one is missing or differs (then pull does the full work).
+
+        `wanted` may also be a function of the card record the view keeps (`record_card`; None when it has
+        none, or when the record file is not this user's, see _own) returning that dict, or None to stop.
 
         A blob whose lstat matches the stamp the view record copied when linking it is trusted on that one
         stat (the stamp's own file is read only when it does not match: an older record, a re-verified blob),
@@ -1162,9 +1200,14 @@ class Cache:
         except (OSError, RegistryError):
             return None
         try:
-            data = _read_json(VIEW_FILE, dir_fd=fd)
+            data, st = _read_json_stat(VIEW_FILE, dir_fd=fd)
             if not isinstance(data, dict) or data.get("id") != model_id:
                 return None
+            if callable(wanted):
+                card = data.get("card") if _own(st) else None
+                wanted = wanted(card if isinstance(card, dict) else None)
+                if wanted is None:
+                    return None
             files = _view_files(data)
             blobs = self.home / "blobs" / "sha256"
             into = os.path.relpath(blobs, directory)  # each view symlink holds into/<aa>/<digest>
@@ -1196,51 +1239,97 @@ class Cache:
                     linked = self._links_to(fd, filename, Path(blob), target)
                 if not linked:
                     return None
-                found[filename] = Path(blob)
+                found[filename] = blobs.joinpath(full[:2], full)  # cheaper than parsing the whole string again
             return found
         finally:
             os.close(fd)
 
-    def link(self, model_id: str, filename: str, digest: str, *, size: int, file_format: str, url: str) -> Path:
-        """Put blob `digest` in model `model_id`'s view as `filename` and record it. Call with the blob's lock held."""
+    def link(
+        self, model_id: str, filename: str, digest: str, *, size: int, file_format: str, url: str, card=None
+    ) -> Path:
+        """Put blob `digest` in model `model_id`'s view as `filename` and record it (and `card`, see
+        record_card, when given). Call with the blob's lock held."""
+        return self.link_all(model_id, [(filename, digest, size, file_format, url)], card=card)[0]
+
+    def link_all(self, model_id: str, items: list[tuple[str, str, int, str, str]], card=None) -> list[Path]:
+        """`link` for several files at once, (filename, digest, size, file-format, url) each: one model lock,
+        one sweep and one view record written for all (per file, the record grew by a file each time: 50
+        files wrote 50 records, 1,275 entries). Without the blobs' locks: a prune that removes one of them
+        meanwhile is seen by the caller, which checks each blob under its lock once this returns (the record
+        written first, a prune after that keeps them). A stamp read here may be outdated by a re-verification
+        meanwhile: then warm reads the blob's stamp file instead, as for an older record."""
         directory = self.model_dir(model_id)
-        view = directory / filename
-        blob = self.blob_path(digest)
-        target = os.path.relpath(blob, directory)
-        record = {"sha256": digest, "size": size, "format": file_format, "url": mask_passwords(url)}
-        seen = self._stamped(digest)  # the blob's lock is held: it stays as verified while we link it
-        if seen is not None:
-            record["stamp"] = seen
+        records = {}
+        for filename, digest, size, file_format, url in items:
+            record = {"sha256": digest, "size": size, "format": file_format, "url": mask_passwords(url)}
+            seen = self._stamped(digest)
+            if seen is not None:
+                record["stamp"] = seen
+            records[filename] = record
         with self.model_lock(model_id):  # `rm` empties and removes the directory under this lock
             fd = self.open_dir(directory)
             try:
                 _sweep_tmp(fd, age=self.stale_age())
-                if not self._links_to(fd, filename, blob, target):
-                    # Not named after the file: a name near the 255-byte limit must still leave room for it.
-                    tmp = f".link.{os.getpid()}.{threading.get_ident()}.tmp"
-                    try:
-                        os.symlink(target, tmp, dir_fd=fd)
-                    except (OSError, NotImplementedError):
-                        try:
-                            os.link(blob, tmp, dst_dir_fd=fd, follow_symlinks=False)
-                        except OSError:
-                            self._copy_into(blob, tmp, fd)
-                    os.replace(tmp, filename, src_dir_fd=fd, dst_dir_fd=fd)
-                data = _read_json(VIEW_FILE, dir_fd=fd)
+                data, st = _read_json_stat(VIEW_FILE, dir_fd=fd)
                 files = _view_files(data)
-                if files.get(filename) != record or not isinstance(data, dict) or data.get("id") != model_id:
-                    files[filename] = record
+                kept = data.get("card") if data is not None and _own(st) else None  # never adopt another's
+                kept = kept if isinstance(kept, dict) else None
+                if (
+                    any(files.get(name) != record for name, record in records.items())
+                    or not isinstance(data, dict)
+                    or data.get("id") != model_id
+                    or (card is not None and kept != card)
+                ):
+                    files.update(records)
                     write_atomic(
-                        directory / VIEW_FILE,
-                        json.dumps({"id": model_id, "files": files}, indent=1, sort_keys=True).encode(),
-                        dir_fd=fd,
-                        durable=False,
-                    )  # lost in a crash: the next pull links the file again
+                        directory / VIEW_FILE, _view_json(model_id, files, card or kept), dir_fd=fd, durable=False
+                    )  # lost in a crash: the next pull links the files again
+                for filename, digest, *_ in items:
+                    blob = self.blob_path(digest)
+                    target = os.path.relpath(blob, directory)
+                    if not self._links_to(fd, filename, blob, target):
+                        # Not named after the file: a name near the 255-byte limit must still leave room for it.
+                        tmp = f".link.{os.getpid()}.{threading.get_ident()}.tmp"
+                        try:
+                            os.symlink(target, tmp, dir_fd=fd)
+                        except (OSError, NotImplementedError):
+                            try:
+                                os.link(blob, tmp, dst_dir_fd=fd, follow_symlinks=False)
+                            except OSError:
+                                self._copy_into(blob, tmp, fd)
+                        os.replace(tmp, filename, src_dir_fd=fd, dst_dir_fd=fd)
             except OSError as exc:
                 raise self.write_error(directory, exc, "write to the cache directory") from None
             finally:
                 os.close(fd)
-        return view
+        return [directory / filename for filename, *_ in items]
+
+    def record_card(self, model_id: str, card: dict) -> None:
+        """Keep `card` (what a pull learnt from the card's bytes: catalog.Entry.record) in the model's view
+        record, for the warm pulls to come (warm). Only in a view record of this user's (_own): another
+        user's is left as it is, and so is a cache we cannot write; this costs a pull nothing but speed."""
+        try:
+            directory = self.model_dir(model_id)
+            data, st = _read_json_stat(directory / VIEW_FILE)
+            if (
+                not (isinstance(data, dict) and _own(st))
+                or data.get("card") == card
+                or not os.access(directory, os.W_OK)
+            ):
+                return  # written with the files already, or not ours to write
+            with self.model_lock(model_id):
+                fd = self.open_dir(directory, create=False)
+                try:
+                    data, st = _read_json_stat(VIEW_FILE, dir_fd=fd)
+                    if not (isinstance(data, dict) and data.get("id") == model_id and _own(st)):
+                        return
+                    if data.get("card") != card:
+                        files = _view_files(data)
+                        write_atomic(directory / VIEW_FILE, _view_json(model_id, files, card), dir_fd=fd, durable=False)
+                finally:
+                    os.close(fd)
+        except (OSError, RegistryError):  # a lock or a directory we cannot take: the next pull parses the card again
+            pass
 
     @staticmethod
     def _copy_into(blob: Path, name: str, dir_fd: int) -> None:

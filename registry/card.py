@@ -173,6 +173,12 @@ def asset_items(fields) -> list[tuple[int, dict]]:
 def parse_file(path: str | os.PathLike, display: str | None = None) -> Card:
     """Read and parse a card file. I/O failures become a `read-error` problem, never an exception."""
     shown = display if display is not None else str(path)
+    raw = read_file(path, shown)
+    return raw if isinstance(raw, Card) else parse_bytes(raw, shown)
+
+
+def read_file(path: str | os.PathLike, shown: str) -> bytes | Card:
+    """The bytes of a card file, or the Card of why they cannot be read (read-error, too-large)."""
     try:
         info = os.stat(path)
         if not stat.S_ISREG(info.st_mode):  # a FIFO or device would block or never end
@@ -198,24 +204,29 @@ def parse_file(path: str | os.PathLike, display: str | None = None) -> Card:
         return _fail(shown, "", 0, "read-error", "is a directory, not a card file")
     except OSError as exc:
         return _fail(shown, "", 0, "read-error", f"cannot read the file: {exc.strerror or exc}")
-    return parse_bytes(raw, shown)
+    return raw
 
 
 def parse_bytes(raw: bytes, path: str = "<bytes>") -> Card:
     """The Card of a file's bytes (UTF-8, a BOM allowed); never raises: defects are the Card's problems."""
+    text = decode(raw, path)
+    return text if isinstance(text, Card) else parse_text(text, path)
+
+
+def decode(raw: bytes, path: str = "<bytes>") -> str | Card:
+    """The text of a card's bytes, or the Card of why they are not text (binary-file, encoding)."""
     if b"\x00" in raw:
         return _fail(path, "", 0, "binary-file", "is a binary file, not a Markdown card")
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
         col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
         return _fail(
             path, "", line, "encoding", f"byte 0x{raw[exc.start]:02x} is not UTF-8; save the file as UTF-8", col=col
         )
-    return parse_text(text, path)
 
 
 def _fail(path: str, text: str, line: int, rule: str, message: str, col: int = 1) -> Card:

@@ -20,6 +20,7 @@ here reads the environment or prints (a stale cached index is a RegistryWarning)
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -34,8 +35,8 @@ from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from . import settings as _settings
 from . import versions as _versions
-from .cache import write_atomic
-from .card import MAX_CARD_BYTES, Card, Problem, parse_bytes, parse_file
+from .cache import plain_name, write_atomic
+from .card import MAX_CARD_BYTES, Card, Problem, decode, parse_bytes, parse_file, read_file
 from .errors import (
     CardError,
     CardWarning,
@@ -85,18 +86,55 @@ class Asset:
         return len(self.sha256) < 64
 
 
-@dataclass
+@dataclass(init=False)
 class Entry:
-    """One resolved card."""
+    """One resolved card.
+
+    Made from the card's bytes (`raw`), it parses them on first use of `card`; and when the model's cached
+    view records what a pull learnt from these very bytes (`record`, `adopt`), a pull uses that instead:
+    the card is then neither parsed nor checked (transfer.pull, Cache.warm)."""
 
     id: str
-    card: Card
     source: str  # where the card was read: a file path or a URL
     base_url: str  # the URL its relative links are resolved against (ends with '/')
     registry: Registry | None = field(default=None, repr=False)
     choice: _versions.Choice | None = None  # set when a short name had several cards to choose from
-    _problems: list | None = field(default=None, init=False, repr=False, compare=False)
-    _warned: bool = field(default=False, init=False, repr=False, compare=False)
+    raw: bytes | None = field(default=None, repr=False, compare=False)  # the card's bytes, when made from them
+
+    def __init__(
+        self,
+        id: str,
+        card: Card | None,
+        source: str,
+        base_url: str,
+        registry: Registry | None = None,
+        choice: _versions.Choice | None = None,
+        *,
+        raw: bytes | None = None,
+    ):
+        if card is None and raw is None:
+            raise TypeError("Entry needs the parsed card or its bytes (raw=)")
+        self.id, self.source, self.base_url, self.registry, self.choice, self.raw = (
+            id,
+            source,
+            base_url,
+            registry,
+            choice,
+            raw,
+        )
+        self._card = card
+        self._problems: list | None = None
+        self._warned = False
+        self._assets: list[Asset] | None = None
+        self._sound: list[Problem] | None = None  # the cosmetic problems, when adopted from a record
+        self._digest: str | None = None
+        self._record: dict | None = None
+
+    @property
+    def card(self) -> Card:
+        if self._card is None:
+            self._card = parse_bytes(self.raw, self.source)  # what parse_file would have made of the same bytes
+        return self._card
 
     @property
     def fields(self) -> dict:
@@ -123,7 +161,9 @@ class Entry:
 
     def require_sound(self) -> list[Problem]:
         """The consumer's check (pull, load): raise CardError for the first problem that blocks use
-        (rules.py); else return the cosmetic ones (see `cosmetic`)."""
+        (rules.py); else return the cosmetic ones (see `cosmetic`). An adopted record says the card is sound."""
+        if self._sound is not None:
+            return self.cosmetic()
         blocking = [p for p in self.problems() if p.blocks_use]
         if blocking:
             more = (
@@ -136,7 +176,7 @@ class Entry:
         """The errors (as validate sees them) that do not block use, emitted once per entry as CardWarning.
         Validate's warnings are not repeated on every pull, and a sha256 prefix is left to pull, which says
         what it is worth."""
-        found = [p for p in self.problems() if p.severity == "error" and not p.blocks_use and p.rule != "sha256-prefix"]
+        found = self._sound if self._sound is not None else self._cosmetic()
         if not self._warned:
             self._warned = True
             for p in found:
@@ -148,8 +188,16 @@ class Entry:
                 )
         return found
 
+    def _cosmetic(self) -> list[Problem]:
+        return [p for p in self.problems() if p.severity == "error" and not p.blocks_use and p.rule != "sha256-prefix"]
+
     @property
     def assets(self) -> list[Asset]:
+        if self._assets is None:  # urljoin and checks of every item: once per entry
+            self._assets = self._read_assets()
+        return list(self._assets)
+
+    def _read_assets(self) -> list[Asset]:
         items = self.fields.get("asset") or []
         if not isinstance(items, list):
             items = []
@@ -178,6 +226,66 @@ class Entry:
             result.append(Asset(fmt, link, url, sha, asset_filename(url, sha, fmt), i, size))
         return result
 
+    def sha256(self) -> str | None:
+        """The sha256 of the card's bytes, when the entry was made from them."""
+        if self.raw is None:
+            return None
+        if self._digest is None:
+            self._digest = hashlib.sha256(self.raw).hexdigest()
+        return self._digest
+
+    def record(self) -> dict | None:
+        """What a pull needs of this sound card (its assets, its cosmetic problems), tied to the card's bytes,
+        where it was read and the rules that checked it; kept in the model's view record. None when the entry
+        was not made from bytes, the card is not sound, or something in it has no JSON form."""
+        if self._record is None:
+            self._record = self._make_record() or {}
+        return self._record or None
+
+    def _make_record(self) -> dict | None:
+        rules = _rules_digest()
+        if self.raw is None or rules is None:
+            return None
+        if self._sound is None and any(p.blocks_use for p in self.problems()):
+            return None
+        cosmetic = self._sound if self._sound is not None else self._cosmetic()
+        if not all(all(_plain_key(k) for k in p.keypath) for p in cosmetic):
+            return None
+        assets = self.assets
+        if any(mask_passwords(u) != u for u in (self.source, self.base_url, *(a.url for a in assets))):
+            return None  # a password in a link is never written to the cache: such a card is checked each time
+        return {
+            "format": RECORD_FORMAT,
+            "rules": rules,
+            "sha256": self.sha256(),
+            "source": self.source,
+            "base_url": self.base_url,
+            "assets": [[a.file_format, a.link, a.url, a.sha256, a.filename, a.index, a.size] for a in assets],
+            "cosmetic": [[p.path, p.line, p.col, p.severity, p.rule, p.message, list(p.keypath)] for p in cosmetic],
+        }
+
+    def adopt(self, record) -> bool:
+        """Take the assets and cosmetic problems from `record` (see `record`; read from the cache, so untrusted:
+        anything malformed is refused) when it describes these very bytes, read from the same place, checked by
+        these rules: then `card` is never parsed for pull's sake. Whether it was taken."""
+        if not (
+            isinstance(record, dict)
+            and self.raw is not None
+            and record.get("format") == RECORD_FORMAT
+            and record.get("rules") == _rules_digest()
+            and record.get("sha256") == self.sha256()
+            and record.get("source") == self.source
+            and record.get("base_url") == self.base_url
+        ):
+            return False
+        try:
+            assets = [_record_asset(i, row) for i, row in enumerate(record["assets"])]
+            sound = [_record_problem(row) for row in record["cosmetic"]]
+        except (KeyError, TypeError, ValueError):
+            return False
+        self._assets, self._sound, self._record = assets, sound, record
+        return True
+
     def select_assets(self, formats: Iterable[str] | None = None) -> list[Asset]:
         """The assets of these file-formats (all without `formats`); raises NotFoundError naming the formats the card has."""
         assets = self.assets
@@ -191,6 +299,61 @@ class Entry:
                 f"card {self.id} has no asset of format {', '.join(sorted(wanted))}; formats it has: {have}"
             )
         return chosen
+
+
+RECORD_FORMAT = 1  # of Entry.record; a change of the rules themselves changes _rules_digest
+# The modules and schema that decide what a card's bytes give a pull (parse, schema, lint, rules, assets).
+_RULES_SOURCES = ("card.py", "rules.py", "schema.py", "lint.py", "names.py", "text.py", "catalog.py")
+
+
+@functools.lru_cache(maxsize=1)
+def _rules_digest() -> str | None:
+    """sha256 of the code and schema that check cards, once per process: a record made by other rules (an
+    upgrade, an edited checkout) is not adopted. None when they cannot be read (then nothing is recorded)."""
+    from .schema import SCHEMA_FILE
+
+    h = hashlib.sha256()
+    try:
+        for name in _RULES_SOURCES:
+            h.update(Path(__file__).with_name(name).read_bytes())
+        h.update((_settings.schemas_dir() / SCHEMA_FILE).read_bytes())
+    except OSError:
+        return None
+    return h.hexdigest()
+
+
+def _plain_key(k) -> bool:
+    return isinstance(k, str) or (isinstance(k, int) and not isinstance(k, bool))
+
+
+def _record_asset(i: int, row) -> Asset:
+    fmt, link, url, sha, filename, index, size = row
+    # `type(...) is`: exact types, spelt out (this runs for every asset of every warm pull)
+    if not (
+        type(fmt) is str
+        and type(link) is str
+        and type(url) is str
+        and plain_name(filename)  # a name in the view directory, never a path out of it
+        and type(sha) is str
+        and (SHA256_RE.match(sha) or SHA256_PREFIX_RE.match(sha))
+        and type(index) is int
+        and index == i
+        and (size is None or (type(size) is int and size >= 0))
+    ):
+        raise ValueError(row)
+    return Asset(fmt, link, url, sha, filename, index, size)
+
+
+def _record_problem(row) -> Problem:
+    path, line, col, severity, rule, message, keypath = row
+    if not (
+        all(isinstance(v, str) for v in (path, severity, rule, message))
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in (line, col))
+        and isinstance(keypath, list)
+        and all(_plain_key(k) for k in keypath)
+    ):
+        raise ValueError(row)
+    return Problem(path, line, col, severity, rule, message, tuple(keypath))
 
 
 class Registry:
@@ -482,7 +645,7 @@ class HttpRegistry(Registry):
             )
         raw = self._card_bytes(url, expected)
         shown = mask_passwords(url)
-        return Entry(card_id, parse_bytes(raw, shown), shown, parent_url(url), self)
+        return Entry(card_id, None, shown, parent_url(url), self, raw=raw)
 
     def _card_bytes(self, url: str, expected: str) -> bytes:
         cached = self.cache_dir / "cards" / f"{expected}.md"
@@ -535,7 +698,7 @@ def entry_from_url(url: str, settings: _settings.Settings | None = None) -> Entr
         raise NotFoundError(f"there is no card at {url} (HTTP {resp.status_code}): check the URL")
     if resp.status_code != 200:
         raise TransferError(f"cannot fetch card {url}: HTTP {resp.status_code} {resp.reason}")
-    return Entry(card_id, parse_bytes(raw, url), url, base, None)
+    return Entry(card_id, None, url, base, None, raw=raw)
 
 
 def _check_wanted(entry: Entry, mindspore_version: str | None) -> Entry:
@@ -557,10 +720,12 @@ def _declared(fields: dict) -> str | None:
 
 def entry_from_file(path: Path, card_id: str | None = None, registry: Registry | None = None) -> Entry:
     """The Entry of a card file (its id: `card_id`, else the file's stem); raises UsageError when the file cannot be read as text."""
-    card = parse_file(path)
-    if card.problems and card.problems[0].rule in ("read-error", "binary-file", "encoding", "too-large"):
-        raise UsageError(card.problems[0].format())
-    return Entry(card_id or path.stem, card, str(path), path.parent.resolve().as_uri() + "/", registry)
+    shown = str(path)
+    raw = read_file(path, shown)
+    unreadable = raw if isinstance(raw, Card) else decode(raw, shown)  # the text itself is parsed when used
+    if isinstance(unreadable, Card):
+        raise UsageError(unreadable.problems[0].format())
+    return Entry(card_id or path.stem, None, shown, path.parent.resolve().as_uri() + "/", registry, raw=raw)
 
 
 def open_registry(

@@ -26,7 +26,12 @@ How one asset gets into the cache (see cache.py for the layout):
   (ranges.py; Engine._ranged): same limits, same verification and commit, resumable per chunk; one stream
   again when the ranges are not honoured;
 - a warm pull (every asset cached, trusted by its stamp and in the model's view) reads the view record
-  once and returns without a lock, a thread or the engine (Cache.warm).
+  once and returns without a lock, a thread or the engine (Cache.warm); when that record says what the last
+  pull learnt from the very same card bytes (Entry.record: sha256 of the bytes, where they were read, the
+  rules' digest), the card is not parsed or checked either: its assets and cosmetic problems come from the
+  record (the same warnings, once per pull). Any mismatch, or a record that is malformed or not this user's,
+  takes the full path, which writes the record afresh;
+- the files of one pull are put in the view with one record write (Engine.place_all, Cache.link_all).
 
 sha256 prefixes: an asset whose card gives 8 to 63 hex digits (catalog.Asset.is_prefix) is streamed the
 same way; its partial file and lock are named by `Cache.download_key` (the prefix cannot name a blob), the
@@ -68,6 +73,7 @@ from .catalog import Asset, Entry, Registry, resolve
 from .errors import (
     CardError,
     IntegrityError,
+    NotFoundError,
     OfflineError,
     PrefixWarning,
     RegistryError,
@@ -136,42 +142,59 @@ def pull(
         if isinstance(name_or_entry, Entry)
         else resolve(name_or_entry, registry, mindspore_version=mindspore_version, settings=settings)
     )
+    cache = Cache.from_settings(settings)
+    wanted = None if assets is None else {a.index for a in assets}
+    blobs, adopted = None, False
+    if not force and entry.raw is not None:
+        # The view may record what an earlier pull learnt from these very card bytes (Entry.record): then
+        # the card is neither parsed nor checked, and its files are checked as below, in the same read.
+        def from_record(card: dict | None):
+            nonlocal adopted
+            adopted = entry.adopt(card)
+            chosen = _chosen(entry, formats, wanted, quiet=True) if adopted else []
+            return _warm_files(entry, chosen) if chosen else None  # else the full path says what is wrong
+
+        blobs = cache.warm(entry.id, from_record)
     entry.require_sound()
-    if assets is None:
-        assets = entry.select_assets(formats)
-        if not assets:
-            raise CardError(f"card {entry.id} lists no assets (no `asset:` list): there is nothing to pull")
-    else:
-        wanted = {a.index for a in assets}
-        assets = [a for a in entry.assets if a.index in wanted]
+    assets = _chosen(entry, formats, wanted)
     _check_prefixes(entry, assets, settings)
     names = _view_names(entry.assets)  # from all assets, so a file keeps its name whatever --format selects
-    if not force:  # all cached and in the view: one view record read, no lock, no thread, no engine
-        cache = Cache.from_settings(settings)
-        blobs = cache.warm(entry.id, {names[a.index]: (a.sha256, a.file_format, a.url) for a in assets})
-        if blobs is not None:
-            where = cache.model_dir(entry.id)
-            return [Pulled(entry, a, where / names[a.index], blobs[names[a.index]], False) for a in assets]
+    if not force and blobs is None and not adopted:  # all cached and in the view: no lock, no thread, no engine
+        blobs = cache.warm(entry.id, _warm_files(entry, assets))
+        if blobs is not None and (record := entry.record()) is not None:
+            cache.record_card(entry.id, record)  # once after a change of the card: the next pulls skip it
+    if blobs is not None:
+        where = cache.model_dir(entry.id)
+        return [Pulled(entry, a, where / names[a.index], blobs[names[a.index]], False) for a in assets]
     engine = Engine(settings, progress=progress, label=entry.name)
+    done: dict[int, tuple[Path, bool]] = {}  # asset index -> (blob, downloaded), in the view
     try:
+        todo, again = assets, force
+        while todo:
+            fetched: list[tuple[Asset, Path, bool]] = []
 
-        def one(asset: Asset) -> Pulled:
-            again = force
-            while True:
+            def one(asset: Asset, again=again, fetched=fetched) -> None:
                 blob, downloaded = engine.fetch(asset, entry, force=again)
-                name = names[asset.index]
                 view = dict(size=os.lstat(blob).st_size, file_format=asset.file_format, url=asset.url)
-                if not downloaded and engine.cache.view_current(entry.id, name, blob.name, **view):
-                    # Nothing to write: a read-only cache (or another user's) serves it as it is.
-                    return Pulled(entry, asset, engine.cache.model_dir(entry.id) / name, blob, False)
-                path = engine.place(entry, asset, name, blob)
-                if path is not None:  # else a prune removed the blob since fetch returned: fetch it again
-                    return Pulled(entry, asset, path, blob, downloaded)
-                again = False
+                if not downloaded and engine.cache.view_current(entry.id, names[asset.index], blob.name, **view):
+                    done[asset.index] = (blob, False)  # nothing to write: a read-only cache serves it as it is
+                else:
+                    fetched.append((asset, blob, downloaded))
 
-        return _run_all(one, assets, settings.jobs)
+            try:
+                _run_all(one, todo, settings.jobs)
+            except BaseException:  # what was fetched goes into the view all the same; the first error is raised
+                engine.place_all(entry, [(a, names[a.index], b) for a, b, _ in fetched], quiet=True)
+                raise
+            gone = engine.place_all(entry, [(a, names[a.index], b) for a, b, _ in fetched])
+            done.update((a.index, (b, d)) for a, b, d in fetched if a not in gone)
+            todo, again = gone, False  # a prune removed these blobs since fetch returned: fetch them again
     finally:
         engine.close()
+    if (record := entry.record()) is not None:
+        cache.record_card(entry.id, record)  # usually written with the files already (Engine.place_all)
+    where = cache.model_dir(entry.id)
+    return [Pulled(entry, a, where / names[a.index], *done[a.index]) for a in assets]
 
 
 def _check_prefixes(entry: Entry, assets: list[Asset], settings: _settings.Settings) -> None:
@@ -194,6 +217,28 @@ def _check_prefixes(entry: Entry, assets: list[Asset], settings: _settings.Setti
         PrefixWarning,
         stacklevel=3,
     )
+
+
+def _chosen(entry: Entry, formats: Iterable[str] | None, wanted: set[int] | None, quiet: bool = False) -> list[Asset]:
+    """The assets a pull takes: those of `formats` (all without), or the card's assets of index `wanted`.
+    Raises CardError or NotFoundError as a pull does, or with `quiet` returns [] instead."""
+    if wanted is not None:
+        return [a for a in entry.assets if a.index in wanted]
+    try:
+        assets = entry.select_assets(formats)
+    except NotFoundError:
+        if quiet:
+            return []
+        raise
+    if not assets and not quiet:
+        raise CardError(f"card {entry.id} lists no assets (no `asset:` list): there is nothing to pull")
+    return assets
+
+
+def _warm_files(entry: Entry, assets: list[Asset]) -> dict[str, tuple[str, str, str]]:
+    """What Cache.warm checks for these assets of the card: {view file name: (sha256, file-format, url)}."""
+    names = _view_names(entry.assets)
+    return {names[a.index]: (a.sha256, a.file_format, a.url) for a in assets}
 
 
 def _view_names(assets: list[Asset]) -> dict[int, str]:
@@ -238,15 +283,16 @@ class _Hasher:
         self.size = 0  # bytes fed so far
         self.threaded = threaded
         self._error: BaseException | None = None
+        self._alloc = size
         if threaded:
+            # Buffers are made when first needed, and the thread started at the first feed: a 64 KiB asset
+            # costs one buffer, not DEPTH MiB to zero (50 small assets spent most of their time there).
             self._free: queue.Queue = queue.Queue()
-            for _ in range(depth):
-                self._free.put(bytearray(size))
+            self._spare = depth
             self._work: queue.Queue = queue.Queue()
-            self._thread = threading.Thread(target=self._run, name="sha256", daemon=True)
-            self._thread.start()
+            self._thread: threading.Thread | None = None
         else:
-            self._buf = bytearray(size)
+            self._buf: bytearray | None = None
 
     def _run(self) -> None:
         while True:
@@ -268,24 +314,40 @@ class _Hasher:
                 self._work.task_done()
 
     def buffer(self) -> bytearray:
-        return self._free.get() if self.threaded else self._buf
+        if not self.threaded:
+            if self._buf is None:
+                self._buf = bytearray(self._alloc)
+            return self._buf
+        if self._spare and self._free.empty():
+            self._spare -= 1
+            return bytearray(self._alloc)
+        return self._free.get()
+
+    def _started(self) -> queue.Queue:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="sha256", daemon=True)
+            self._thread.start()
+        return self._work
 
     def unused(self, buf: bytearray) -> None:
         if self.threaded:
             self._free.put(buf)
 
-    def feed(self, buf: bytearray, n: int) -> None:
+    def feed(self, buf: bytearray, n: int, last: bool = False) -> None:
+        """Hash n bytes of buf; `last`: no more will come, so a file read in one buffer is hashed here
+        without starting the thread (there would be nothing to overlap it with)."""
         self.size += n
-        if self.threaded:
-            self._work.put((buf, n))
+        if self.threaded and not (last and self._thread is None):
+            self._started().put((buf, n))
         else:
             self._h.update(memoryview(buf)[:n])
+            self.unused(buf)
 
     def prefix(self, path: Path, n: int) -> None:
         """Hash the first n bytes of a file (a partial download resumed from disk)."""
         self.size += n
         if self.threaded:
-            self._work.put((path, n))
+            self._started().put((path, n))
         else:
             hash_file(path, n, self._h)
 
@@ -310,7 +372,7 @@ class _Hasher:
         self._h, self.size = digest, size
 
     def close(self) -> None:
-        if self.threaded and self._thread.is_alive():
+        if self.threaded and self._thread is not None and self._thread.is_alive():
             self._work.put(None)
             self._thread.join()
 
@@ -547,13 +609,49 @@ class Engine:
         finally:
             lock.release()
 
+    def place_all(self, entry: Entry, items: list[tuple[Asset, str, Path]], quiet: bool = False) -> list[Asset]:
+        """Put each (asset, filename, blob) in the view of `entry`'s model, with one record written for all
+        (Cache.link_all); returns the assets whose blob a prune removed meanwhile (to be fetched again).
+        `quiet`: an error is on its way, so one of this placing is not raised instead of it."""
+        if not items:
+            return []
+        try:
+            present, gone = [], []
+            for asset, filename, blob in items:
+                try:
+                    present.append((asset, filename, blob, os.lstat(blob).st_size))
+                except FileNotFoundError:
+                    gone.append(asset)
+            self.cache.link_all(
+                entry.id,
+                [(name, blob.name, size, asset.file_format, asset.url) for asset, name, blob, size in present],
+                card=entry.record(),
+            )
+            for asset, _, blob, _ in present:
+                with self.cache.lock(
+                    blob.name
+                ):  # prune removes unreferenced blobs under it: this one is now referenced
+                    if not os.path.lexists(blob):
+                        gone.append(asset)
+            return gone
+        except (OSError, RegistryError):
+            if quiet:
+                return []
+            raise
+
     def place(self, entry: Entry, asset: Asset, filename: str, blob: Path) -> Path | None:
         """Put `blob` in the view of `entry`'s model as `filename`; None when it is gone (a prune removed it)."""
         with self.cache.lock(blob.name):  # prune and rm remove blobs under this lock
             if not blob.exists():
                 return None
             return self.cache.link(
-                entry.id, filename, blob.name, size=blob.stat().st_size, file_format=asset.file_format, url=asset.url
+                entry.id,
+                filename,
+                blob.name,
+                size=blob.stat().st_size,
+                file_format=asset.file_format,
+                url=asset.url,
+                card=entry.record(),
             )
 
     def _download(
@@ -741,7 +839,7 @@ class Engine:
             if not n:
                 hasher.unused(buf)
             else:
-                hasher.feed(buf, n)  # hashed by the helper while this thread writes the same bytes
+                hasher.feed(buf, n, last=end)  # hashed by the helper while this thread writes the same bytes
                 data = view[:n]
                 try:
                     while data:
@@ -988,6 +1086,7 @@ class Engine:
                 raise _read_failure(exc, s.read_timeout) from None
             if total is not None and offset + got < total:
                 raise _Retry(f"the connection closed after {offset + got} of {total} bytes")
+            _keep_alive(resp, reader)
             self._finish_file(out)
         return kept
 
@@ -1257,6 +1356,21 @@ def _start_writeback(fd: int, offset: int, length: int) -> None:
         _sync_range(fd, offset, length)
 
 
+def _keep_alive(resp, read_some) -> None:
+    """Hand the connection of a response whose body `read_some` (_body_reader) read to its very end back to
+    the session's pool, for the next asset: read past http.client, the body looks unread to urllib3, which
+    would close the connection (a new connection per asset: 50 small assets made 50 connections). Anything
+    unexpected leaves it to be closed, as before."""
+    response = getattr(read_some, "response", None)
+    if response is None or read_some.remaining() != 0:
+        return
+    with contextlib.suppress(Exception):
+        response.length = 0  # what http.client would have counted had it read the bytes itself
+        response.read()  # reads nothing; marks the response complete, so the connection can send again
+        if response.isclosed():
+            resp.raw.release_conn()
+
+
 def _body_reader(resp):
     """readinto-like reader of the response body as sent (a Content-Encoding is never decoded). For a body
     of known length it reads the socket's buffered stream with readinto1 (one recv per call, no extra copy,
@@ -1280,6 +1394,8 @@ def _body_reader(resp):
             remaining -= n
             return n
 
+        read_some.response = response  # for _keep_alive
+        read_some.remaining = lambda: remaining
         return read_some
     read1 = getattr(response, "read1", None)
     if read1 is None:  # not urllib3 over http.client: urllib3's own reader, still without decoding

@@ -410,3 +410,262 @@ def test_a_warm_pull_reads_one_view_record_and_takes_no_lock(tmp_path):
     assert len(warm) == 20 and not any(p.downloaded for p in warm)
     assert [s for s in seen if s.endswith(".view.json")] == [".view.json"]  # one record read for 20 assets
     assert not [s for s in seen if s.endswith(".lock")]
+
+
+# --------------------------------------------------------------------------- warm pulls skip the card's parse
+
+
+def card_warnings(fn) -> tuple[object, list[str]]:
+    """fn()'s result and the messages of the warnings it gave, in order."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = fn()
+    return result, [f"{w.category.__name__}: {w.message}" for w in caught]
+
+
+@pytest.fixture
+def two_assets(tmp_path):
+    """(registry, card path, settings factory, nginx url) of a card with a ckpt and an air asset, pulled once."""
+    from registry.settings import Settings
+
+    site = tmp_path / "two"
+    site.mkdir()
+    assets = []
+    for name, size in (("w.ckpt", 5000), ("g.air", 3000)):
+        data = os.urandom(size)
+        (site / name).write_bytes(data)
+        assets.append((name.split(".")[1], BASE + name, hashlib.sha256(data).hexdigest()))
+    reg = tmp_path / "reg2"
+    path = write_card(reg, "mindspore/cpu/2.0/two", assets)
+    with nginx(site) as url:
+
+        def settings(**kw):
+            return Settings(home=tmp_path / "home", mirrors=((BASE, url),), progress=False, **kw)
+
+        yield reg, path, settings, url
+
+
+def view_record(settings) -> tuple[Path, dict]:
+    import json
+
+    path = Cache.from_settings(settings).model_dir("mindspore/cpu/2.0/two") / ".view.json"
+    return path, json.loads(path.read_text())
+
+
+def rewrite(path: Path, data: dict, mode: int = 0o644) -> None:
+    import json
+
+    tmp = path.with_name("forged.tmp")
+    tmp.write_text(json.dumps(data))
+    tmp.chmod(mode)
+    tmp.replace(path)
+
+
+FORGED = "forged-by-the-test: this text is only in the view record"
+
+
+def forge_cosmetic(settings, mode: int = 0o644) -> None:
+    """Put a cosmetic problem into the view's card record that no check of the card would find: a pull that
+    warns it took the record instead of checking the card."""
+    path, data = view_record(settings)
+    data["card"]["cosmetic"].append(["card.md", 1, 1, "error", "forged", FORGED, ["model-name"]])
+    rewrite(path, data, mode)
+
+
+def test_a_warm_pull_of_an_unchanged_card_uses_the_view_record_not_the_card(two_assets):
+    from registry.transfer import pull
+
+    reg, _, settings, url = two_assets
+    assert all(p.downloaded for p in pull("mindspore/cpu/2.0/two", registry=reg, settings=settings()))
+    forge_cosmetic(settings())
+    pulled, said = card_warnings(lambda: pull("mindspore/cpu/2.0/two", registry=reg, settings=settings()))
+    assert [p.downloaded for p in pulled] == [False, False]
+    assert any(FORGED in s for s in said), said  # the record's problems, not a fresh check of the card
+    assert [p.asset.file_format for p in pulled] == ["ckpt", "air"]
+    assert pulled[0].entry.card.fields["model-name"] == "two"  # still the whole card for those who read it
+    # formats selection on the warm path
+    (air,), said = card_warnings(
+        lambda: pull("mindspore/cpu/2.0/two", registry=reg, formats=["air"], settings=settings())
+    )
+    assert air.asset.file_format == "air" and not air.downloaded and any(FORGED in s for s in said)
+    assert len(url.access_log()) == 2
+
+
+def test_a_card_edited_in_place_is_parsed_and_checked_again(two_assets):
+    from registry.transfer import pull
+
+    reg, path, settings, _ = two_assets
+    pull("mindspore/cpu/2.0/two", registry=reg, settings=settings())
+    forge_cosmetic(settings())
+    before = os.stat(path)
+    text = path.read_text()
+    assert "module-type: cv\n" in text
+    path.write_text(text.replace("module-type: cv\n", "module-type: cx\n"))  # one byte: same size
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert os.stat(path).st_size == before.st_size and os.stat(path).st_mtime_ns == before.st_mtime_ns
+    pulled, said = card_warnings(lambda: pull("mindspore/cpu/2.0/two", registry=reg, settings=settings()))
+    assert not any(p.downloaded for p in pulled)
+    assert not any(FORGED in s for s in said), said  # the old record is not used for other bytes
+    assert [s for s in said if "module-type" in s and "schema-pattern" in s], said  # the new problem, found now
+    # ... and the record now describes the new bytes: the next pull says the same, from it
+    _, again = card_warnings(lambda: pull("mindspore/cpu/2.0/two", registry=reg, settings=settings()))
+    assert again == said
+    _, data = view_record(settings())
+    assert data["card"]["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_cosmetic_warnings_are_the_same_on_warm_pulls(two_assets):
+    from registry.transfer import pull
+
+    reg, path, settings, _ = two_assets
+    path.write_text(path.read_text().replace("module-type: cv\n", "module-type: cx\n"))
+    first, said = card_warnings(lambda: pull("mindspore/cpu/2.0/two", registry=reg, settings=settings()))
+    assert all(p.downloaded for p in first) and len(said) == 1 and "schema-pattern" in said[0], said
+    for _ in range(2):
+        warm, again = card_warnings(lambda: pull("mindspore/cpu/2.0/two", registry=reg, settings=settings()))
+        assert not any(p.downloaded for p in warm) and again == said
+
+
+@pytest.mark.parametrize(
+    "garble",
+    [
+        lambda d: d.update(card="not a record"),
+        lambda d: d["card"].update(assets=[["ckpt"]]),
+        lambda d: d["card"].update(assets=[[1, 2, 3, 4, 5, 6, 7]] * 2),
+        lambda d: d["card"].update(cosmetic=[[None] * 7]),
+        lambda d: d["card"]["assets"][0].__setitem__(3, "../../etc/passwd"),
+        lambda d: d["card"]["assets"][0].__setitem__(5, True),
+        lambda d: d["card"]["assets"][0].__setitem__(4, "../../../outside.ckpt"),
+        lambda d: d["card"].update(rules="another version of the rules"),
+        lambda d: d["card"].pop("source"),
+    ],
+)
+def test_a_garbled_card_record_falls_back_to_the_card(two_assets, garble):
+    from registry.transfer import pull
+
+    reg, _, settings, url = two_assets
+    pull("mindspore/cpu/2.0/two", registry=reg, settings=settings())
+    path, data = view_record(settings())
+    data["card"]["cosmetic"].append(["card.md", 1, 1, "error", "forged", FORGED, []])
+    garble(data)
+    rewrite(path, data)
+    pulled, said = card_warnings(lambda: pull("mindspore/cpu/2.0/two", registry=reg, settings=settings()))
+    assert [p.downloaded for p in pulled] == [False, False] and not any(FORGED in s for s in said), said
+    assert len(url.access_log()) == 2
+    _, data = view_record(settings())
+    assert data["card"]["assets"][0][0] == "ckpt"  # rewritten from the card
+
+
+def test_a_truncated_view_record_and_a_swapped_blob_are_never_trusted(two_assets):
+    from registry.transfer import pull
+
+    reg, _, settings, url = two_assets
+    first = pull("mindspore/cpu/2.0/two", registry=reg, settings=settings())
+    path, _ = view_record(settings())
+    path.write_bytes(path.read_bytes()[:100])
+    pulled = pull("mindspore/cpu/2.0/two", registry=reg, settings=settings())
+    assert [p.blob for p in pulled] == [p.blob for p in first] and not any(p.downloaded for p in pulled)
+    blob = first[0].blob  # the same bytes under a new inode: its stamp no longer matches, it is re-hashed
+    data = blob.read_bytes()
+    blob.chmod(0o644)
+    blob.unlink()
+    blob.write_bytes(b"x" * len(data))
+    pulled = pull("mindspore/cpu/2.0/two", registry=reg, settings=settings())
+    assert pulled[0].downloaded and pulled[0].blob.read_bytes() == data
+    assert len(url.access_log()) == 3
+
+
+def test_a_card_record_others_can_write_is_not_trusted(two_assets):
+    from registry.transfer import pull
+
+    reg, _, settings, _ = two_assets
+    pull("mindspore/cpu/2.0/two", registry=reg, settings=settings())
+    forge_cosmetic(settings(), mode=0o664)  # group-writable: anyone of the group may have written it
+    pulled, said = card_warnings(lambda: pull("mindspore/cpu/2.0/two", registry=reg, settings=settings()))
+    assert not any(p.downloaded for p in pulled) and not any(FORGED in s for s in said), said
+    if os.geteuid() != 0:
+        print("skipping the other-owner half: chown needs root")
+        return
+    forge_cosmetic(settings())
+    path, _ = view_record(settings())
+    os.chown(path, 65534, 65534)  # another user's record in a shared cache
+    pulled, said = card_warnings(lambda: pull("mindspore/cpu/2.0/two", registry=reg, settings=settings()))
+    assert not any(p.downloaded for p in pulled) and not any(FORGED in s for s in said), said
+    assert os.stat(path).st_uid == 65534  # left as it is: not ours to rewrite
+
+
+def test_prefix_warning_and_full_sha256_requirement_hold_on_warm_pulls(two_assets):
+    from registry.errors import CardError, PrefixWarning
+    from registry.transfer import pull
+
+    reg, path, settings, _ = two_assets
+    text = path.read_text()
+    digest = re.search(r"asset-sha256: ([0-9a-f]{64})", text).group(1)
+    path.write_text(text.replace(digest, digest[:16]))
+    for downloaded in (True, False):
+        pulled, said = card_warnings(lambda: pull("mindspore/cpu/2.0/two", registry=reg, settings=settings()))
+        assert pulled[0].downloaded is downloaded and pulled[0].sha256 == digest
+        assert [s for s in said if s.startswith(PrefixWarning.__name__)], said
+    with pytest.raises(CardError, match="full digests are required"):
+        pull("mindspore/cpu/2.0/two", registry=reg, settings=settings(require_full_sha256=True))
+
+
+def test_a_cold_pull_of_many_assets_writes_the_view_record_once(tmp_path):
+    from registry.settings import Settings
+    from registry.transfer import pull
+
+    site = tmp_path / "many"
+    site.mkdir()
+    assets = []
+    for i in range(12):
+        data = os.urandom(2000 + i)
+        (site / f"part{i}.ckpt").write_bytes(data)
+        assets.append(("ckpt", BASE + f"part{i}.ckpt", hashlib.sha256(data).hexdigest()))
+    reg = tmp_path / "reg"
+    write_card(reg, "mindspore/cpu/2.0/many", assets)
+    written, recording = [], [True]
+
+    def hook(event, args):
+        if recording[0] and event == "open" and str(args[0]).startswith("..view.json."):
+            written.append(str(args[0]))  # write_atomic's temporary file, renamed over .view.json
+
+    with nginx(site) as url:
+        settings = Settings(home=tmp_path / "home", mirrors=((BASE, url),), progress=False, jobs=4)
+        sys.addaudithook(hook)
+        try:
+            pulled = pull("mindspore/cpu/2.0/many", registry=reg, settings=settings)
+        finally:
+            recording[0] = False
+    assert len(pulled) == 12 and all(p.downloaded and p.path.read_bytes() == p.blob.read_bytes() for p in pulled)
+    assert len(written) == 1, written  # with the card record; not once per asset
+    view = Cache(tmp_path / "home").views()[0][2]
+    assert sorted(view) == sorted(f"part{i}.ckpt" for i in range(12))
+
+
+def test_a_warm_pull_from_a_remote_registry_uses_the_card_record_too(tmp_path):
+    from registry.catalog import forget_remote_indexes
+    from registry.index import build_index, dumps_index
+    from registry.settings import Settings
+    from registry.transfer import pull
+
+    tree = tmp_path / "tree"
+    data = os.urandom(4000)
+    path = write_card(tree, "mindspore/cpu/2.0/two", [("ckpt", "weights/w.ckpt", hashlib.sha256(data).hexdigest())])
+    (path.parent / "weights").mkdir()
+    (path.parent / "weights" / "w.ckpt").write_bytes(data)
+    (tree / "index.json").write_bytes(dumps_index(build_index(tree)))
+    forget_remote_indexes()
+    try:
+        with nginx(tree) as url:
+            settings = Settings(home=tmp_path / "home", progress=False)
+            (first,) = pull("mindspore/cpu/2.0/two", registry=url, settings=settings)
+            assert first.downloaded and first.asset.url == url + "mindspore/cpu/2.0/weights/w.ckpt"
+            forge_cosmetic(settings)
+            (warm,), said = card_warnings(lambda: pull("mindspore/cpu/2.0/two", registry=url, settings=settings))
+            assert not warm.downloaded and warm.path.read_bytes() == data
+            assert any(FORGED in s for s in said), said  # the remote card's bytes matched the record: not parsed
+            assert [r["path"] for r in url.access_log()].count("/mindspore/cpu/2.0/weights/w.ckpt") == 1
+    finally:
+        forget_remote_indexes()
