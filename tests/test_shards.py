@@ -411,3 +411,22 @@ def test_python_search_and_list_models_stream_shards_up_to_the_limit_as_the_cli_
         with pytest.raises(registry.UsageError, match="limit"):
             registry.search("net", registry=url, limit=-1)
     forget_remote_indexes()
+
+
+def test_index_check_above_the_single_file_limit_checks_the_shards_alone(tmp_path, monkeypatch, capsys):
+    root = tmp_path / "big"
+    shutil.copytree(MANIFESTS, root)
+    monkeypatch.setattr(shards, "shard_count", lambda cards: 4)
+    monkeypatch.setattr(shards, "PAGE_SHARDS", 2)
+    monkeypatch.setattr(shards, "SINGLE_FILE_MAX_CARDS", 1)
+    assert main(["index", str(root), "--allow-invalid"]) == 0
+    assert not (root / INDEX_NAME).exists() and json.loads((root / shards.ROOT_PATH).read_text())["format"] == 2
+    assert main(["index", "--check", str(root)]) == 0
+    card = root / (LENET + ".md")
+    card.write_text(card.read_text() + "\nedited\n")
+    capsys.readouterr()
+    assert main(["index", "--check", str(root)]) == 1
+    assert f"{root / shards.ROOT_PATH} is stale" in capsys.readouterr().err
+    shutil.rmtree(root / "index")
+    assert main(["index", "--check", str(root)]) == 1
+    assert f"{root / shards.ROOT_PATH}" in capsys.readouterr().err
