@@ -13,7 +13,8 @@ and every card sharing that short name, are in one shard: one fetch resolves eit
 
 Root (schemas/index-root.schema.json), in one of two formats:
 
-- format 1, up to PAGE_SHARDS buckets: the root lists every shard,
+- format 1, up to FLAT_MAX_SHARDS buckets (about 130,000 cards: every registry that also has an index.json,
+  so a client that reads only format 1 roots reads all of those): the root lists every shard,
     {"format": 1, "kind": "registry-index-root", "bucket-hash": "sha256-short-name",
      "counts": {...as index.json...}, "shards": [{"sha256": "<hex>", "cards": 312}, ...]}
 - format 2, above that: a listing of every shard would grow with the registry (217 KB at 1M cards, fetched
@@ -50,11 +51,12 @@ from .names import SHA256_RE, ShortNames, short_name
 from .text import mask_passwords
 
 _log = logging.getLogger("registry")
-FORMAT = 2  # the newest root format; format 1 (every shard in the root) is still written up to PAGE_SHARDS
+FORMAT = 2  # the newest root format; format 1 (every shard in the root) is still written up to FLAT_MAX_SHARDS
 FORMATS = (1, 2)
 KIND = "registry-index-root"
 PAGE_KIND = "registry-index-page"
-PAGE_SHARDS = 64  # shard entries a page: at 1M cards (2,048 shards) a 3 KB root and 32 pages of 6 KB
+PAGE_SHARDS = 64  # shard entries a page: at 1M cards (2,048 shards) a 3.7 KB root and 32 pages of 6 KB
+FLAT_MAX_SHARDS = 256  # a format 1 root of 256 shards is 27 KB; it covers SINGLE_FILE_MAX_CARDS (below)
 BUCKET_HASH = "sha256-short-name"
 ROOT_PATH = "index/root.json"
 SHARD_DIR = "index/shards"
@@ -99,7 +101,7 @@ def _entries(blobs: list[bytes], files: dict[str, bytes], counts: list[int]) -> 
 
 def build_shards(records, counts: dict, buckets: int | None = None) -> tuple[bytes, dict[str, bytes]]:
     """(root bytes, {sha256: bytes of a shard or page}) for index records (as index.build_index gives them,
-    sorted by id): a format 1 root up to PAGE_SHARDS buckets, else format 2 with pages."""
+    sorted by id): a format 1 root up to FLAT_MAX_SHARDS buckets, else format 2 with pages."""
     records = list(records) if not isinstance(records, list) else records
     n = buckets or shard_count(len(records))
     parts: list[list[dict]] = [[] for _ in range(n)]
@@ -108,7 +110,7 @@ def build_shards(records, counts: dict, buckets: int | None = None) -> tuple[byt
     files: dict[str, bytes] = {}
     shards = _entries([_dumps({"format": 1, "cards": part}) for part in parts], files, list(map(len, parts)))
     head = {"kind": KIND, "bucket-hash": BUCKET_HASH, "counts": counts}
-    if n <= PAGE_SHARDS:
+    if n <= FLAT_MAX_SHARDS:
         root = {"format": 1, **head, "shards": shards}
     else:
         size = PAGE_SHARDS
@@ -228,7 +230,8 @@ class ShardedIndex:
     def __init__(self, root: dict, load: Callable[[str, Callable], object], source: str):
         flaw = _root_flaw(root)
         if flaw:
-            raise UsageError(f"{source} is not a registry index root ({flaw}): regenerate it with `registry index DIR`")
+            fix = "upgrade registry, or regenerate it" if "root format" in flaw else "regenerate it"
+            raise UsageError(f"{source} is not a registry index root ({flaw}): {fix} with `registry index DIR`")
         self.root = root
         self.source = source
         self.counts = root.get("counts") or {}

@@ -41,11 +41,12 @@ def sharded(tmp_path, monkeypatch):
 
 @pytest.fixture
 def paged(tmp_path, monkeypatch):
-    """The embedded registry in 4 buckets and pages of 2 shards: a format 2 root, as above 64 shards."""
+    """The embedded registry in 4 buckets and pages of 2 shards: a format 2 root, as above 256 shards."""
     root = tmp_path / "paged"
     shutil.copytree(MANIFESTS, root)
     monkeypatch.setattr(shards, "shard_count", lambda cards: 4)
     monkeypatch.setattr(shards, "PAGE_SHARDS", 2)
+    monkeypatch.setattr(shards, "FLAT_MAX_SHARDS", 2)
     assert main(["index", str(root), "--allow-invalid"]) == 0
     return root
 
@@ -284,7 +285,7 @@ def test_above_page_shards_the_root_lists_pages_that_match_the_schemas_and_the_s
             assert all(shards.bucket_of(r["id"], 4) == 2 * p + i for r in doc["cards"])
             seen += doc["cards"]
     assert sorted(seen, key=lambda r: r["id"]) == single["cards"]
-    # A format 1 root is what the same cards give up to PAGE_SHARDS buckets: both are read (below and above).
+    # A format 1 root is what the same cards give up to FLAT_MAX_SHARDS buckets: both are read (below and above).
     assert json.loads(shards.build_shards(single["cards"], single["counts"], buckets=2)[0])["format"] == 1
 
 
@@ -369,6 +370,7 @@ def many(tmp_path, monkeypatch):
         write_card(root, f"me/cpu/2.10/net{i:02}")
     monkeypatch.setattr(shards, "shard_count", lambda cards: 8)
     monkeypatch.setattr(shards, "PAGE_SHARDS", 4)
+    monkeypatch.setattr(shards, "FLAT_MAX_SHARDS", 4)
     assert main(["index", str(root), "--allow-invalid"]) == 0
     (root / INDEX_NAME).unlink()  # only the shards can answer
     return root
@@ -418,6 +420,7 @@ def test_index_check_above_the_single_file_limit_checks_the_shards_alone(tmp_pat
     shutil.copytree(MANIFESTS, root)
     monkeypatch.setattr(shards, "shard_count", lambda cards: 4)
     monkeypatch.setattr(shards, "PAGE_SHARDS", 2)
+    monkeypatch.setattr(shards, "FLAT_MAX_SHARDS", 2)
     monkeypatch.setattr(shards, "SINGLE_FILE_MAX_CARDS", 1)
     assert main(["index", str(root), "--allow-invalid"]) == 0
     assert not (root / INDEX_NAME).exists() and json.loads((root / shards.ROOT_PATH).read_text())["format"] == 2
@@ -430,3 +433,9 @@ def test_index_check_above_the_single_file_limit_checks_the_shards_alone(tmp_pat
     shutil.rmtree(root / "index")
     assert main(["index", "--check", str(root)]) == 1
     assert f"{root / shards.ROOT_PATH}" in capsys.readouterr().err
+
+
+def test_a_root_of_a_newer_format_asks_for_an_upgrade():
+    root = {"format": 3, "kind": shards.KIND, "bucket-hash": shards.BUCKET_HASH}
+    with pytest.raises(registry.UsageError, match=r"root format 3; this tool reads formats 1, 2\): upgrade registry"):
+        shards.ShardedIndex(root, lambda sha, parse: None, "https://example.org/index/root.json")
