@@ -1,6 +1,6 @@
 """The registry at 1x, 16x and 1M cards: remote lookups through the sharded index, local listing, validate.
 
-    .venv/bin/python benchmarks/bench_scale.py [--rounds 3] [--corpus DIR] [--synthetic 1000000]
+    .venv/bin/python benchmarks/bench_scale.py [--rounds 3] [--corpus DIR] [--synthetic 1000000] [--only remote]
 
 Trees (under one temporary directory, removed at the end):
 - 1x:  a copy of the corpus (2,905 cards), indexed as `registry index` does (index.json + shards);
@@ -12,7 +12,7 @@ Each tree is served by nginx with the documented locations (docs/nginx.conf). Ev
 process (`python -m registry ...`, as a user types it) with a fresh REGISTRY_HOME for remote rows, so
 the bytes counted (nginx's body bytes for that run) are those of a first use. Rows, min and median of
 --rounds runs, interleaved:
-- remote `info ID`, `info SHORT`, `list --limit 20`, `search WORD`, through the shards; `info ID` also
+- remote `info ID`, `info SHORT`, `list --limit 20`, `search WORD --limit 20`, `search WORD`, through the shards; `info ID` also
   through index.json alone (what every client did before shards), at 1x and 16x;
 - baseline for remote rows: a process that imports requests and GETs the card once;
 - local `list` (second run): from the fresh index.json, and from the parse cache (no index.json); baseline:
@@ -208,6 +208,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
     parser.add_argument("--synthetic", type=int, default=1_000_000)
+    parser.add_argument("--only", choices=("remote",), help="measure only the remote rows (all trees are built)")
     args = parser.parse_args()
     if not args.corpus.is_dir():
         sys.exit(f"corpus {args.corpus} not found: pass --corpus DIR")
@@ -261,6 +262,7 @@ def main() -> int:
                     remote(url, "info", lookup_id, scale=scale, row="remote info ID")
                     remote(url, "info", SHORT, scale=scale, row="remote info SHORT")
                     remote(url, "list", "--limit", "20", scale=scale, row="remote list --limit 20")
+                    remote(url, "search", WORD, "--limit", "20", scale=scale, row=f"remote search {WORD} --limit 20")
                     if scale != "1M" or rnd == 0:  # the whole 1M index: once
                         remote(url, "search", WORD, scale=scale, row=f"remote search {WORD}")
                     if scale != "1M":
@@ -272,7 +274,8 @@ def main() -> int:
                             row="remote info ID, index.json only",
                         )
         # Local listing: a second run (the first one wrote the parse cache), fresh index.json or cache.
-        for scale in ("1x", "16x"):
+        local_scales = () if args.only == "remote" else ("1x", "16x")
+        for scale in local_scales:
             tree = trees[scale]
             index, aside = tree / "index.json", tree / "index.json.aside"
             home = {"REGISTRY_HOME": str(work / f"local-home-{scale}")}
@@ -293,7 +296,7 @@ def main() -> int:
 
         schema = str(ROOT / "schemas" / "model-card.schema.json")
         outputs = {}
-        for scale in ("1x", "16x"):
+        for scale in local_scales:
             rounds = args.rounds if scale == "1x" else 1
             for _ in range(rounds):
                 wall, rss, _ = run([py, "-c", BARE, str(trees[scale]), schema, "first"])
@@ -363,6 +366,9 @@ def main() -> int:
                 f"{row} at {scale}: {r:.2f}x the 1x time (target <= 1.2x): {'met' if r <= 1.2 else 'MISSED'}; "
                 f"{stats[(scale, row)][3]:,} bytes fetched"
             )
+    if args.only == "remote":
+        print("\n".join(checks))
+        return 0
     r = ratio(("16x", "local list, fresh index.json"), ("16x", bare_of["local"]))
     checks.append(
         f"local list at 16x, fresh index.json: {r:.2f}x bare json.load + filter (target <= 2x): {'met' if r <= 2 else 'MISSED'}"

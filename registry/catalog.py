@@ -669,7 +669,8 @@ class HttpRegistry(Registry):
                 "the card was changed after indexing; refusing it (regenerate the index if the change is yours)"
             )
         try:
-            write_atomic(cached, raw)
+            # No fsync: a cached card is hashed again each time it is read, so a copy torn by a crash is refetched.
+            write_atomic(cached, raw, durable=False)
         except OSError as exc:  # a full disk or a read-only cache: the card is verified, only not kept
             _log.warning(f"could not keep a copy of card {mask_passwords(url)} in the cache ({exc.strerror or exc})")
         return raw

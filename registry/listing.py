@@ -161,15 +161,20 @@ def search(
     file_format: str | None = None,
     backend: str | None = None,
     mindspore_version: str | None = None,
+    limit: int | None = None,
 ) -> list[ModelRecord]:
     """The models of a registry matching every word of `text` and every given criterion, as ModelRecords
-    in `registry list` order. `registry`: a location (default: REGISTRY_URL, else the embedded one);
-    `settings`: default read now. Raises UsageError (bad location or specifier), OfflineError or
-    TransferError (a remote index that cannot be read)."""
+    in `registry list`/`search` order (`listed`: per shard for a sharded registry), at most `limit` of
+    them: a sharded registry is then read only until `limit` are found. `registry`: a location (default:
+    REGISTRY_URL, else the embedded one); `settings`: default read now. Raises UsageError (bad location,
+    specifier or limit), OfflineError or TransferError (a remote index that cannot be read)."""
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
+        raise UsageError(f"search(limit={limit!r}): give a count of models (0 or more), or None for all")
     reg = open_registry(registry, settings)
-    found = select(
-        reg.index().records,
+    found = listed(
+        reg.index(),
         text,
+        limit=limit,
         dataset=dataset,
         backbone=backbone,
         task=task,
@@ -177,7 +182,7 @@ def search(
         backend=backend,
         mindspore_version=mindspore_version,
     )
-    return [ModelRecord.of(r) for r in by_version(found)]
+    return [ModelRecord.of(r) for r in found]
 
 
 def list_models(
@@ -190,8 +195,9 @@ def list_models(
     file_format: str | None = None,
     backend: str | None = None,
     mindspore_version: str | None = None,
+    limit: int | None = None,
 ) -> list[ModelRecord]:
-    """Every model of a registry (optionally filtered as `search`), as ModelRecords; raises as `search`."""
+    """Every model of a registry (optionally filtered and limited as `search`), as ModelRecords; raises as `search`."""
     return search(
         None,
         registry=registry,
@@ -202,4 +208,5 @@ def list_models(
         file_format=file_format,
         backend=backend,
         mindspore_version=mindspore_version,
+        limit=limit,
     )

@@ -309,11 +309,15 @@ class IndexCheck:
 
 def check_index(root: str | os.PathLike, path: str | os.PathLike | None = None) -> IndexCheck:
     """Whether the index at `path` (default ROOT/index.json) is what `registry index ROOT` would write."""
+    from . import shards
+
     data = build_index(root)
     path = Path(path) if path else Path(root) / INDEX_NAME
     try:
         have = path.read_bytes()
     except FileNotFoundError:
+        if data["counts"]["cards"] > shards.SINGLE_FILE_MAX_CARDS:  # `registry index` writes only the shards then
+            return _check_root(path, data, required=True)
         return IndexCheck(path, "missing")
     except OSError as exc:
         return IndexCheck(path, "unreadable", reason=exc.strerror or str(exc))
@@ -334,16 +338,16 @@ def check_index(root: str | os.PathLike, path: str | os.PathLike | None = None) 
     )
 
 
-def _check_root(path: Path, data: dict) -> IndexCheck:
+def _check_root(path: Path, data: dict, required: bool = False) -> IndexCheck:
     """A current index.json with a sharded index beside it that is not current is stale too (clients read the
-    shards first); a tree without shards (indexed before them) passes."""
+    shards first); a tree without shards (indexed before them) passes, unless `required` (no index.json)."""
     from .shards import ROOT_PATH, SHARD_DIR, build_shards
 
     root_path = path.parent / ROOT_PATH
     try:
         have = root_path.read_bytes()
     except FileNotFoundError:
-        return IndexCheck(path, "current")
+        return IndexCheck(root_path, "missing") if required else IndexCheck(path, "current")
     except OSError as exc:
         return IndexCheck(root_path, "unreadable", reason=exc.strerror or str(exc))
     root, shards = build_shards(data["cards"], data["counts"])

@@ -4,8 +4,10 @@ For trying a remote registry locally; production hosting is any static server (d
 GET and HEAD of files under DIR, with ETag / Last-Modified (and 304 on If-None-Match /
 If-Modified-Since), single byte ranges (206, or 416 when unsatisfiable; If-Range honoured).
 Paths that leave DIR (`..`, symlinks pointing out) and hidden files are refused with 404.
-When DIR has no index.json, `/index.json` is generated from the tree and regenerated when a card
-changes, and a sharded `index/` left in DIR is not served (it would be older than the tree).
+When DIR has no index.json, `/index.json` and the sharded index (`/index/root.json` and its shards and
+pages, shards.py) are generated from the tree, in memory, by the writer `registry index` uses, and
+regenerated when a card changes; a sharded `index/` left in DIR is not served then (it would be older than
+the tree). The shards of the previous generation stay served, for a client that read its root.
 """
 
 from __future__ import annotations
@@ -48,33 +50,50 @@ def parse_range(value: str, size: int) -> tuple[int, int] | None | bool:
 
 
 class _GeneratedIndex:
-    """index.json built from the tree, rebuilt when the set of cards or their mtimes change."""
+    """index.json and the sharded index built from the tree, rebuilt when the set of cards or their mtimes change."""
 
     def __init__(self, root: Path):
         self.root = root
         self.lock = threading.Lock()
         self.key: str | None = None
-        self.blob = b""
+        self.files: dict[str, bytes] = {}  # "index.json", "index/root.json", "index/shards/<sha>.json"
+        self.previous: dict[str, bytes] = {}  # the previous generation's shards and pages
         self.mtime = 0.0
 
-    def get(self) -> tuple[bytes, float]:
-        from .index import build_index, dumps_index
-        from .names import walk_markdown
+    def get(self, rel: str) -> tuple[bytes, float] | None:
+        """(bytes, mtime) of generated file `rel` (a POSIX path under the root), or None if there is none.
+        The index and the root are current with the tree; a shard or page is served if a recent root named it."""
+        from .shards import SHARD_DIR
 
         with self.lock:
-            stamp = hashlib.sha256()
-            newest = 0.0
-            for rel in walk_markdown(self.root):
-                try:
-                    st = os.stat(self.root / rel)
-                except OSError:  # a dangling or looping link: build_index reports it as a card problem
-                    continue
-                stamp.update(f"{rel}\0{st.st_mtime_ns}\0{st.st_size}\n".encode())
-                newest = max(newest, st.st_mtime)
-            key = stamp.hexdigest()
-            if key != self.key:
-                self.blob, self.key, self.mtime = dumps_index(build_index(self.root)), key, newest
-            return self.blob, self.mtime
+            if not rel.startswith(SHARD_DIR + "/") or self.key is None:
+                self._refresh()
+            blob = self.files.get(rel, self.previous.get(rel))
+            return None if blob is None else (blob, self.mtime)
+
+    def _refresh(self) -> None:
+        from .index import INDEX_NAME, build_index, dumps_index
+        from .names import walk_markdown
+        from .shards import ROOT_PATH, SHARD_DIR, build_shards
+
+        stamp = hashlib.sha256()
+        newest = 0.0
+        for rel in walk_markdown(self.root):
+            try:
+                st = os.stat(self.root / rel)
+            except OSError:  # a dangling or looping link: build_index reports it as a card problem
+                continue
+            stamp.update(f"{rel}\0{st.st_mtime_ns}\0{st.st_size}\n".encode())
+            newest = max(newest, st.st_mtime)
+        key = stamp.hexdigest()
+        if key == self.key:
+            return
+        data = build_index(self.root)
+        root_blob, parts = build_shards(data["cards"], data["counts"])
+        self.previous = {k: v for k, v in self.files.items() if k.startswith(SHARD_DIR + "/")}
+        self.files = {INDEX_NAME: dumps_index(data), ROOT_PATH: root_blob}
+        self.files.update((f"{SHARD_DIR}/{sha}.json", blob) for sha, blob in parts.items())
+        self.key, self.mtime = key, newest
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -109,25 +128,24 @@ class Handler(BaseHTTPRequestHandler):
     def _serve(self, head: bool) -> None:
         path = self._target()
         root = self.server.root
-        if (
-            path is not None
-            and path != root
-            and root / "index" in (path, *path.parents)
-            and not (root / "index.json").is_file()
-        ):
-            # index.json is generated live: a sharded index/ beside it is from an earlier `registry index`, and
-            # clients, which read it first, would miss every card since. Without it they read index.json.
-            return self._error(HTTPStatus.NOT_FOUND)
-        if path is not None and path.is_file():
+        generated = None
+        indexing = path is not None and (path == root / "index.json" or root / "index" in path.parents)
+        if indexing and not (root / "index.json").is_file():
+            # The index is generated live: a sharded index/ on disk is from an earlier `registry index`, and
+            # clients, which read it first, would miss every card since. The generated one is served instead.
+            generated = self.server.generated.get(path.relative_to(root).as_posix())
+            if generated is None:
+                return self._error(HTTPStatus.NOT_FOUND)
+        if generated is not None:
+            blob, mtime = generated
+            size, etag, ctype = len(blob), '"' + hashlib.sha256(blob).hexdigest()[:32] + '"', TYPES[".json"]
+            opener = None
+        elif path is not None and path.is_file():
             st = path.stat()
             size, mtime = st.st_size, st.st_mtime
             etag = f'"{st.st_mtime_ns:x}-{size:x}"'
             ctype = TYPES.get(path.suffix.lower(), "application/octet-stream")
             opener = lambda: open(path, "rb")  # noqa: E731
-        elif path == self.server.root / "index.json":
-            blob, mtime = self.server.generated.get()
-            size, etag, ctype = len(blob), '"' + hashlib.sha256(blob).hexdigest()[:32] + '"', TYPES[".json"]
-            opener = None
         else:
             return self._error(HTTPStatus.NOT_FOUND)
         headers = {

@@ -3,23 +3,33 @@
 `registry index DIR` writes, besides `DIR/index.json` (written only up to SINGLE_FILE_MAX_CARDS cards):
 
     DIR/index/root.json                 small; revalidated by ETag on each process's first use
-    DIR/index/shards/<sha256>.json      one per bucket, named by the sha256 of its bytes: immutable
+    DIR/index/shards/<sha256>.json      shards (and pages, below), named by the sha256 of their bytes: immutable
 
-Root (schemas/index-root.schema.json):
-
-    {"format": 1, "kind": "registry-index-root", "bucket-hash": "sha256-short-name",
-     "counts": {...as index.json...}, "shards": [{"sha256": "<hex>", "cards": 312}, ...]}
-
-A card lies in bucket `bucket_of(short name, len(shards))` (the first 4 bytes of the sha256 of its
-short name, the last part of its id, modulo the number of shards), so a full id and its short name,
+A card lies in bucket `bucket_of(short name, buckets)` (the first 4 bytes of the sha256 of its short name,
+the last part of its id, modulo the number of buckets, a power of two), so a full id and its short name,
 and every card sharing that short name, are in one shard: one fetch resolves either. A shard
 (schemas/index-shard.schema.json) is an index.json document holding only its bucket's records,
 `{"format": 1, "cards": [...]}`, sorted by id.
 
-Clients (`open_remote`) keep the root under the registry's cache directory with its ETag, and each shard
-under `shards/<sha256>.json` once its bytes matched the root's sha256; a cached shard is used without
-hashing it again (its name is its digest and it is written atomically after the check). A shard whose bytes
-differ from the root's digest is refused (IntegrityError, exit 4) and not kept. A registry without
+Root (schemas/index-root.schema.json), in one of two formats:
+
+- format 1, up to FLAT_MAX_SHARDS buckets (about 130,000 cards: every registry that also has an index.json,
+  so a client that reads only format 1 roots reads all of those): the root lists every shard,
+    {"format": 1, "kind": "registry-index-root", "bucket-hash": "sha256-short-name",
+     "counts": {...as index.json...}, "shards": [{"sha256": "<hex>", "cards": 312}, ...]}
+- format 2, above that: a listing of every shard would grow with the registry (217 KB at 1M cards, fetched
+  and parsed by every lookup), so the root lists pages of PAGE_SHARDS shard entries each
+  (schemas/index-page.schema.json), and a lookup fetches root, one page and one shard, a few KB plus one
+  shard at any size:
+    {"format": 2, "kind": "registry-index-root", "bucket-hash": "sha256-short-name", "counts": {...},
+     "buckets": 2048, "page-shards": 64, "pages": [{"sha256": "<hex>", "cards": 31240}, ...]}
+    page p: {"format": 2, "kind": "registry-index-page", "first": p * 64, "shards": [{"sha256", "cards"}, ...]}
+  Bucket b's shard is entry b % page-shards of page b // page-shards. Pages live beside the shards.
+
+Clients (`open_remote`) keep the root under the registry's cache directory with its ETag, and each shard and
+page under `shards/<sha256>.json` once its bytes matched the digest that named it; a cached file is hashed
+again when read (a fraction of a millisecond for a shard), so it is written without an fsync. A shard or
+page whose bytes differ from that digest is refused (IntegrityError, exit 4) and not kept. A registry without
 `index/root.json` is read from its `index.json` as before.
 """
 
@@ -41,8 +51,12 @@ from .names import SHA256_RE, ShortNames, short_name
 from .text import mask_passwords
 
 _log = logging.getLogger("registry")
-FORMAT = 1
+FORMAT = 2  # the newest root format; format 1 (every shard in the root) is still written up to FLAT_MAX_SHARDS
+FORMATS = (1, 2)
 KIND = "registry-index-root"
+PAGE_KIND = "registry-index-page"
+PAGE_SHARDS = 64  # shard entries a page: at 1M cards (2,048 shards) a 3.7 KB root and 32 pages of 6 KB
+FLAT_MAX_SHARDS = 256  # a format 1 root of 256 shards is 27 KB; it covers SINGLE_FILE_MAX_CARDS (below)
 BUCKET_HASH = "sha256-short-name"
 ROOT_PATH = "index/root.json"
 SHARD_DIR = "index/shards"
@@ -75,47 +89,75 @@ def _dumps(data) -> bytes:
 # --------------------------------------------------------------------------- writing
 
 
+def _entries(blobs: list[bytes], files: dict[str, bytes], counts: list[int]) -> list[dict]:
+    """The {sha256, cards} entries naming `blobs`, each added to `files` under its digest."""
+    entries = []
+    for blob, n in zip(blobs, counts):
+        sha = hashlib.sha256(blob).hexdigest()
+        files[sha] = blob
+        entries.append({"sha256": sha, "cards": n})
+    return entries
+
+
 def build_shards(records, counts: dict, buckets: int | None = None) -> tuple[bytes, dict[str, bytes]]:
-    """(root bytes, {sha256: shard bytes}) for index records (as index.build_index gives them, sorted by id)."""
+    """(root bytes, {sha256: bytes of a shard or page}) for index records (as index.build_index gives them,
+    sorted by id): a format 1 root up to FLAT_MAX_SHARDS buckets, else format 2 with pages."""
     records = list(records) if not isinstance(records, list) else records
     n = buckets or shard_count(len(records))
     parts: list[list[dict]] = [[] for _ in range(n)]
     for r in records:
         parts[bucket_of(r["id"], n)].append(r)
     files: dict[str, bytes] = {}
-    entries = []
-    for part in parts:
-        blob = _dumps({"format": FORMAT, "cards": part})
-        sha = hashlib.sha256(blob).hexdigest()
-        files[sha] = blob
-        entries.append({"sha256": sha, "cards": len(part)})
-    root = {"format": FORMAT, "kind": KIND, "bucket-hash": BUCKET_HASH, "counts": counts, "shards": entries}
+    shards = _entries([_dumps({"format": 1, "cards": part}) for part in parts], files, list(map(len, parts)))
+    head = {"kind": KIND, "bucket-hash": BUCKET_HASH, "counts": counts}
+    if n <= FLAT_MAX_SHARDS:
+        root = {"format": 1, **head, "shards": shards}
+    else:
+        size = PAGE_SHARDS
+        groups = [shards[i : i + size] for i in range(0, n, size)]
+        pages = [_dumps({"format": 2, "kind": PAGE_KIND, "first": i * size, "shards": g}) for i, g in enumerate(groups)]
+        page_cards = [sum(e["cards"] for e in g) for g in groups]
+        root = {"format": 2, **head, "buckets": n, "page-shards": size, "pages": _entries(pages, files, page_cards)}
     return (json.dumps(root, sort_keys=True, indent=1) + "\n").encode("utf-8"), files
+
+
+def _files_of(root_path: Path, shard_dir: Path) -> set[str]:
+    """The digests of the shards and pages the root at `root_path` names (empty if it cannot be read)."""
+    try:
+        root = json.loads(root_path.read_bytes())
+        if root.get("format") == 1:
+            return {s["sha256"] for s in root["shards"]}
+        names = {p["sha256"] for p in root["pages"]}
+        for page in list(names):
+            names |= {s["sha256"] for s in json.loads((shard_dir / f"{page}.json").read_bytes())["shards"]}
+        return names
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return set()
 
 
 def write_shards(directory: str | os.PathLike, data: dict) -> tuple[Path, int]:
     """Write the sharded form of index document `data` under `directory` (index/root.json last, so a
-    client never sees a root naming a shard not yet there). Shards of the previous root are kept (a client
-    may be reading it), older ones removed. Returns (root path, number of shards)."""
+    client never sees a root naming a shard or page not yet there). Files of the previous root are kept (a
+    client may be reading it), older ones removed. Returns (root path, number of shards)."""
     base = Path(directory)
     root_path, shard_dir = base / ROOT_PATH, base / SHARD_DIR
-    keep = set()
-    try:
-        keep = {s["sha256"] for s in json.loads(root_path.read_bytes())["shards"]}
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
+    keep = _files_of(root_path, shard_dir)
     root_blob, files = build_shards(data["cards"], data["counts"])
     shard_dir.mkdir(parents=True, exist_ok=True)
-    for sha, blob in files.items():
+    for sha, blob in files.items():  # shards before the pages naming them (build_shards' order)
         path = shard_dir / f"{sha}.json"
-        if not path.is_file():
+        try:
+            same = path.read_bytes() == blob  # a file edited by hand is repaired, not kept for its name
+        except OSError:
+            same = False
+        if not same:
             write_atomic(path, blob)
     write_atomic(root_path, root_blob)
     keep |= set(files)
     for old in shard_dir.glob("*.json"):
         if old.stem not in keep:
             old.unlink(missing_ok=True)
-    return root_path, len(files)
+    return root_path, shard_count(len(data["cards"]))
 
 
 def write_indexes(output: Path, blob: bytes, data: dict) -> str:
@@ -133,57 +175,114 @@ def write_indexes(output: Path, blob: bytes, data: dict) -> str:
 # --------------------------------------------------------------------------- reading
 
 
+def _pow2(n) -> bool:
+    return isinstance(n, int) and not isinstance(n, bool) and n > 0 and not n & (n - 1)
+
+
+def _entries_flaw(entries, what: str) -> str | None:
+    """What is wrong with a list of {sha256, cards} entries, if anything."""
+    for e in entries:
+        if not (isinstance(e, dict) and isinstance(e.get("sha256"), str) and SHA256_RE.match(e["sha256"])):
+            return f"a {what} entry lacks a sha256 of 64 hex digits"
+    filled = [e["sha256"] for e in entries if e.get("cards")]  # empty shards share their bytes, others cannot
+    if len(set(filled)) != len(filled):
+        return f"it lists one {what} twice"
+    return None
+
+
 def _root_flaw(root) -> str | None:
     if not isinstance(root, dict) or root.get("kind") != KIND:
         return "it is not an index root"
-    if root.get("format") != FORMAT:
-        return f"it has root format {root.get('format')!r}; this tool reads format {FORMAT}"
+    if root.get("format") not in FORMATS:
+        return f"it has root format {root.get('format')!r}; this tool reads formats {', '.join(map(str, FORMATS))}"
     if root.get("bucket-hash") != BUCKET_HASH:
         return f"its bucket-hash {root.get('bucket-hash')!r} is not {BUCKET_HASH}"
-    shards = root.get("shards")
-    if not isinstance(shards, list) or not shards:
-        return "it lists no shards"
-    if len(shards) & (len(shards) - 1):  # buckets are a hash modulo a power of two
-        return f"it lists {len(shards)} shards, not a power of two"
-    for s in shards:
-        if not (isinstance(s, dict) and isinstance(s.get("sha256"), str) and SHA256_RE.match(s["sha256"])):
-            return "a shard entry lacks a sha256 of 64 hex digits"
-    filled = [s["sha256"] for s in shards if s.get("cards")]  # empty shards share their bytes, others cannot
-    if len(set(filled)) != len(filled):
-        return "it lists one shard twice"
-    return None
+    if root["format"] == 1:
+        shards = root.get("shards")
+        if not isinstance(shards, list) or not shards:
+            return "it lists no shards"
+        if not _pow2(len(shards)):  # buckets are a hash modulo a power of two
+            return f"it lists {len(shards)} shards, not a power of two"
+        return _entries_flaw(shards, "shard")
+    buckets, size, pages = root.get("buckets"), root.get("page-shards"), root.get("pages")
+    if not (_pow2(buckets) and _pow2(size) and size <= buckets):
+        return f"its buckets {buckets!r} and page-shards {size!r} are not powers of two, the first the larger"
+    if not isinstance(pages, list) or len(pages) != buckets // size:
+        return f"it does not list the {buckets // size} pages of {buckets} buckets of {size}"
+    return _entries_flaw(pages, "page")
+
+
+def _page_flaw(page, first: int, size: int) -> str | None:
+    if not isinstance(page, dict) or page.get("kind") != PAGE_KIND or page.get("format") != 2:
+        return "it is not a page of a format 2 index root"
+    if page.get("first") != first or not isinstance(page.get("shards"), list) or len(page["shards"]) != size:
+        return f"it does not list the {size} shards from bucket {first}"
+    return _entries_flaw(page["shards"], "shard")
 
 
 class ShardedIndex:
     """What index.Index offers (records, ids, by_id, by_name, names), over shards fetched on demand.
 
-    `records` streams every shard in bucket order without keeping them (bounded memory); by_id and
-    by_name fetch the one shard a name lies in and keep it for the rest of the process."""
+    `load(sha, parse)` gives the verified bytes named `sha` parsed by `parse(raw, shown)`. `records` streams
+    every shard in bucket order without keeping them (bounded memory); by_id and by_name fetch the one
+    shard a name lies in (and, format 2, its page) and keep it for the rest of the process."""
 
-    def __init__(self, root: dict, load_shard: Callable[[str], object], source: str):
+    def __init__(self, root: dict, load: Callable[[str, Callable], object], source: str):
         flaw = _root_flaw(root)
         if flaw:
-            raise UsageError(f"{source} is not a registry index root ({flaw}): regenerate it with `registry index DIR`")
+            fix = "upgrade registry, or regenerate it" if "root format" in flaw else "regenerate it"
+            raise UsageError(f"{source} is not a registry index root ({flaw}): {fix} with `registry index DIR`")
         self.root = root
         self.source = source
         self.counts = root.get("counts") or {}
-        self._load = load_shard
-        self._digests = [s["sha256"] for s in root["shards"]]
+        self._load = load
+        if root["format"] == 1:  # one page: the root's own list
+            self.buckets = self._page_size = len(root["shards"])
+            self._pages: dict[int, list[str]] = {0: [s["sha256"] for s in root["shards"]]}
+            self._page_digests: list[str] = []
+        else:
+            self.buckets, self._page_size = root["buckets"], root["page-shards"]
+            self._pages = {}
+            self._page_digests = [p["sha256"] for p in root["pages"]]
         self._held: dict[int, object] = {}
         self.by_id = _Lookup(self, "by_id")
         self.by_name = _Lookup(self, "by_name")
         self.names = _ShardNames(self)
 
+    def _page(self, p: int) -> list[str]:
+        if p not in self._pages:
+            first, size = p * self._page_size, self._page_size
+
+            def parse(raw: bytes, shown: str) -> list[str]:
+                try:
+                    page = json.loads(raw)
+                except (ValueError, RecursionError) as exc:
+                    page, flaw = None, f"not valid JSON: {exc}"
+                else:
+                    flaw = _page_flaw(page, first, size)
+                if flaw:
+                    raise UsageError(
+                        f"{shown} is not a page of the index root {self.source} ({flaw}): "
+                        "regenerate it with `registry index DIR`"
+                    )
+                return [e["sha256"] for e in page["shards"]]
+
+            self._pages[p] = self._load(self._page_digests[p], parse)
+        return self._pages[p]
+
+    def _shard(self, b: int):
+        return self._load(self._page(b // self._page_size)[b % self._page_size], parse_index)
+
     def shard_for(self, name: str):
         """The shard (an index.Index) holding `name`, a full id or a short name."""
-        b = bucket_of(name, len(self._digests))
+        b = bucket_of(name, self.buckets)
         if b not in self._held:
-            self._held[b] = self._load(self._digests[b])
+            self._held[b] = self._shard(b)
         return self._held[b]
 
     def shards(self) -> Iterator:
-        for b, sha in enumerate(self._digests):
-            yield self._held.get(b) or self._load(sha)
+        for b in range(self.buckets):
+            yield self._held.get(b) or self._shard(b)
 
     @property
     def records(self) -> Iterator[dict]:
@@ -277,11 +376,12 @@ def _parse_root(raw: bytes, source: str, registry) -> ShardedIndex:
         root = json.loads(raw)
     except (ValueError, RecursionError) as exc:
         raise UsageError(f"{source} is not valid JSON ({exc}): regenerate it with `registry index DIR`") from None
-    return ShardedIndex(root, lambda sha: _load_shard(registry, sha, source), source)
+    return ShardedIndex(root, lambda sha, parse: _load_named(registry, sha, source, parse), source)
 
 
-def _load_shard(registry, sha: str, root_source: str):
-    """The shard named `sha`: from the cache (verified when it was stored), else fetched and verified."""
+def _load_named(registry, sha: str, root_source: str, parse: Callable[[bytes, str], object]):
+    """The shard or page named `sha`, parsed: from the cache if its bytes still hash to `sha`, else fetched
+    and verified (then kept without an fsync: a file torn by a crash fails the hash and is fetched again)."""
     from urllib.parse import urljoin
 
     url = urljoin(registry.base_url, f"{SHARD_DIR}/{sha}.json")
@@ -291,10 +391,12 @@ def _load_shard(registry, sha: str, root_source: str):
     except OSError:
         raw = None
     if raw is not None:
-        try:
-            return parse_index(raw, f"{cached} (cached shard of {root_source})")
-        except UsageError:  # damaged in the cache: fetched again below
-            cached.unlink(missing_ok=True)
+        if hashlib.sha256(raw).hexdigest() == sha:
+            try:
+                return parse(raw, f"{cached} (cached from {root_source})")
+            except UsageError:  # cannot happen to verified bytes unless the tool changed: fetched again below
+                pass
+        cached.unlink(missing_ok=True)
     if registry.settings.offline:
         raise OfflineError(
             f"offline and shard {sha[:12]} of the index of registry {registry.location} is not cached: "
@@ -314,9 +416,9 @@ def _load_shard(registry, sha: str, root_source: str):
             f"index shard {shown} has sha256 {actual} but its name and the root {root_source} say "
             f"{sha}: the shard was changed after indexing; refusing it (regenerate the index)"
         )
-    shard = parse_index(raw, shown)
+    parsed = parse(raw, shown)
     try:
-        write_atomic(cached, raw)
+        write_atomic(cached, raw, durable=False)
     except OSError as exc:
         _log.warning("could not keep index shard %s in the cache (%s)", shown, exc.strerror or exc)
-    return shard
+    return parsed

@@ -6,6 +6,7 @@ import hashlib
 import http.client
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from registry import catalog
 from registry.catalog import HttpRegistry, LocalRegistry, forget_remote_indexes, open_registry
 from registry.errors import IntegrityError, NotFoundError, OfflineError, RegistryWarning, TransferError, UsageError
 from registry.index import build_index, dumps_index
+from registry.shards import ShardedIndex
 from tests.conftest import ROOT, run_cli
 from tests.servers import nginx, nginx_binary
 
@@ -213,10 +215,8 @@ def test_missing_index_is_one_sentence(tmp_path, home):
 # --------------------------------------------------------------------------- the development server
 
 
-@pytest.fixture
-def dev_server(tree, home):
-    """`registry serve` in its own process on a free port; yields (base URL, process)."""
-    (tree / "index.json").unlink()  # the dev server generates it
+def start_dev_server(tree: Path) -> tuple[str, subprocess.Popen]:
+    """`registry serve TREE` in its own process on a free port: (base URL, process)."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "registry", "serve", str(tree), "--port", "0"],
         cwd=ROOT,
@@ -226,8 +226,15 @@ def dev_server(tree, home):
     )
     line = proc.stdout.readline()
     assert line.startswith("serving "), line + proc.stderr.read()
-    url = line.split(" at ")[1].split()[0].rstrip(";")
     forget_remote_indexes()
+    return line.split(" at ")[1].split()[0].rstrip(";"), proc
+
+
+@pytest.fixture
+def dev_server(tree, home):
+    """`registry serve` of `tree` without index.json (the server generates it); yields (base URL, process)."""
+    (tree / "index.json").unlink()
+    url, proc = start_dev_server(tree)
     yield url, proc
     if proc.poll() is None:
         proc.kill()
@@ -288,12 +295,66 @@ def test_dev_server_serves_a_registry_with_ranges(tree, dev_server):
     write_card(tree, "me/cpu/2.10/later")
     forget_remote_indexes()
     assert catalog.resolve("later", registry=url).id == "me/cpu/2.10/later"
-    # A sharded index left by an earlier `registry index` is older than the live index.json: not served.
-    (tree / "index").mkdir(exist_ok=True)
+    # A sharded index left by an earlier `registry index` is older than the live one: the generated one is served.
+    (tree / "index" / "shards").mkdir(parents=True, exist_ok=True)
     (tree / "index" / "root.json").write_text("{}")
+    (tree / "index" / "shards" / "stale.json").write_text("{}")
     forget_remote_indexes()
-    assert raw_get(url, "/index/root.json")[0] == 404
+    status, _, body = raw_get(url, "/index/root.json")
+    assert status == 200 and json.loads(body)["kind"] == "registry-index-root"
+    assert raw_get(url, "/index/shards/stale.json")[0] == 404
     assert catalog.resolve("later", registry=url).id == "me/cpu/2.10/later"
+
+
+def test_dev_server_serves_current_shards_that_follow_edits(tree, dev_server):
+    url, _ = dev_server
+    env = {"REGISTRY_HOME": os.environ["REGISTRY_HOME"]}
+    assert isinstance(open_registry(url).index(), ShardedIndex)
+    status, _, body = raw_get(url, "/index/root.json")
+    first_root = json.loads(body)
+    proc = run_cli("--registry", url, "list", "--json", env=env)
+    ids = {r["id"] for r in json.loads(proc.stdout)}
+    assert proc.returncode == 0 and ids == {r["id"] for r in build_index(tree)["cards"]}, proc.stderr
+    assert {"me/cpu/2.10/tiny", "me/cpu/2.10/other", "you/1.0/other"} <= ids
+    # The generated shards are the writer's: what `registry index` would write for the tree, byte for byte.
+    written = tree.parent / "written"
+    shutil.copytree(tree, written, ignore=shutil.ignore_patterns(".git"))
+    assert run_cli("index", str(written), "--allow-invalid").returncode == 0
+    assert json.loads((written / "index" / "root.json").read_text()) == first_root
+    for entry in first_root["shards"]:
+        shard = f"/index/shards/{entry['sha256']}.json"
+        assert raw_get(url, shard)[2] == (written / shard[1:]).read_bytes()
+    # An edited card and a new one: the next process sees both through the shards (info and list).
+    card = tree / "me/cpu/2.10/tiny.md"
+    card.write_text(card.read_text().replace("a tiny network for tests", "an edited summary"))
+    write_card(tree, "me/cpu/2.10/later")
+    proc = run_cli("--registry", url, "info", "tiny", "--json", env=env)
+    assert proc.returncode == 0 and "an edited summary" in proc.stdout, proc.stderr
+    proc = run_cli("--registry", url, "list", "--json", env=env)
+    listed = {r["id"]: r["fields"].get("summary") for r in json.loads(proc.stdout)}
+    assert listed["me/cpu/2.10/tiny"] == "an edited summary" and "me/cpu/2.10/later" in listed
+    # A client holding the previous root still gets its shards.
+    for entry in first_root["shards"]:
+        assert raw_get(url, f"/index/shards/{entry['sha256']}.json")[0] == 200
+
+
+def test_dev_server_of_an_indexed_tree_serves_its_shards_and_a_tampered_one_is_refused(tree, home):
+    assert run_cli("index", str(tree), "--allow-invalid").returncode == 0
+    root = json.loads((tree / "index" / "root.json").read_text())
+    shard = next(
+        tree / "index" / "shards" / f"{e['sha256']}.json"
+        for e in root["shards"]
+        if b"me/cpu/2.10/tiny" in (tree / "index" / "shards" / f"{e['sha256']}.json").read_bytes()
+    )
+    shard.write_text(shard.read_text().replace("weights/tiny.ckpt", "https://evil.example/x.ckpt"))
+    url, proc = start_dev_server(tree)
+    try:
+        done = run_cli("--registry", url, "info", "me/cpu/2.10/tiny", env={"REGISTRY_HOME": str(home)})
+    finally:
+        proc.kill()
+        proc.wait()
+        forget_remote_indexes()
+    assert done.returncode == 4 and "index shard" in done.stderr and "Traceback" not in done.stderr, done.stderr
 
 
 def test_dev_server_stops_cleanly_on_ctrl_c(dev_server):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -36,6 +37,27 @@ def sharded(tmp_path, monkeypatch):
     monkeypatch.setattr(shards, "shard_count", lambda cards: 4)
     assert main(["index", str(root), "--allow-invalid"]) == 0
     return root
+
+
+@pytest.fixture
+def paged(tmp_path, monkeypatch):
+    """The embedded registry in 4 buckets and pages of 2 shards: a format 2 root, as above 256 shards."""
+    root = tmp_path / "paged"
+    shutil.copytree(MANIFESTS, root)
+    monkeypatch.setattr(shards, "shard_count", lambda cards: 4)
+    monkeypatch.setattr(shards, "PAGE_SHARDS", 2)
+    monkeypatch.setattr(shards, "FLAT_MAX_SHARDS", 2)
+    assert main(["index", str(root), "--allow-invalid"]) == 0
+    return root
+
+
+def page_of(tree, name: str) -> tuple[dict, dict, str]:
+    """(root, page, shard sha256) that `name` lies in, in a format 2 tree."""
+    root = json.loads((tree / shards.ROOT_PATH).read_text())
+    b = shards.bucket_of(name, root["buckets"])
+    sha = root["pages"][b // root["page-shards"]]["sha256"]
+    page = json.loads((tree / shards.SHARD_DIR / f"{sha}.json").read_text())
+    return root, page, page["shards"][b % root["page-shards"]]["sha256"]
 
 
 def test_index_writes_shards_that_match_the_schemas_and_the_single_file(sharded):
@@ -76,7 +98,7 @@ def test_index_check_sees_a_stale_sharded_index_beside_a_current_index_json(shar
 
 def test_a_root_listing_a_shard_twice_is_refused():
     root = {
-        "format": shards.FORMAT,
+        "format": 1,
         "kind": shards.KIND,
         "bucket-hash": shards.BUCKET_HASH,
         "shards": [{"sha256": "a" * 64, "cards": 2}] * 3,
@@ -245,3 +267,175 @@ def test_an_unknown_name_fetches_every_shard_for_suggestions_only_in_a_small_reg
         fetched = [r["path"] for r in url.access_log()]
     assert fetched.count("/" + shards.ROOT_PATH) == 2 and len(fetched) == 2 + 3 + 1  # 3 shard files, then one
     forget_remote_indexes()
+
+
+def test_above_page_shards_the_root_lists_pages_that_match_the_schemas_and_the_single_file(paged):
+    root = json.loads((paged / shards.ROOT_PATH).read_text())
+    jsonschema.validate(root, schema("index-root.schema.json"))
+    assert root["format"] == 2 and root["buckets"] == 4 and root["page-shards"] == 2 and len(root["pages"]) == 2
+    assert "shards" not in root
+    single = json.loads((paged / INDEX_NAME).read_text())
+    seen = []
+    for p, entry in enumerate(root["pages"]):
+        page = json.loads((paged / shards.SHARD_DIR / f"{entry['sha256']}.json").read_bytes())
+        jsonschema.validate(page, schema("index-page.schema.json"))
+        assert page["first"] == 2 * p and entry["cards"] == sum(s["cards"] for s in page["shards"])
+        for i, s in enumerate(page["shards"]):
+            doc = json.loads((paged / shards.SHARD_DIR / f"{s['sha256']}.json").read_bytes())
+            assert all(shards.bucket_of(r["id"], 4) == 2 * p + i for r in doc["cards"])
+            seen += doc["cards"]
+    assert sorted(seen, key=lambda r: r["id"]) == single["cards"]
+    # A format 1 root is what the same cards give up to FLAT_MAX_SHARDS buckets: both are read (below and above).
+    assert json.loads(shards.build_shards(single["cards"], single["counts"], buckets=2)[0])["format"] == 1
+
+
+def test_a_paged_remote_registry_fetches_root_page_shard_and_card_and_lists_everything(paged, home):
+    (paged / INDEX_NAME).unlink()
+    env = {"REGISTRY_HOME": str(home)}
+    forget_remote_indexes()
+    _, page, shard = page_of(paged, "lenet_digits")
+    with nginx(paged, locations=documented_locations()) as url:
+        proc = run_cli("--registry", url, "info", "lenet_digits", env=env)
+        assert proc.returncode == 0 and LENET in proc.stdout, proc.stderr
+        fetched = [r["path"] for r in url.access_log()]
+        page_sha = hashlib.sha256((paged / shards.SHARD_DIR / f"{fetched[1].rsplit('/', 1)[1]}").read_bytes())
+        assert fetched == ["/" + shards.ROOT_PATH, fetched[1], f"/{shards.SHARD_DIR}/{shard}.json", f"/{LENET}.md"]
+        assert page_sha.hexdigest() + ".json" == fetched[1].rsplit("/", 1)[1]
+        # Warm: only the root is revalidated; the page and the shard come from the cache (hashed again).
+        log_start = len(url.access_log())
+        assert run_cli("--registry", url, "info", LENET, env=env).returncode == 0
+        assert [(r["path"], r["status"]) for r in url.access_log()[log_start:]] == [("/" + shards.ROOT_PATH, 304)]
+        proc = run_cli("--registry", url, "list", "--json", env=env)
+        local = run_cli("--registry", str(MANIFESTS), "list", "--json", env=env)
+        assert proc.returncode == 0, proc.stderr
+        assert sorted(json.dumps(r) for r in json.loads(proc.stdout)) == sorted(
+            json.dumps(r) for r in json.loads(local.stdout)
+        )
+        # A cached shard damaged on disk fails its hash and is fetched again, not trusted.
+        cached = next(home.glob(f"registries/*/shards/{shard}.json"))
+        cached.write_bytes(cached.read_bytes().replace(b"lenet_digits.ckpt", b"https://evil.example/x.ckpt"))
+        log_start = len(url.access_log())
+        proc = run_cli("--registry", url, "info", "lenet_digits", "--json", env=env)
+        assert proc.returncode == 0 and "evil" not in proc.stdout, proc.stderr
+        assert f"/{shards.SHARD_DIR}/{shard}.json" in [r["path"] for r in url.access_log()[log_start:]]
+    forget_remote_indexes()
+
+
+def test_a_tampered_page_is_refused_with_exit_4_and_index_check_sees_it(paged, home, capsys):
+    root, page, _ = page_of(paged, "lenet_digits")
+    path = next(
+        paged / shards.SHARD_DIR / f"{e['sha256']}.json"
+        for e in root["pages"]
+        if json.loads((paged / shards.SHARD_DIR / f"{e['sha256']}.json").read_text()) == page
+    )
+    assert main(["index", "--check", str(paged)]) == 0
+    page["shards"].reverse()
+    path.write_text(json.dumps(page))
+    forget_remote_indexes()
+    with nginx(paged, locations=documented_locations()) as url:
+        proc = run_cli("--registry", url, "info", "lenet_digits", env={"REGISTRY_HOME": str(home)})
+    assert proc.returncode == 4 and "index shard" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert not list(home.glob("registries/*/shards/*.json"))
+    capsys.readouterr()
+    assert main(["index", "--check", str(paged)]) == 1
+    assert "the shard the root names is missing or differs" in capsys.readouterr().err
+    # Indexing again repairs it; a root whose page count does not match its buckets is refused.
+    assert main(["index", str(paged), "--allow-invalid"]) == 0 and main(["index", "--check", str(paged)]) == 0
+    root["pages"] = root["pages"][:1]
+    assert "pages of 4 buckets of 2" in shards._root_flaw(root)
+
+
+def test_reindexing_keeps_the_previous_roots_pages_and_shards_and_drops_older_ones(paged):
+    def named():
+        return {f"{sha}.json" for sha in shards._files_of(paged / shards.ROOT_PATH, paged / shards.SHARD_DIR)}
+
+    card = paged / (LENET + ".md")
+    generations = [named()]
+    for edit in ("one", "two"):
+        card.write_text(card.read_text() + f"\nedit {edit}\n")
+        assert main(["index", str(paged), "--allow-invalid"]) == 0
+        generations.append(named())
+    first, second, third = generations
+    assert len(first) == 2 + 3 and first != second != third  # 2 pages, 3 distinct shards (2 empty: 1 file)
+    # Clients may still read the previous root: its files stay; the one before is gone.
+    assert {p.name for p in (paged / shards.SHARD_DIR).iterdir()} == second | third
+    assert first - second - third
+
+
+@pytest.fixture
+def many(tmp_path, monkeypatch):
+    """24 small cards in 8 buckets, pages of 4 (a format 2 root): enough shards to see a limit stop early."""
+    root = tmp_path / "many"
+    for i in range(24):
+        write_card(root, f"me/cpu/2.10/net{i:02}")
+    monkeypatch.setattr(shards, "shard_count", lambda cards: 8)
+    monkeypatch.setattr(shards, "PAGE_SHARDS", 4)
+    monkeypatch.setattr(shards, "FLAT_MAX_SHARDS", 4)
+    assert main(["index", str(root), "--allow-invalid"]) == 0
+    (root / INDEX_NAME).unlink()  # only the shards can answer
+    return root
+
+
+def test_python_search_and_list_models_stream_shards_up_to_the_limit_as_the_cli_does(many, home, monkeypatch):
+    forget_remote_indexes()
+    with nginx(many, locations=documented_locations()) as url:
+        cli = run_cli("--registry", url, "search", "net", "--limit", "3", "--json", env={"REGISTRY_HOME": str(home)})
+        assert cli.returncode == 0, cli.stderr
+        forget_remote_indexes()
+        start = len(url.access_log())
+        found = registry.search("net", registry=url, limit=3)
+        fetched = [r["path"] for r in url.access_log()[start:]]
+        assert [r.id for r in found] == [r["id"] for r in json.loads(cli.stdout)] and len(found) == 3
+        # Cached by the CLI run: only the root is revalidated; with a fresh cache, fewer than 8 shards are read.
+        assert fetched == ["/" + shards.ROOT_PATH], fetched
+        forget_remote_indexes()
+        start = len(url.access_log())
+        monkeypatch.setenv("REGISTRY_HOME", str(home.parent / "h4"))
+        few = registry.list_models(registry=url, limit=3)
+        fetched = [r["path"] for r in url.access_log()[start:]]
+        assert [r.id for r in few] == [r.id for r in found]
+        # root, then in bucket order each page and shard until 3 models are found (here one page, 1 shard)
+        root = json.loads((many / shards.ROOT_PATH).read_text())
+        entries = [
+            e
+            for p in root["pages"]
+            for e in json.loads((many / shards.SHARD_DIR / f"{p['sha256']}.json").read_text())["shards"]
+        ]
+        k = next(k for k in range(1, 9) if sum(e["cards"] for e in entries[:k]) >= 3)
+        pages = [f"/{shards.SHARD_DIR}/{p['sha256']}.json" for p in root["pages"][: (k + 3) // 4]]
+        needed = list(dict.fromkeys(f"/{shards.SHARD_DIR}/{e['sha256']}.json" for e in entries[:k]))
+        assert k < 8 and sorted(fetched) == sorted(["/" + shards.ROOT_PATH, *pages, *needed]), fetched
+        forget_remote_indexes()
+        everything = registry.list_models(registry=url)
+        cli_all = run_cli("--registry", url, "list", "--json", env={"REGISTRY_HOME": str(home)})
+        assert [r.id for r in everything] == [r["id"] for r in json.loads(cli_all.stdout)] and len(everything) == 24
+        assert registry.search("net", registry=url, limit=0) == []
+        with pytest.raises(registry.UsageError, match="limit"):
+            registry.search("net", registry=url, limit=-1)
+    forget_remote_indexes()
+
+
+def test_index_check_above_the_single_file_limit_checks_the_shards_alone(tmp_path, monkeypatch, capsys):
+    root = tmp_path / "big"
+    shutil.copytree(MANIFESTS, root)
+    monkeypatch.setattr(shards, "shard_count", lambda cards: 4)
+    monkeypatch.setattr(shards, "PAGE_SHARDS", 2)
+    monkeypatch.setattr(shards, "FLAT_MAX_SHARDS", 2)
+    monkeypatch.setattr(shards, "SINGLE_FILE_MAX_CARDS", 1)
+    assert main(["index", str(root), "--allow-invalid"]) == 0
+    assert not (root / INDEX_NAME).exists() and json.loads((root / shards.ROOT_PATH).read_text())["format"] == 2
+    assert main(["index", "--check", str(root)]) == 0
+    card = root / (LENET + ".md")
+    card.write_text(card.read_text() + "\nedited\n")
+    capsys.readouterr()
+    assert main(["index", "--check", str(root)]) == 1
+    assert f"{root / shards.ROOT_PATH} is stale" in capsys.readouterr().err
+    shutil.rmtree(root / "index")
+    assert main(["index", "--check", str(root)]) == 1
+    assert f"{root / shards.ROOT_PATH}" in capsys.readouterr().err
+
+
+def test_a_root_of_a_newer_format_asks_for_an_upgrade():
+    root = {"format": 3, "kind": shards.KIND, "bucket-hash": shards.BUCKET_HASH}
+    with pytest.raises(registry.UsageError, match=r"root format 3; this tool reads formats 1, 2\): upgrade registry"):
+        shards.ShardedIndex(root, lambda sha, parse: None, "https://example.org/index/root.json")
