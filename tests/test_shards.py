@@ -192,7 +192,7 @@ def test_local_listing_uses_a_fresh_index_json_and_else_a_parse_cache_that_sees_
     assert cache_path(root.resolve()).is_file()
     # A cached record is used as it is: a planted one shows the cache answered.
     blob = json.loads(cache_path(root.resolve()).read_text())
-    blob["entries"]["me/cpu/2.10/other.md"][1]["fields"]["summary"] = "from the cache"
+    blob["records"][blob["paths"].index("me/cpu/2.10/other.md")]["fields"]["summary"] = "from the cache"
     cache_path(root.resolve()).write_text(json.dumps(blob))
     assert {r["id"]: r["fields"]["summary"] for r in local_index_data(root)["cards"]}[
         "me/cpu/2.10/other"

@@ -143,11 +143,17 @@ class Output:
 
     def table(self, rows: list[list[str]], header: list[str]) -> None:
         # map/zip rather than generators: the same cells and widths, a frame less per cell (46k-row listings).
-        rows = [list(map(plain, row)) for row in rows]
+        # A row whose joined text is ASCII, printable and has no URL is plain already (most of a listing).
+        rows = [
+            row if (t := "".join(row)).isascii() and t.isprintable() and "://" not in t else list(map(plain, row))
+            for row in rows
+        ]
         widths = [max(map(len, column)) for column in zip(header, *rows)]
-        for n, row in enumerate([header, *rows]):
-            line = "  ".join(map(str.ljust, row, widths)).rstrip()
-            self.stdout.write((f"\x1b[1m{line}\x1b[0m" if self.tty and n == 0 else line) + "\n")
+        line = "  ".join(f"%-{w}s" for w in widths)  # ljust of each cell to its width, one format per row
+        lines = [(line % tuple(row)).rstrip() for row in [header, *rows]]
+        if self.tty:  # asked once: each isatty is a system call
+            lines[0] = f"\x1b[1m{lines[0]}\x1b[0m"
+        self.stdout.write("\n".join(lines) + "\n")
 
     def table_stream(self, rows, header: list[str], min_widths: list[int]) -> int:
         """`table` for rows that come one by one (a streamed listing): columns as wide as the header, the first
