@@ -29,21 +29,9 @@ from pathlib import Path
 from . import settings as _settings
 from .cache import write_atomic
 from .index import FORMAT, INDEX_NAME, Index, build_index, card_record, record_flaw, records_sound
-from .names import walk_tree
+from .names import walk_tree_stats
 
 CACHE_FORMAT = 2  # 2: the records as one list beside their paths and (size, mtime_ns) keys
-
-
-def _stats(root: Path, rels) -> dict[str, list[int]]:
-    out = {}
-    base = str(root) + os.sep  # os.stat on a joined text: pathlib's `/` costs more than the stat itself
-    for rel in rels:
-        try:
-            st = os.stat(base + rel)
-        except OSError:
-            continue  # card_record reports the unreadable file
-        out[rel] = [st.st_size, st.st_mtime_ns]  # a list: what the cache's JSON gives back, compared as is
-    return out
 
 
 def _stamp(st: os.stat_result) -> list[int]:
@@ -133,8 +121,7 @@ def _mark(marks: Path, known: dict, kind: str, stamp: list[int]) -> None:
 
 def _local(root: Path, settings) -> tuple[dict, bool]:
     """(the index document, whether its records are known to pass index.record_flaw)."""
-    paths, twins = walk_tree(root)
-    stats = _stats(root, paths + [t for ts in twins.values() for t in ts])
+    paths, twins, stats = walk_tree_stats(root)  # stats: [size, mtime_ns], as the cache's JSON gives them back
     where = cache_path(root, settings)
     fresh = _fresh_index(root, stats, paths, twins)
     if fresh is not None:
