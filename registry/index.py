@@ -227,17 +227,26 @@ class Index:
                 "upgrade registry or regenerate the index with this version"
             )
         records = data["cards"]
-        if not (checked or records_sound(records)):
-            for r in records:
-                flaw = record_flaw(r)
-                if flaw:
-                    raise UsageError(
-                        f"{source} is not a registry index ({flaw}): regenerate it with `registry index DIR`"
-                    )
         self.data = data
         self.source = source
         self.records: list[dict] = records
-        self.by_id = {r["id"]: r for r in records}
+        if not (checked or records_sound(records)):
+            self.check()
+        try:
+            self.by_id = {r["id"]: r for r in records}
+        except (TypeError, KeyError):  # records `checked` vouched for, changed since: name the flaw
+            self.check()
+            raise
+
+    def check(self) -> None:
+        """Raise UsageError (one sentence) for the first record record_flaw finds unusable, if any. Also for
+        a caller that trips on a record `checked` vouched for (a file edited behind its stamp)."""
+        for r in self.records:
+            flaw = record_flaw(r)
+            if flaw:
+                raise UsageError(
+                    f"{self.source} is not a registry index ({flaw}): regenerate it with `registry index DIR`"
+                )
 
     @functools.cached_property
     def names(self) -> ShortNames:

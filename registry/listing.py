@@ -80,6 +80,8 @@ def select(
     """Index records matching every given criterion (text: all words, case-insensitive)."""
     words = (text or "").lower().split()
     spec = versions.spec(mindspore_version) if mindspore_version else None
+    if not (words or dataset or backbone or task or file_format or backend or spec is not None):
+        return list(records)  # `registry list`: every record, no per-record tests
     out = []
     for r in records:
         f = r.get("fields", {})

@@ -343,3 +343,24 @@ def test_walk_tree_stats_is_walk_tree_with_the_stats_of_its_files(tmp_path):
         if rel != "u/1.8/broken.md"
     }
     assert stats == want
+
+
+def test_a_record_edited_behind_its_stamp_still_gives_one_sentence(tmp_path, home):
+    root = tmp_path / "tree"
+    write_card(root, "me/cpu/2.10/tiny")
+    write_card(root, "me/cpu/2.10/other")
+    assert main(["index", str(root), "--allow-invalid"]) == 0
+    _list(root, home)
+    marks = cache_path(root.resolve(), None).with_suffix(".sound")
+    for edit, flaw in (
+        (lambda r: r.update(fields=["a list"]), "are not a mapping of texts"),
+        (lambda r: r.pop("id"), "lacks its id or path"),
+    ):
+        data = json.loads((root / INDEX_NAME).read_text())
+        edit(data["cards"][1])
+        (root / INDEX_NAME).write_text(json.dumps(data, indent=1))
+        st = (root / INDEX_NAME).stat()  # the edit passed off as the file found sound (a forged stamp)
+        marks.write_text(json.dumps({INDEX_NAME: [st.st_size, st.st_mtime_ns, st.st_ino]}))
+        proc = run_cli("--registry", str(root), "list", env={"REGISTRY_HOME": str(home)})
+        assert proc.returncode == 2 and flaw in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+        assert proc.stderr.count("\n") == 1 and not proc.stdout
