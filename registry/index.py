@@ -125,9 +125,10 @@ def card_record(root: Path, rel: str) -> dict:
     return record
 
 
-def build_index(root: str | os.PathLike, make_record=None, walked=None) -> dict:
+def build_index(root: str | os.PathLike, make_record=None, walked=None, collisions=None) -> dict:
     """The index document (format above) of the tree at `root`; raises UsageError when it is not a directory.
-    `make_record(rel)` replaces card_record and `walked` walk_tree's result (parse_cache.py passes cached records)."""
+    `make_record(rel)` replaces card_record, `walked` walk_tree's result and `collisions` those of the ids
+    (parse_cache.py passes cached records, and the collisions it kept for the same card paths)."""
     if not Path(root).is_dir():  # checked first: resolve() raises on a symlink loop before Python 3.13
         raise UsageError(
             f"{root} is not a directory: give the root of a registry tree (USER/[BACKEND/]VERSION/NAME.md)"
@@ -140,7 +141,8 @@ def build_index(root: str | os.PathLike, make_record=None, walked=None) -> dict:
         if rel in twins:
             record["translations"] = sorted(twins[rel])
         cards.append(record)
-    collisions = ShortNames(record["id"] for record in cards).collisions()
+    if collisions is None:
+        collisions = ShortNames(record["id"] for record in cards).collisions()
     return {
         "format": FORMAT,
         "cards": cards,
@@ -232,8 +234,12 @@ class Index:
         self.records: list[dict] = records
         if not (checked or records_sound(records)):
             self.check()
+
+    @functools.cached_property
+    def by_id(self) -> dict[str, dict]:
+        # Built on first use: `list` and `search` never look an id up.
         try:
-            self.by_id = {r["id"]: r for r in records}
+            return {r["id"]: r for r in self.records}
         except (TypeError, KeyError):  # records `checked` vouched for, changed since: name the flaw
             self.check()
             raise

@@ -127,6 +127,7 @@ def _local(root: Path, settings) -> tuple[dict, bool]:
     if fresh is not None:
         data, stamp = fresh
         return data, _sound(where, INDEX_NAME, data["cards"], stamp)
+    cached, stamp = {}, None
     try:
         raw, stamp = _read(where)
         cached = json.loads(raw)
@@ -137,10 +138,18 @@ def _local(root: Path, settings) -> tuple[dict, bool]:
     except (OSError, ValueError, RecursionError, KeyError, TypeError):
         cpaths, ckeys, crecords = [], [], []
     keys = [stats.get(rel) for rel in paths]  # None: not readable, parsed (and reported) each time
-    if cpaths == paths and ckeys == keys and None not in keys and _sound(where, "cache", crecords, stamp):
+    if (
+        stamp is not None
+        and cpaths == paths
+        and ckeys == keys
+        and None not in keys
+        and _sound(where, "cache", crecords, stamp)
+    ):
         # The usual second run: every card as cached, compared as whole columns; nothing to write.
-        data = build_index(root, make_record=dict(zip(paths, crecords)).__getitem__, walked=(paths, twins))
-        return data, True
+        collisions = cached.get("collisions")  # those of the same card paths, so of the same ids
+        collisions = collisions if isinstance(collisions, dict) else None
+        make_record = dict(zip(paths, crecords)).__getitem__
+        return build_index(root, make_record, walked=(paths, twins), collisions=collisions), True
     entries = {
         rel: (key, r)
         for rel, key, r in zip(cpaths, ckeys, crecords)
@@ -158,7 +167,14 @@ def _local(root: Path, settings) -> tuple[dict, bool]:
     # Records as card_record gives them: translations come from the walk each time.
     records = [{k: v for k, v in r.items() if k != "translations"} if "translations" in r else r for r in data["cards"]]
     blob = json.dumps(
-        {"format": CACHE_FORMAT, "root": str(root), "paths": paths, "keys": keys, "records": records},
+        {
+            "format": CACHE_FORMAT,
+            "root": str(root),
+            "paths": paths,
+            "keys": keys,
+            "records": records,
+            "collisions": data["collisions"],
+        },
         separators=(",", ":"),
     ).encode("utf-8")
     try:

@@ -73,7 +73,7 @@ LIST_HEADER = ["ID", "TASK", "DATASET", "FORMATS", "MINDSPORE"]
 
 def _list_row(r: dict) -> list[str]:
     f = r["fields"]
-    formats = ",".join(dict.fromkeys(a["file-format"] for a in r["assets"] if a["file-format"]))
+    formats = ",".join(dict.fromkeys([a["file-format"] for a in r["assets"] if a["file-format"]]))
     return [
         r["id"],
         f.get("module-type", ""),
