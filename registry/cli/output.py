@@ -143,11 +143,10 @@ class Output:
 
     def table(self, rows: list[list[str]], header: list[str]) -> None:
         # map/zip rather than generators: the same cells and widths, a frame less per cell (46k-row listings).
-        # A row whose joined text is ASCII, printable and has no URL is plain already (most of a listing).
-        rows = [
-            row if (t := "".join(row)).isascii() and t.isprintable() and "://" not in t else list(map(plain, row))
-            for row in rows
-        ]
+        # Text that is ASCII, printable and has no URL is plain already: the whole table at once (most
+        # listings), else row by row.
+        if not _plain_already("".join(map("".join, rows))):
+            rows = [row if _plain_already("".join(row)) else list(map(plain, row)) for row in rows]
         widths = [max(map(len, column)) for column in zip(header, *rows)]
         line = "  ".join(f"%-{w}s" for w in widths)  # ljust of each cell to its width, one format per row
         lines = [(line % tuple(row)).rstrip() for row in [header, *rows]]
@@ -171,6 +170,11 @@ class Output:
             n += 1
             self.stdout.write("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() + "\n")
         return n
+
+
+def _plain_already(text: str) -> bool:
+    """Whether plain(text) is text (a shortcut for cells that need no escape, no mask)."""
+    return text.isascii() and text.isprintable() and "://" not in text
 
 
 def plain(text: str) -> str:
