@@ -364,3 +364,25 @@ def test_a_record_edited_behind_its_stamp_still_gives_one_sentence(tmp_path, hom
         proc = run_cli("--registry", str(root), "list", env={"REGISTRY_HOME": str(home)})
         assert proc.returncode == 2 and flaw in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
         assert proc.stderr.count("\n") == 1 and not proc.stdout
+
+
+def test_a_sound_note_another_user_wrote_vouches_for_nothing(tmp_path, home):
+    if os.geteuid() != 0:
+        pytest.skip("giving a file to another user needs root")
+    from registry import parse_cache
+
+    root = tmp_path / "tree"
+    write_card(root, "me/cpu/2.10/tiny")
+    assert main(["index", str(root), "--allow-invalid"]) == 0
+    data = json.loads((root / INDEX_NAME).read_text())
+    data["cards"][0]["fields"] = ["a list"]
+    (root / INDEX_NAME).write_text(json.dumps(data, indent=1))
+    st = (root / INDEX_NAME).stat()
+    marks = cache_path(root.resolve()).with_suffix(".sound")
+    marks.parent.mkdir(parents=True)
+    marks.write_text(json.dumps({INDEX_NAME: [st.st_size, st.st_mtime_ns, st.st_ino]}))
+    assert parse_cache._local(root.resolve(), None)[1] is True  # this user's note: taken
+    os.chown(marks, 54321, 54321)
+    assert parse_cache._local(root.resolve(), None)[1] is False  # another's: the records are checked
+    with pytest.raises(registry.UsageError, match="are not a mapping of texts"):
+        parse_cache.local_index(root)
