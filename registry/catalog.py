@@ -62,7 +62,7 @@ from .names import (
     short_name,
     walk_markdown,
 )
-from .parse_cache import local_index_data
+from .parse_cache import local_index
 from .shards import ShardedIndex, open_remote
 from .text import mask_passwords, printable
 
@@ -461,7 +461,7 @@ class LocalRegistry(Registry):
 
     def index(self) -> Index:
         if self.root not in _LOCAL_INDEXES:  # a fresh index.json, else cached parses (parse_cache.py)
-            _LOCAL_INDEXES[self.root] = Index(local_index_data(self.root, self.settings), str(self.root))
+            _LOCAL_INDEXES[self.root] = local_index(self.root, self.settings)
         return _LOCAL_INDEXES[self.root]
 
     def forget(self) -> None:

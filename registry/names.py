@@ -16,6 +16,7 @@ This module imports nothing of the package but errors.py (which imports only tex
 from __future__ import annotations
 
 import difflib
+import operator
 import os
 import posixpath
 import re
@@ -154,7 +155,16 @@ def is_card_filename(filename: str) -> bool:
 def is_doc_file(rel: str) -> bool:
     """A documentation file (README.md, docs/HOWTO.md, ...) rather than a card, by its path in the tree."""
     parts = rel.split("/")
-    return (len(parts) > 1 and parts[0].lower() in DOC_DIRS) or parts[-1][:-3].lower() in DOC_NAMES
+    return (len(parts) > 1 and _is_doc_dir(parts[0])) or _is_doc_name(parts[-1])
+
+
+def _is_doc_dir(top: str) -> bool:
+    """A directory at the root of a tree that holds documentation (docs/): nothing under it is a card."""
+    return top.lower() in DOC_DIRS
+
+
+def _is_doc_name(filename: str) -> bool:
+    return filename[:-3].lower() in DOC_NAMES
 
 
 def ignore_spec(root: str | os.PathLike):
@@ -181,31 +191,92 @@ def walk_markdown(root: str | os.PathLike) -> Iterator[str]:
     Skipped: hidden directories, documentation (is_doc_file: README.md, CHANGELOG.md, docs/, ...)
     and what the tree's `.registryignore` matches. Localized twins are included (callers that want
     models only filter with is_card_filename). Raises UsageError for a bad `.registryignore`."""
+    for prefix, names, _ in _walk(root, False):
+        for name in names:
+            yield prefix + name
+
+
+def _walk(root: str | os.PathLike, stat: bool) -> Iterator[tuple[str, list[str], list]]:
+    """walk_markdown's files, a directory at a time: (its path in the tree with a final `/`, or "" at the
+    root; the names of its files that walk_markdown yields, sorted; when `stat`, their stats, None for one
+    that cannot be had). As os.walk: top-down, symlinked directories not entered, unreadable ones skipped.
+    One scandir of a directory's descriptor gives its entries and, through it, the stats of its files (a
+    stat relative to the directory, not a lookup of the whole path for each of 46k cards)."""
     spec = ignore_spec(root)
-    for dirpath, dirnames, filenames in os.walk(root):
-        rel = os.path.relpath(dirpath, root)
-        prefix = "" if rel == "." else rel.replace(os.sep, "/") + "/"
-        dirnames[:] = sorted(
-            d
-            for d in dirnames
-            if not d.startswith(".") and not (spec is not None and spec.match_file(prefix + d + "/"))
-        )
-        for fn in sorted(filenames):
-            rel_file = prefix + fn
-            if (
-                fn.endswith(".md")
-                and not is_doc_file(rel_file)
-                and not (spec is not None and spec.match_file(rel_file))
-            ):
-                yield rel_file
+    pending = [(os.fspath(root), "")]
+    while pending:
+        path, prefix = pending.pop()
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:
+            continue
+        try:
+            with os.scandir(fd) as it:
+                entries = sorted(it, key=_name)
+            dirs, files = [], []
+            for e in entries:
+                try:
+                    is_dir = e.is_dir()
+                except OSError:
+                    is_dir = False
+                (dirs if is_dir else files).append(e)
+            # Under a documentation directory at the root (is_doc_file) nothing is yielded: not entered.
+            files = [
+                e
+                for e in files
+                if e.name.endswith(".md")
+                and not _is_doc_name(e.name)
+                and not (spec is not None and spec.match_file(prefix + e.name))
+            ]
+            stats = [_stat(e) for e in files] if stat else None
+            subdirs = [
+                e.name
+                for e in dirs
+                if not e.name.startswith(".")
+                and not (prefix == "" and _is_doc_dir(e.name))
+                and not (spec is not None and spec.match_file(prefix + e.name + "/"))
+                and not _is_symlink(e)
+            ]
+        except OSError:
+            continue
+        finally:
+            os.close(fd)
+        if files:
+            yield prefix, [e.name for e in files], stats
+        pending.extend((os.path.join(path, d), prefix + d + "/") for d in reversed(subdirs))
+
+
+_name = operator.attrgetter("name")
+
+
+def _stat(entry: os.DirEntry) -> os.stat_result | None:
+    try:
+        return entry.stat()
+    except OSError:
+        return None
+
+
+def _is_symlink(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_symlink()
+    except OSError:
+        return False  # as os.walk's islink: then entered, if it can be read
 
 
 def walk_tree(root: str | os.PathLike) -> tuple[list[str], dict[str, list[str]]]:
     """(card paths sorted by id, {card path: its localized twins}) of a tree, by walk_markdown's rules."""
-    cards, twins = [], {}
-    for rel in walk_markdown(root):
-        if is_localized(rel):
-            twins.setdefault(rel[: -len("_cn.md")] + ".md", []).append(rel)
-        else:
-            cards.append(rel)
-    return sorted(cards, key=lambda rel: rel[:-3]), twins
+    return walk_tree_stats(root)[:2]
+
+
+def walk_tree_stats(root: str | os.PathLike) -> tuple[list[str], dict[str, list[str]], dict[str, list[int]]]:
+    """walk_tree's result and {path: [size, mtime_ns]} of its cards and twins (those that can be stat'ed)."""
+    cards, twins, stats = [], {}, {}
+    for prefix, names, sts in _walk(root, True):
+        rels = [prefix + name for name in names]
+        stats.update({rel: [st.st_size, st.st_mtime_ns] for rel, st in zip(rels, sts) if st is not None})
+        for rel in rels:
+            if is_localized(rel):
+                twins.setdefault(rel[: -len("_cn.md")] + ".md", []).append(rel)
+            else:
+                cards.append(rel)
+    return sorted(cards, key=lambda rel: rel[:-3]), twins, stats

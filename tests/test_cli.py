@@ -1,5 +1,12 @@
 """The CLI's contract: one line per failure, documented exit codes, no traceback."""
 
+import argparse
+import io
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from registry.cli.output import Output, plain
 from tests.conftest import ROOT, run_cli
 
 
@@ -97,3 +104,27 @@ def test_registry_option_is_accepted_before_and_after_the_command(tmp_path):
     # The option wins over the environment; without it the environment is used.
     proc = run_cli("info", "lenet_digits", env={"REGISTRY_URL": str(empty)})
     assert proc.returncode == 3 and "no model 'lenet_digits'" in proc.stderr
+
+
+@given(
+    st.lists(
+        st.lists(
+            st.lists(st.sampled_from(["a", " ", "\t", "\x1b", "\u202e", "é", "数", "://", "u:pw@h", "%s", "\n"])).map(
+                "".join
+            ),
+            min_size=3,
+            max_size=3,
+        ),
+        max_size=6,
+    )
+)
+def test_a_table_is_its_plain_cells_left_justified_whatever_the_text(rows):
+    # What Output.table promised before its shortcuts (one format per row, plain rows as they are).
+    header = ["ID", "TASK", "FORMATS"]
+    cells = [header, *([plain(c) for c in row] for row in rows)]
+    widths = [max(len(row[i]) for row in cells) for i in range(3)]
+    buf = io.StringIO()
+    Output(argparse.Namespace(format="text"), stdout=buf).table(rows, header)
+    assert buf.getvalue() == "".join(
+        "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() + "\n" for row in cells
+    )

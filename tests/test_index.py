@@ -209,3 +209,35 @@ def test_asset_sizes_are_measured_only_inside_the_tree(tmp_path):
     (root / "me/1.0/t.md").write_text(f"---\nmodel-name: t\nasset:\n{assets}---\n")
     sizes = [a["size"] for a in build_index(root)["cards"][0]["assets"]]
     assert sizes == [None, None, 5, 5, None]  # the index tells nothing about files beside the tree
+
+
+def test_records_sound_is_record_flaw_over_every_record():
+    from registry.index import record_flaw, records_sound
+
+    good = {
+        "id": "u/1.8/a",
+        "path": "u/1.8/a.md",
+        "sha256": "a" * 64,
+        "size": 1,
+        "fields": {"summary": "s"},
+        "assets": [{"file-format": "ckpt", "link": "x", "sha256": "", "size": None}],
+        "problems": ["1:1: r: m"],
+    }
+    bad = [
+        [],
+        {"path": "p"},
+        {**good, "id": 3},
+        {**good, "sha256": "A" * 64},
+        {**good, "sha256": ""},
+        {**good, "fields": [("summary", "s")]},
+        {**good, "fields": {"summary": None}},
+        {**good, "assets": {"file-format": "ckpt"}},
+        {**good, "assets": [["ckpt"]]},
+        {**good, "assets": [{"file-format": None}]},
+        {**good, "problems": "1:1: r: m"},
+        {**good, "problems": [1]},
+        {**good, "problems": None},
+    ]
+    assert records_sound([good, {**good, "sha256": None, "assets": [], "problems": []}]) and records_sound([])
+    for record in bad:
+        assert record_flaw(record) is not None and not records_sound([good, record]), record

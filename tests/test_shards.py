@@ -214,7 +214,7 @@ def test_local_listing_uses_a_fresh_index_json_and_else_a_parse_cache_that_sees_
     assert cache_path(root.resolve()).is_file()
     # A cached record is used as it is: a planted one shows the cache answered.
     blob = json.loads(cache_path(root.resolve()).read_text())
-    blob["entries"]["me/cpu/2.10/other.md"][1]["fields"]["summary"] = "from the cache"
+    blob["records"][blob["paths"].index("me/cpu/2.10/other.md")]["fields"]["summary"] = "from the cache"
     cache_path(root.resolve()).write_text(json.dumps(blob))
     assert {r["id"]: r["fields"]["summary"] for r in local_index_data(root)["cards"]}[
         "me/cpu/2.10/other"
@@ -439,3 +439,144 @@ def test_a_root_of_a_newer_format_asks_for_an_upgrade():
     root = {"format": 3, "kind": shards.KIND, "bucket-hash": shards.BUCKET_HASH}
     with pytest.raises(registry.UsageError, match=r"root format 3; this tool reads formats 1, 2\): upgrade registry"):
         shards.ShardedIndex(root, lambda sha, parse: None, "https://example.org/index/root.json")
+
+
+def _list(root, home) -> str:
+    proc = run_cli("--registry", str(root), "list", env={"REGISTRY_HOME": str(home)})
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_listing_is_the_same_from_a_fresh_parse_the_parse_cache_and_index_json(tmp_path, home):
+    # Part of the corpus: invalid cards, twins, shared short names; every way a local list can be read.
+    root = tmp_path / "tree"
+    corpus = require_shared(CORPUS)
+    for user in sorted(p.name for p in corpus.iterdir() if p.is_dir() and not p.name.startswith("."))[:3]:
+        shutil.copytree(corpus / user, root / user)
+    (root / "me" / "2.10").mkdir(parents=True)
+    # Cells that are not plain ASCII: masked and non-ASCII ones.
+    (root / "me" / "2.10" / "odd.md").write_text(
+        "---\nmodel-name: odd\ntrain-dataset: https://u:pw@h/data\nmodule-type: 分类\n---\n", encoding="utf-8"
+    )
+    parsed = _list(root, home)  # nothing cached: every card parsed
+    assert parsed.count("\n") > 100 and "https://u:***@h/data" in parsed and "分类" in parsed
+    assert _list(root, home) == parsed  # from the parse cache
+    assert main(["index", str(root), "--allow-invalid"]) == 0
+    assert _list(root, home) == parsed  # index.json, checked
+    assert _list(root, home) == parsed  # index.json, known sound
+    assert json.loads(cache_path(root.resolve()).with_suffix(".sound").read_text()).keys() == {"cache", INDEX_NAME}
+
+
+@pytest.mark.parametrize(
+    "edit, flaw",
+    [
+        (lambda r: r.update(fields=["a list"]), "are not a mapping of texts"),
+        (lambda r: r.update(sha256="f" * 63), "not 64 hex digits"),
+        (lambda r: r["assets"].append({"link": "x"}), "not a list of records with a file-format"),
+        (lambda r: r.pop("id"), "lacks its id or path"),
+    ],
+)
+def test_a_hand_edited_index_json_is_checked_again_and_a_wrong_record_named(tmp_path, home, edit, flaw):
+    root = tmp_path / "tree"
+    write_card(root, "me/cpu/2.10/tiny")
+    write_card(root, "me/cpu/2.10/other")
+    assert main(["index", str(root), "--allow-invalid"]) == 0
+    listed = _list(root, home)
+    assert "me/cpu/2.10/tiny" in listed  # index.json read and found sound: its stamp noted
+    data = json.loads((root / INDEX_NAME).read_text())
+    edit(data["cards"][1])
+    (root / INDEX_NAME).write_text(json.dumps(data, indent=1))  # still newer than every card: still fresh
+    proc = run_cli("--registry", str(root), "list", env={"REGISTRY_HOME": str(home)})
+    assert proc.returncode == 2 and flaw in proc.stderr and "regenerate it with `registry index DIR`" in proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1 and not proc.stdout
+    assert main(["index", str(root), "--allow-invalid"]) == 0  # the fix the sentence gives
+    assert _list(root, home) == listed
+
+
+def test_a_damaged_parse_cache_record_is_parsed_again_not_trusted(tmp_path, home):
+    root = tmp_path / "tree"
+    write_card(root, "me/cpu/2.10/tiny")
+    write_card(root, "me/cpu/2.10/other")
+    expected = build_index(root)
+    assert local_index_data(root) == expected
+    where = cache_path(root.resolve())
+    blob = json.loads(where.read_text())
+    blob["records"][0]["fields"] = {"summary": 7}  # not a text: a record no parse gives
+    blob["records"][1]["problems"] = "not a list"
+    where.write_text(json.dumps(blob))
+    assert local_index_data(root) == expected
+    assert catalog.LocalRegistry(root).index().records == expected["cards"]
+    # Rewritten whole: the next run takes every record from the cache again.
+    assert json.loads(where.read_text())["records"] == [dict(r) for r in expected["cards"]]
+
+
+def test_walk_tree_stats_is_walk_tree_with_the_stats_of_its_files(tmp_path):
+    from registry.names import walk_markdown, walk_tree, walk_tree_stats
+
+    root = tmp_path / "tree"
+    for rel in ("u/1.8/a.md", "u/1.8/a_cn.md", "u/1.8/b.md", "u/ign/c.md", ".hidden/d.md", "docs/e.md", "README.md"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(rel)
+    (root / ".registryignore").write_text("ign/\n")
+    os.symlink(root / "u", root / "linked")  # a symlinked directory is not entered, as os.walk does
+    os.symlink(root / "u/1.8/b.md", root / "u/1.8/alias.md")
+    os.symlink(root / "nowhere.md", root / "u/1.8/broken.md")  # listed, no stat: card_record reports it
+    paths, twins, stats = walk_tree_stats(root)
+    cards = ["u/1.8/a.md", "u/1.8/alias.md", "u/1.8/b.md", "u/1.8/broken.md"]
+    assert (paths, twins) == walk_tree(root) == (cards, {"u/1.8/a.md": ["u/1.8/a_cn.md"]})
+    assert list(walk_markdown(root)) == [
+        "u/1.8/a.md",
+        "u/1.8/a_cn.md",
+        "u/1.8/alias.md",
+        "u/1.8/b.md",
+        "u/1.8/broken.md",
+    ]
+    want = {
+        rel: [(st := os.stat(root / rel)).st_size, st.st_mtime_ns]
+        for rel in list(walk_markdown(root))
+        if rel != "u/1.8/broken.md"
+    }
+    assert stats == want
+
+
+def test_a_record_edited_behind_its_stamp_still_gives_one_sentence(tmp_path, home):
+    root = tmp_path / "tree"
+    write_card(root, "me/cpu/2.10/tiny")
+    write_card(root, "me/cpu/2.10/other")
+    assert main(["index", str(root), "--allow-invalid"]) == 0
+    _list(root, home)
+    marks = cache_path(root.resolve(), None).with_suffix(".sound")
+    for edit, flaw in (
+        (lambda r: r.update(fields=["a list"]), "are not a mapping of texts"),
+        (lambda r: r.pop("id"), "lacks its id or path"),
+    ):
+        data = json.loads((root / INDEX_NAME).read_text())
+        edit(data["cards"][1])
+        (root / INDEX_NAME).write_text(json.dumps(data, indent=1))
+        st = (root / INDEX_NAME).stat()  # the edit passed off as the file found sound (a forged stamp)
+        marks.write_text(json.dumps({INDEX_NAME: [st.st_size, st.st_mtime_ns, st.st_ino]}))
+        proc = run_cli("--registry", str(root), "list", env={"REGISTRY_HOME": str(home)})
+        assert proc.returncode == 2 and flaw in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+        assert proc.stderr.count("\n") == 1 and not proc.stdout
+
+
+def test_a_sound_note_another_user_wrote_vouches_for_nothing(tmp_path, home):
+    if os.geteuid() != 0:
+        pytest.skip("giving a file to another user needs root")
+    from registry import parse_cache
+
+    root = tmp_path / "tree"
+    write_card(root, "me/cpu/2.10/tiny")
+    assert main(["index", str(root), "--allow-invalid"]) == 0
+    data = json.loads((root / INDEX_NAME).read_text())
+    data["cards"][0]["fields"] = ["a list"]
+    (root / INDEX_NAME).write_text(json.dumps(data, indent=1))
+    st = (root / INDEX_NAME).stat()
+    marks = cache_path(root.resolve()).with_suffix(".sound")
+    marks.parent.mkdir(parents=True)
+    marks.write_text(json.dumps({INDEX_NAME: [st.st_size, st.st_mtime_ns, st.st_ino]}))
+    assert parse_cache._local(root.resolve(), None)[1] is True  # this user's note: taken
+    os.chown(marks, 54321, 54321)
+    assert parse_cache._local(root.resolve(), None)[1] is False  # another's: the records are checked
+    with pytest.raises(registry.UsageError, match="are not a mapping of texts"):
+        parse_cache.local_index(root)

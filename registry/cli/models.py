@@ -76,7 +76,7 @@ LIST_HEADER = ["ID", "TASK", "DATASET", "FORMATS", "MINDSPORE"]
 
 def _list_row(r: dict) -> list[str]:
     f = r["fields"]
-    formats = ",".join(dict.fromkeys(a["file-format"] for a in r["assets"] if a["file-format"]))
+    formats = ",".join(dict.fromkeys([a["file-format"] for a in r["assets"] if a["file-format"]]))
     return [
         r["id"],
         f.get("module-type", ""),
@@ -88,7 +88,7 @@ def _list_row(r: dict) -> list[str]:
 
 def cmd_list(args, out: Output) -> int:
     from ..catalog import open_registry
-    from ..listing import listed
+    from ..errors import RegistryError
     from ..shards import ShardedIndex
 
     registry = open_registry(getattr(args, "registry", None), settings_from(args))
@@ -101,6 +101,21 @@ def cmd_list(args, out: Output) -> int:
     finally:
         gc.enable()
     gc.freeze()
+    try:
+        return _write_list(args, out, index)
+    except RegistryError:
+        raise
+    except (TypeError, AttributeError, KeyError, ValueError):
+        if isinstance(index, ShardedIndex):
+            raise
+        index.check()  # a record its stamp vouched for changed behind it (parse_cache.py): name it
+        raise
+
+
+def _write_list(args, out: Output, index) -> int:
+    from ..listing import listed
+    from ..shards import ShardedIndex
+
     found = listed(
         index,
         getattr(args, "text", None),

@@ -156,11 +156,16 @@ class Output:
 
     def table(self, rows: list[list[str]], header: list[str]) -> None:
         # map/zip rather than generators: the same cells and widths, a frame less per cell (46k-row listings).
-        rows = [list(map(plain, row)) for row in rows]
+        # Text that is ASCII, printable and has no URL is plain already: the whole table at once (most
+        # listings), else row by row.
+        if not _plain_already("".join(map("".join, rows))):
+            rows = [row if _plain_already("".join(row)) else list(map(plain, row)) for row in rows]
         widths = [max(map(len, column)) for column in zip(header, *rows)]
-        for n, row in enumerate([header, *rows]):
-            line = "  ".join(map(str.ljust, row, widths)).rstrip()
-            self.stdout.write((f"\x1b[1m{line}\x1b[0m" if self.tty and n == 0 else line) + "\n")
+        line = "  ".join(f"%-{w}s" for w in widths)  # ljust of each cell to its width, one format per row
+        lines = [(line % tuple(row)).rstrip() for row in [header, *rows]]
+        if self.tty:  # asked once: each isatty is a system call
+            lines[0] = f"\x1b[1m{lines[0]}\x1b[0m"
+        self.stdout.write("\n".join(lines) + "\n")
 
     def table_stream(self, rows, header: list[str], min_widths: list[int]) -> int:
         """`table` for rows that come one by one (a streamed listing): columns as wide as the header, the first
@@ -178,6 +183,11 @@ class Output:
             n += 1
             self.stdout.write("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() + "\n")
         return n
+
+
+def _plain_already(text: str) -> bool:
+    """Whether plain(text) is text (a shortcut for cells that need no escape, no mask)."""
+    return text.isascii() and text.isprintable() and "://" not in text
 
 
 def plain(text: str) -> str:
