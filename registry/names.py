@@ -188,7 +188,7 @@ def ignore_spec(root: str | os.PathLike):
 def walk_markdown(root: str | os.PathLike) -> Iterator[str]:
     """Relative POSIX paths of the `.md` files of a registry tree, in sorted walk order.
 
-    Skipped: hidden directories, documentation (is_doc_file: README.md, CHANGELOG.md, docs/, ...)
+    Skipped: hidden files and directories, documentation (is_doc_file: README.md, CHANGELOG.md, docs/, ...)
     and what the tree's `.registryignore` matches. Localized twins are included (callers that want
     models only filter with is_card_filename). Raises UsageError for a bad `.registryignore`."""
     for prefix, names, _ in _walk(root, False):
@@ -225,6 +225,7 @@ def _walk(root: str | os.PathLike, stat: bool) -> Iterator[tuple[str, list[str],
                 e
                 for e in files
                 if e.name.endswith(".md")
+                and not e.name.startswith(".")  # hidden, as hidden directories (and serve refuses both)
                 and not _is_doc_name(e.name)
                 and not (spec is not None and spec.match_file(prefix + e.name))
             ]

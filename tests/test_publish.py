@@ -325,6 +325,8 @@ def test_registryignore_and_doc_names_need_no_card(tmp_path):
         "me/cpu/2.3/HOWTO.md",
         "drafts/idea.md",
         "me/cpu/2.3/wip.draft.md",
+        "me/cpu/2.3/.hidden.md",  # hidden, as hidden directories are: serve refuses to serve either
+        ".github/ISSUE_TEMPLATE.md",
     ):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text("# not a card\n")
