@@ -63,7 +63,7 @@ from .names import (
     walk_markdown,
 )
 from .parse_cache import local_index
-from .shards import ShardedIndex, open_remote
+from .shards import ShardedIndex, open_remote, read_cached
 from .text import mask_passwords, printable
 
 SOURCES = ("gitee", "github", "local")  # mindspore_hub's `source` values (see the module doc)
@@ -541,35 +541,39 @@ class HttpRegistry(Registry):
         cached, meta = self.cache_dir / INDEX_NAME, self.cache_dir / "index.meta.json"
         have = cached.is_file()
         if self.settings.offline:
-            if not have:
+            index = self._read_cached(cached, meta) if have else None
+            if index is None:
                 raise OfflineError(
                     f"offline and the index of registry {self.base_url} is not cached: "
                     "use the registry once online, or unset REGISTRY_OFFLINE"
                 )
-            return self._read_cached(cached)
+            return index
         etag = self._cached_etag(cached, meta) if have else ""
         try:
             resp, body = self._get(self.index_url, MAX_INDEX_BYTES, {"If-None-Match": etag} if etag else None)
         except TransferError as exc:
-            if not have:
+            index = self._read_cached(cached, meta) if have else None
+            if index is None:
                 raise
             warnings.warn(f"{exc.message.split(';')[0]}; using the cached index", RegistryWarning, stacklevel=2)
-            return self._read_cached(cached)
+            return index
         if resp.status_code == 304 and have:
-            return self._read_cached(cached)
+            if (index := self._read_cached(cached, meta)) is not None:
+                return index
+            resp, body = self._get(self.index_url, MAX_INDEX_BYTES)  # the copy it validated was damaged
         if resp.status_code == 404:
             raise UsageError(
                 f"{self.index_url} does not exist (HTTP 404): {self.base_url} is not a registry, "
                 "or its index is missing (create it with `registry index DIR`)"
             )
         if resp.status_code != 200:
-            if have:
+            if (index := self._read_cached(cached, meta) if have else None) is not None:
                 warnings.warn(
                     f"{mask_passwords(self.index_url)} answered HTTP {resp.status_code}; using the cached index",
                     RegistryWarning,
                     stacklevel=2,
                 )
-                return self._read_cached(cached)
+                return index
             raise TransferError(f"cannot fetch {self.index_url}: HTTP {resp.status_code} {resp.reason}")
         index = parse_index(body, self.index_url)
         self._keep_with_etag(cached, meta, body, resp.headers.get("ETag", ""), mask_passwords(self.index_url))
@@ -601,8 +605,8 @@ class HttpRegistry(Registry):
             pass
         return ""
 
-    def _read_cached(self, path: Path) -> Index:
-        return parse_index(path.read_bytes(), f"{path} (cached copy of {self.index_url})")
+    def _read_cached(self, path: Path, meta: Path) -> Index | None:
+        return read_cached(path, meta, mask_passwords(self.index_url), parse_index)
 
     # -- Registry API
     def forget(self) -> None:

@@ -342,7 +342,7 @@ def open_remote(registry) -> ShardedIndex | None:
     have = cached.is_file()
 
     def from_cache():
-        return _parse_root(cached.read_bytes(), f"{cached} (cached copy of {shown})", registry)
+        return read_cached(cached, meta, shown, lambda raw, source: _parse_root(raw, source, registry))
 
     if registry.settings.offline:
         return from_cache() if have else None
@@ -350,25 +350,51 @@ def open_remote(registry) -> ShardedIndex | None:
     try:
         resp, body = registry._get(url, MAX_ROOT_BYTES, {"If-None-Match": etag} if etag else None)
     except TransferError as exc:
-        if not have:
-            return None  # index.json's reader reports the failure, or uses its own cached copy
-        warnings.warn(f"{exc.message.split(';')[0]}; using the cached index root", RegistryWarning, stacklevel=3)
-        return from_cache()
+        index = from_cache() if have else None
+        if index is not None:
+            warnings.warn(f"{exc.message.split(';')[0]}; using the cached index root", RegistryWarning, stacklevel=3)
+        return index  # None: index.json's reader reports the failure, or uses its own cached copy
     if resp.status_code == 304 and have:
-        return from_cache()
+        if (index := from_cache()) is not None:
+            return index
+        resp, body = registry._get(url, MAX_ROOT_BYTES)  # the copy it validated was damaged: fetch it whole
     if resp.status_code in (404, 410):
         cached.unlink(missing_ok=True)  # the registry dropped its shards: index.json is the truth now
         return None
     if resp.status_code != 200:
-        if have:
+        index = from_cache() if have else None
+        if index is not None:
             warnings.warn(
                 f"{shown} answered HTTP {resp.status_code}; using the cached index root", RegistryWarning, stacklevel=3
             )
-            return from_cache()
-        return None
+        return index
     index = _parse_root(body, shown, registry)
     registry._keep_with_etag(cached, meta, body, resp.headers.get("ETag", ""), shown)
     return index
+
+
+def read_cached(cached: Path, meta: Path, shown: str, parse: Callable[[bytes, str], object]):
+    """A cached copy of a registry's index (index.json or the shards' root) parsed, or None when it cannot be read
+    or parsed: such a copy is our cache's damage, not the publisher's, so it is removed (with its ETag record)
+    and the caller acts as if nothing were cached (fetch it, or say offline that it is not cached)."""
+    source = f"{cached} (cached copy of {shown})"
+    try:
+        return parse(cached.read_bytes(), source)
+    except (OSError, UsageError) as exc:
+        why = exc.message.removeprefix(source + " ").split(": regenerate")[0] if isinstance(exc, UsageError) else ""
+        why = why or exc.strerror or str(exc)
+        warnings.warn(
+            f"the cached copy of {shown} in {cached} was damaged and is removed (it {why}); "
+            "it is fetched again when online",
+            RegistryWarning,
+            stacklevel=4,
+        )
+        for path in (meta, cached):
+            try:
+                path.unlink(missing_ok=True)
+            except OSError:
+                pass  # a read-only cache: the copy stays unused
+        return None
 
 
 def _parse_root(raw: bytes, source: str, registry) -> ShardedIndex:

@@ -184,6 +184,38 @@ def test_a_tampered_shard_is_refused_with_exit_4_and_not_cached(sharded, home):
     assert not list(home.glob("registries/*/shards/*.json"))
 
 
+@pytest.mark.parametrize("kept", ["root.json", INDEX_NAME])
+def test_a_damaged_cached_index_is_dropped_as_if_never_cached(sharded, home, kept):
+    """A cached root (or index.json) that no longer parses is the cache's damage, not the publisher's: removed
+    with a warning, then offline says it is not cached (exit 6), online fetches it again."""
+    if kept == INDEX_NAME:
+        shutil.rmtree(sharded / "index")  # a registry with index.json only
+    env = {"REGISTRY_HOME": str(home), "REGISTRY_RETRIES": "0"}
+    forget_remote_indexes()
+    with nginx(sharded, locations=documented_locations()) as url:
+        assert run_cli("--registry", url, "info", "lenet_digits", env=env).returncode == 0
+        (cached,) = home.glob(f"registries/*/{kept}")
+        cached.write_bytes(b'{"format": 1, "car')
+        proc = run_cli("--registry", url, "info", "lenet_digits", "--offline", env=env)
+        assert proc.returncode == 6 and "Traceback" not in proc.stderr, proc.stderr
+        assert f"the cached copy of {url}{'index/' if kept == 'root.json' else ''}{kept} in {cached} was damaged" in (
+            proc.stderr
+        )
+        assert "is not cached" in proc.stderr and "registry index" not in proc.stderr  # not a publisher's fix
+        assert not cached.exists()
+        assert run_cli("--registry", url, "info", "lenet_digits", env=env).returncode == 0  # online: fetched again
+        # A damaged copy whose ETag record still matches it: the server's 304 is not taken for it either.
+        meta = cached.with_name(cached.name.replace(".json", ".meta.json"))
+        record = json.loads(meta.read_bytes())
+        cached.write_bytes(b"[]")
+        meta.write_text(json.dumps({"etag": record["etag"], "sha256": hashlib.sha256(b"[]").hexdigest()}))
+        began = len(url.access_log())
+        proc = run_cli("--registry", url, "info", "lenet_digits", env=env)
+        assert proc.returncode == 0 and LENET in proc.stdout, proc.stderr
+        assert [r["status"] for r in url.access_log()[began:] if r["path"].endswith("/" + kept)] == [304, 200]
+        assert json.loads(cached.read_bytes()) != []
+
+
 def test_a_card_changed_after_indexing_names_the_sharded_root_that_promised_its_digest(sharded, home):
     card = sharded / (LENET + ".md")
     card.write_text(card.read_text() + "\nedited after indexing\n")
