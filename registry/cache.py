@@ -360,24 +360,32 @@ def _view_files(data: dict | None) -> dict[str, dict]:
     files = data.get("files") if isinstance(data, dict) else None
     out = {}
     for name, rec in files.items() if isinstance(files, dict) else ():
-        if not (plain_name(name) and name != VIEW_FILE and isinstance(rec, dict)):
-            continue
-        digest, size = rec.get("sha256"), rec.get("size")
-        if not (isinstance(digest, str) and SHA256_RE.match(digest)):
-            continue
-        out[name] = {
-            "sha256": digest,
-            "size": size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else 0,
-            "format": rec.get("format") if isinstance(rec.get("format"), str) else "",
-            "url": rec.get("url") if isinstance(rec.get("url"), str) else "",
-        }
-        seen = rec.get("stamp")
-        if (
-            isinstance(seen, list)
-            and len(seen) == 3
-            and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in seen)
-        ):
-            out[name]["stamp"] = seen
+        if (entry := _view_file(name, rec)) is not None:
+            out[name] = entry
+    return out
+
+
+def _view_file(name, rec) -> dict | None:
+    """One entry of a view record as _view_files keeps it, or None when it is not well-formed (a warm pull
+    checks only the entries it wants)."""
+    if not (plain_name(name) and name != VIEW_FILE and isinstance(rec, dict)):
+        return None
+    digest, size = rec.get("sha256"), rec.get("size")
+    if not (isinstance(digest, str) and SHA256_RE.match(digest)):
+        return None
+    out = {
+        "sha256": digest,
+        "size": size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else 0,
+        "format": rec.get("format") if isinstance(rec.get("format"), str) else "",
+        "url": rec.get("url") if isinstance(rec.get("url"), str) else "",
+    }
+    seen = rec.get("stamp")
+    if (
+        isinstance(seen, list)
+        and len(seen) == 3
+        and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in seen)
+    ):
+        out["stamp"] = seen
     return out
 
 
@@ -1208,12 +1216,14 @@ class Cache:
                 wanted = wanted(card if isinstance(card, dict) else None)
                 if wanted is None:
                     return None
-            files = _view_files(data)
+            files = data.get("files")
+            if not isinstance(files, dict):
+                return None
             blobs = self.home / "blobs" / "sha256"
             into = os.path.relpath(blobs, directory)  # each view symlink holds into/<aa>/<digest>
             found = {}
             for filename, (digest, file_format, url) in wanted.items():
-                rec = files.get(filename)
+                rec = _view_file(filename, files.get(filename))
                 if (
                     rec is None
                     or rec["format"] != file_format
