@@ -78,8 +78,8 @@ from __future__ import annotations
 import difflib
 import os
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
 
@@ -380,45 +380,53 @@ def _file_key(link: str) -> str:
 
 
 def sha_uses(card: Card) -> list[tuple]:
-    """What the cross-card rule keeps of a card: (sha256, path, asset index, line, col, link) per asset
-    with a digest and a link; a compact digest, so a stream of cards need not be held (validate_parallel.py)."""
+    """What the cross-card rule keeps of a card: (digest, asset index, line, col, file name, file key) per
+    asset with a sha256 and a link. The digest is the 32 bytes, the file name the link's last part and the
+    key that name without version tokens: a compact digest, so a stream of cards need not be held."""
     out = []
     for i, item in card.asset_items:
         sha, link = item.get("asset-sha256"), item.get("asset-link")
         if is_sha256(sha) and isinstance(link, str):
-            out.append((sha.lower(), card.path, i, *card.pos(("asset", i, "asset-sha256")), link))
+            name, key = link.rsplit("/", 1)[-1], _file_key(link)
+            out.append((bytes.fromhex(sha), i, *card.pos(("asset", i, "asset-sha256")), name, key))
     return out
 
 
 def check_set(cards: Iterable[Card]) -> list[Problem]:
     """Rules over several cards: one sha256 given to differently named files in different cards."""
-    return cross_problems(use for card in cards for use in sha_uses(card))
+    cards = list(cards)
+    groups: dict[bytes, list[tuple]] = {}
+    for n, card in enumerate(cards):
+        for use in sha_uses(card):
+            groups.setdefault(use[0], []).append((n, *use[1:]))
+    return [Problem(cards[n].path, *rest) for n, rest in cross_problems(groups, lambda n: cards[n].path)]
 
 
-def cross_problems(uses: Iterable[tuple]) -> list[Problem]:
-    """check_set's rule over the sha_uses of many cards (each card's uses given together, in card order)."""
-    by_sha: dict[str, list[tuple]] = {}
-    for use in uses:
-        by_sha.setdefault(use[0], []).append(use)
+def cross_problems(groups: dict[bytes, list[tuple]], path_of) -> list[tuple[int, tuple]]:
+    """check_set's rule over sha_uses grouped by digest: `groups[digest]` lists (card number, asset index,
+    line, col, file name, file key) in card order, `path_of(card number)` names a card. Returns
+    (card number, problem fields after the path) in the order of the groups."""
     out = []
-    for group in by_sha.values():
-        if len({u[1] for u in group}) < 2 or len({_file_key(u[5]) for u in group}) < 2:
+    for group in groups.values():
+        if len(group) < 2 or len({u[0] for u in group}) < 2 or len({u[5] for u in group}) < 2:
             continue
-        for _, path, i, line, col, link in group:
-            other = next(((u[1], u[5]) for u in group if u[1] != path and _file_key(u[5]) != _file_key(link)), None)
+        for n, i, line, col, _, key in group:
+            other = next(((u[0], u[4]) for u in group if u[0] != n and u[5] != key), None)
             if other is None:
                 continue
             out.append(
-                Problem(
-                    path,
-                    line,
-                    col,
-                    "warning",
-                    "sha256-reused",
-                    f"asset-sha256 of asset {i + 1} is also given to the differently named file "
-                    f"{other[1].rsplit('/', 1)[-1]} in {other[0]}: if they are not the same bytes, "
-                    "one digest was copied; check with `registry hash FILE`",
-                    ("asset", i, "asset-sha256"),
+                (
+                    n,
+                    (
+                        line,
+                        col,
+                        "warning",
+                        "sha256-reused",
+                        f"asset-sha256 of asset {i + 1} is also given to the differently named file "
+                        f"{other[1]} in {path_of(other[0])}: if they are not the same bytes, "
+                        "one digest was copied; check with `registry hash FILE`",
+                        ("asset", i, "asset-sha256"),
+                    ),
                 )
             )
     return out
@@ -434,42 +442,77 @@ class FileResult:
     localized: bool = False
 
 
-@dataclass
+def _order(problem: tuple) -> tuple:
+    return problem[0], problem[1], problem[3]  # line, col, rule
+
+
 class Report:
-    results: list[FileResult] = field(default_factory=list)
-    errors: list[Problem] = field(default_factory=list)  # about the arguments, not about a card
+    """What validate found, kept compact for trees of any size: the paths checked, and for each file with
+    problems their fields after the path (line, col, severity, rule, message, keypath), sorted by line,
+    col and rule. `results` and `problems` give FileResult and Problem objects on demand."""
+
+    def __init__(self) -> None:
+        self.errors: list[Problem] = []  # about the arguments, not about a card
+        self.paths: list[str] = []
+        self.localized: set[int] = set()  # numbers of the localized twins among paths
+        self.found: dict[int, tuple] = {}  # path number -> its problems, as tuples
+
+    @property
+    def results(self) -> list[FileResult]:
+        return [FileResult(path, self._problems_of(n, path), n in self.localized) for n, path in enumerate(self.paths)]
+
+    def _problems_of(self, n: int, path: str) -> list[Problem]:
+        return [Problem(path, *t) for t in self.found.get(n, ())]
+
+    def iter_problems(self) -> Iterator[Problem]:
+        """Every problem in report order (argument errors, then file by file), made one at a time."""
+        yield from self.errors
+        paths = self.paths
+        for n in sorted(self.found):
+            path = paths[n]
+            for t in self.found[n]:
+                yield Problem(path, *t)
 
     @property
     def problems(self) -> list[Problem]:
-        out = list(self.errors)
-        for result in self.results:
-            out.extend(result.problems)
-        return out
+        return list(self.iter_problems())
 
     @property
     def exit_code(self) -> int:
-        problems = self.problems
-        if any(p.rule in IO_RULES for p in problems):
+        if any(p.rule in IO_RULES for p in self.errors) or any(
+            t[3] in IO_RULES for found in self.found.values() for t in found
+        ):
             return 2
-        return 1 if any(p.severity == "error" for p in problems) else 0
+        if any(p.severity == "error" for p in self.errors):
+            return 1
+        return 1 if any(t[2] == "error" for found in self.found.values() for t in found) else 0
 
     def summary(self) -> dict:
-        cards = [r for r in self.results if not r.localized]
-        twins = [r for r in self.results if r.localized]
-        problems = self.problems
-
-        def has(result, severity):
-            return any(p.severity == severity for p in result.problems)
-
+        twins = len(self.localized)
+        cards = len(self.paths) - twins
+        s = dict.fromkeys(("with_errors", "with_warnings", "localized_with_errors", "errors", "warnings"), 0)
+        s["errors"] = sum(1 for p in self.errors if p.severity == "error")
+        s["warnings"] = sum(1 for p in self.errors if p.severity == "warning")
+        for n, found in self.found.items():
+            errors = sum(1 for t in found if t[2] == "error")
+            warnings = sum(1 for t in found if t[2] == "warning")
+            s["errors"] += errors
+            s["warnings"] += warnings
+            if n in self.localized:
+                s["localized_with_errors"] += bool(errors)
+            elif errors:
+                s["with_errors"] += 1
+            elif warnings:
+                s["with_warnings"] += 1
         return {
-            "cards": len(cards),
-            "clean": sum(1 for r in cards if not has(r, "error")),
-            "with_errors": sum(1 for r in cards if has(r, "error")),
-            "with_warnings": sum(1 for r in cards if has(r, "warning") and not has(r, "error")),
-            "localized": len(twins),
-            "localized_with_errors": sum(1 for r in twins if has(r, "error")),
-            "errors": sum(1 for p in problems if p.severity == "error"),
-            "warnings": sum(1 for p in problems if p.severity == "warning"),
+            "cards": cards,
+            "clean": cards - s["with_errors"],
+            "with_errors": s["with_errors"],
+            "with_warnings": s["with_warnings"],
+            "localized": twins,
+            "localized_with_errors": s["localized_with_errors"],
+            "errors": s["errors"],
+            "warnings": s["warnings"],
         }
 
 
@@ -480,8 +523,10 @@ def _walk(root: str) -> list[str]:
 _CHECKER: list = []  # one AssetChecker a process: its digest memo serves every card the process checks
 
 
-def check_file(path: str, root: str | None, check_assets: bool) -> tuple[FileResult, list[tuple]]:
-    """One file's result as validate gives it (without the cross-card rule), and its sha_uses."""
+def check_file(path: str, root: str | None, check_assets: bool) -> tuple[bool, tuple, tuple]:
+    """One file as validate checks it, compactly (what a worker process sends back): whether it is a
+    localized twin, its problems without the cross-card rule as tuples of the fields after the path,
+    sorted as the report lists them, and its sha_uses."""
     card = parse_file(path)
     name = os.path.basename(path)
     if is_localized(name):
@@ -499,7 +544,7 @@ def check_file(path: str, root: str | None, check_assets: bool) -> tuple[FileRes
                     "add the English card or rename this one",
                 )
             )
-        return FileResult(path, problems, localized=True), []
+        return True, _compact(problems), ()
     problems = list(card.problems)
     if card.data is not None or card.fm_close:
         problems += check_card(card)
@@ -507,52 +552,76 @@ def check_file(path: str, root: str | None, check_assets: bool) -> tuple[FileRes
         if not _CHECKER:
             _CHECKER.append(AssetChecker())
         problems += _CHECKER[0].check(card, os.path.dirname(path) or ".", root)
-    return FileResult(path, problems), sha_uses(card)
+    return False, _compact(problems), tuple(sha_uses(card))
+
+
+def _compact(problems: list[Problem]) -> tuple:
+    if not problems:
+        return ()
+    problems.sort(key=lambda p: (p.line, p.col, p.rule))
+    return tuple((p.line, p.col, p.severity, p.rule, p.message, p.keypath) for p in problems)
 
 
 def validate_paths(paths: Iterable[str], check_assets: bool = False, jobs: int | None = None) -> Report:
     """Check every card under `paths` (files, or directories searched recursively); with
     `check_assets`, also the asset files cards link locally (local_assets.py), which must stay
-    inside the directory given when a card was found by searching one. `jobs`: worker processes
-    (default os.cpu_count(); 1 checks in this process); the report is the same whatever the number."""
+    inside the directory given when a card was found by searching one. `jobs`: processes checking
+    (default os.cpu_count(); 1: this one alone); the report is the same whatever the number."""
     report = Report()
     files: list[str] = []
-    roots: dict[str, str] = {}  # card path -> the directory it was found in
+    roots: list[str | None] = []  # the directory each file was found in
     _CHECKER.clear()  # files may have changed since the last call in this process
-    for given in paths:
-        given = str(given)
+    given_paths = [str(given) for given in paths]
+    for given in given_paths:
         if os.path.isdir(given):
             found = _walk(given)
             if not found:
                 report.errors.append(
                     Problem(given, 0, 0, "error", "no-cards", "directory holds no .md card: check the path")
                 )
-            files.extend(found)
-            roots.update(dict.fromkeys(found, given))
+            files += found
+            roots += [given] * len(found)
         elif os.path.lexists(given):  # a symlink loop exists but cannot be read: parse_file says why
             files.append(given)
+            roots.append(None)
         else:
             report.errors.append(
                 Problem(given, 0, 0, "error", "not-found", "no such file or directory: check the path")
             )
+    if len(given_paths) > 1:  # the same file named twice (a file and its directory); a single walk has none
+        # Its root: the last directory given that found it, as before the first occurrence was kept.
+        root_of = {path: root for path, root in zip(files, roots) if root is not None}
+        seen: set[str] = set()
+        kept = []
+        for path in files:
+            key = os.path.abspath(path)
+            if key not in seen:
+                seen.add(key)
+                kept.append(path)
+        files, roots = kept, [root_of.get(path) for path in kept]
+    report.paths = files
 
-    seen, todo = set(), []
-    for path in files:
-        key = os.path.abspath(path)
-        if key not in seen:  # the same file named twice (a file and its directory)
-            seen.add(key)
-            todo.append((path, roots.get(path), check_assets))
-    uses: list[tuple] = []
-    for result, card_uses in ordered_map(check_file, todo, jobs):  # worker processes for large trees, serial order
-        report.results.append(result)
-        uses += card_uses
-    cross = cross_problems(uses)
-    if cross:
-        by_path: dict[str, list[Problem]] = {}
-        for p in cross:
-            by_path.setdefault(p.path, []).append(p)
-        for result in report.results:
-            result.problems.extend(by_path.get(result.path, ()))
-    for result in report.results:
-        result.problems.sort(key=lambda p: (p.line, p.col, p.rule))
+    def check(n: int) -> tuple:
+        return check_file(files[n], roots[n], check_assets)
+
+    # Problems arrive as tuples made by another process: one copy of each repeated text is kept.
+    memo: dict = {}
+    shared = memo.setdefault
+    groups: dict[bytes, list[tuple]] = {}  # digest -> sha_uses, for the cross-card rule
+    for n, (localized, problems, uses) in enumerate(ordered_map(check, range(len(files)), jobs)):
+        if localized:
+            report.localized.add(n)
+        if problems:
+            report.found[n] = tuple(
+                (line, col, shared(sev, sev), shared(rule, rule), shared(msg, msg), shared(keypath, keypath))
+                for line, col, sev, rule, msg, keypath in problems
+            )
+        for digest, *rest in uses:
+            groups.setdefault(shared(digest, digest), []).append((n, *rest))
+    del memo
+    cross: dict[int, list[tuple]] = {}
+    for n, problem in cross_problems(groups, files.__getitem__):
+        cross.setdefault(n, []).append(problem)
+    for n, extra in cross.items():
+        report.found[n] = tuple(sorted(report.found.get(n, ()) + tuple(extra), key=_order))
     return report

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import json
+import os
+import signal
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
@@ -11,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from registry import schema
+from registry import schema, validate_parallel
 from registry.card import parse_file, parse_text
 from registry.lint import check_card, validate_paths
 from tests.conftest import MANIFESTS, ROOT, SEED_CARD, require_shared, run_cli
@@ -409,3 +412,83 @@ def test_symlink_loop_is_a_read_error_not_a_missing_file(tmp_path):
         proc.returncode == 2
         and "a.md:0:0: error read-error: cannot read the file: Too many levels of symbolic links" in proc.stdout
     )
+
+
+# --------------------------------------------------------------------------- parallel validate
+
+
+def _parallel_tree(root: Path) -> int:
+    """More cards than MIN_PARALLEL, with cross-card findings far apart (other chunks, other processes)."""
+    n = validate_parallel.MIN_PARALLEL + 3 * validate_parallel.CHUNK
+    for k in range(n):
+        link = f"https://x.org/r2.10/net{k}_v2100.ckpt"
+        if k in (0, n - 1):  # one digest, two file names, at both ends of the tree: sha256-reused
+            link = f"https://x.org/r2.10/{'first' if k == 0 else 'last'}.ckpt"
+        assets = f"asset:\n  - file-format: ckpt\n    asset-link: {link}\n    asset-sha256: {SHA_A if k in (0, n - 1) else hashlib.sha256(str(k).encode()).hexdigest()}\n"
+        changes = {"update_time": "2023-2-17"} if k % 7 == 0 else {}
+        write_card(root, card_text(assets=assets, model_name=f"net{k}", **changes), f"mindspore/cpu/2.10/net{k:04}.md")
+    write_card(root, "# x\n---\n模型名称：x\n---\n", "mindspore/cpu/2.10/net0100_cn.md")  # a twin with its card
+    write_card(root, "# x\n---\n模型名称：x\n---\n", "mindspore/cpu/2.10/zz_cn.md")  # orphan-translation
+    write_card(root, "no front matter\n", "mindspore/cpu/2.10/net0200b.md")
+    return n + 3
+
+
+def test_parallel_output_and_exit_code_are_the_serial_ones(tmp_path):
+    files = _parallel_tree(tmp_path)
+    for fmt in ("text", "json", "github"):
+        runs = [run_cli("validate", "--format", fmt, "--jobs", str(jobs), str(tmp_path)) for jobs in (1, 2, 3)]
+        assert runs[0].returncode == 1 and runs[0].stderr == ""
+        assert all((r.stdout, r.returncode, r.stderr) == (runs[0].stdout, 1, "") for r in runs[1:]), fmt
+    data = json.loads(run_cli("validate", "--format", "json", "--jobs", "2", str(tmp_path)).stdout)
+    rules = collections.Counter(p["rule"] for p in data["problems"])
+    assert rules["sha256-reused"] == 2 and rules["orphan-translation"] == 1 and rules["no-front-matter"] == 1
+    assert rules["schema-pattern"] == len(range(0, files - 3, 7)) and data["summary"]["localized"] == 2
+    assert data["summary"]["cards"] == files - 2
+    # the in-process report is the same too, whatever the number of processes
+    reports = [validate_paths([str(tmp_path)], jobs=jobs) for jobs in (1, 2)]
+    assert reports[0].problems == reports[1].problems and reports[0].summary() == reports[1].summary()
+    assert [(r.path, r.problems, r.localized) for r in reports[0].results] == [
+        (r.path, r.problems, r.localized) for r in reports[1].results
+    ]
+
+
+_TEST_PROCESS = os.getpid()
+
+
+def _dies_in_a_worker(item):
+    if os.getpid() != _TEST_PROCESS:  # whichever chunk the worker is handed
+        os.kill(os.getpid(), signal.SIGKILL)
+    return item
+
+
+def _raises_in_a_worker(item):
+    if os.getpid() != _TEST_PROCESS:
+        raise MemoryError("in a worker")
+    return item
+
+
+def _raises(item):
+    if item == 300:
+        raise MemoryError("card 300")
+    return item
+
+
+def test_a_worker_that_dies_is_one_clear_error_not_a_hang():
+    items = list(range(1000))
+    with pytest.raises(validate_parallel.WorkerDied, match=r"was killed by SIGKILL .* rerun with --jobs 1"):
+        list(validate_parallel.ordered_map(_dies_in_a_worker, items, jobs=2))
+    assert list(validate_parallel.ordered_map(_dies_in_a_worker, items, jobs=1)) == items
+    # an exception in a worker is raised at its item's turn, as in the serial run
+    for jobs in (1, 2):
+        seen = []
+        with pytest.raises(MemoryError, match="card 300"):
+            for item in validate_parallel.ordered_map(_raises, items, jobs=jobs):
+                seen.append(item)
+        assert seen == items[:300]
+    assert list(validate_parallel.ordered_map(_raises, items[:300], jobs=2)) == items[:300]
+    # one raised in whichever chunk the worker is handed comes back as itself, after the items before it
+    seen = []
+    with pytest.raises(MemoryError, match="in a worker"):
+        for item in validate_parallel.ordered_map(_raises_in_a_worker, items, jobs=2):
+            seen.append(item)
+    assert seen == items[: len(seen)] and validate_parallel.CHUNK <= len(seen) < len(items)

@@ -31,7 +31,12 @@ def register(sub) -> None:
         action="store_true",
         help="also check local asset files: present, world-readable, size and sha256 (as `index` does)",
     )
-    p.add_argument("--jobs", type=int, metavar="N", help="worker processes (default: the number of CPUs; 1: none)")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        metavar="N",
+        help="processes checking cards (default: the number of CPUs; 1: this one alone)",
+    )
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser(
@@ -153,7 +158,7 @@ def cmd_validate(args, out: Output) -> int:
     from ..lint import validate_paths
 
     report = validate_paths(args.paths, check_assets=args.check_assets, jobs=args.jobs)
-    problems = report.problems
+    problems = report.iter_problems()  # one at a time: a large tree has tens of thousands
     if out.as_json:
         out.json(
             {
