@@ -37,7 +37,12 @@ _STOP = -1
 class WorkerDied(RegistryError):
     """A worker process ended without sending its results (a signal, the out-of-memory killer)."""
 
-    exit_code = 70  # as the CLI's internal errors: no report was produced
+    exit_code = 2  # as an I/O error: the system stopped the check, no report was produced
+
+
+def _shown(item) -> str:
+    """An item as a message names it: validate's are (path, root, check_assets), named by their path."""
+    return repr(item[0] if isinstance(item, tuple) and item else item)
 
 
 def _jobs(jobs: int | None) -> int:
@@ -151,7 +156,7 @@ class _Pool:
         first, last = self.items[k * CHUNK], self.items[min(len(self.items), (k + 1) * CHUNK) - 1]
         raise WorkerDied(
             f"a validate worker process {_describe(status)} while checking items {k * CHUNK + 1} to "
-            f"{min(len(self.items), (k + 1) * CHUNK)} ({first!r} to {last!r}): rerun with --jobs 1 "
+            f"{min(len(self.items), (k + 1) * CHUNK)} ({_shown(first)} to {_shown(last)}): rerun with --jobs 1 "
             "to check them in one process"
         )
 

@@ -475,8 +475,9 @@ def _raises(item):
 
 def test_a_worker_that_dies_is_one_clear_error_not_a_hang():
     items = list(range(1000))
-    with pytest.raises(validate_parallel.WorkerDied, match=r"was killed by SIGKILL .* rerun with --jobs 1"):
+    with pytest.raises(validate_parallel.WorkerDied, match=r"was killed by SIGKILL .* rerun with --jobs 1") as died:
         list(validate_parallel.ordered_map(_dies_in_a_worker, items, jobs=2))
+    assert died.value.exit_code == 2  # a documented code: the system stopped the check
     assert list(validate_parallel.ordered_map(_dies_in_a_worker, items, jobs=1)) == items
     # an exception in a worker is raised at its item's turn, as in the serial run
     for jobs in (1, 2):
