@@ -379,19 +379,26 @@ def test_the_documented_caching_proxy_lets_an_asset_leave_the_origin_once(tmp_pa
     assert check.returncode == 0, check.stderr
 
 
-def test_a_warm_pull_reads_one_view_record_and_takes_no_lock(tmp_path):
-    from registry.settings import Settings
-    from registry.transfer import pull
-
+def many_assets(tmp_path: Path, n: int, size: int) -> tuple[Path, Path]:
+    """A site of n random files (of size, size + 1, ... bytes) and a registry whose card mindspore/cpu/2.0/many
+    lists them all: (site, registry)."""
     site = tmp_path / "many"
     site.mkdir()
     assets = []
-    for i in range(20):
-        data = os.urandom(1000 + i)
+    for i in range(n):
+        data = os.urandom(size + i)
         (site / f"part{i}.ckpt").write_bytes(data)
         assets.append(("ckpt", BASE + f"part{i}.ckpt", hashlib.sha256(data).hexdigest()))
     reg = tmp_path / "reg"
     write_card(reg, "mindspore/cpu/2.0/many", assets)
+    return site, reg
+
+
+def test_a_warm_pull_reads_one_view_record_and_takes_no_lock(tmp_path):
+    from registry.settings import Settings
+    from registry.transfer import pull
+
+    site, reg = many_assets(tmp_path, 20, 1000)
     with nginx(site) as url:
         settings = Settings(home=tmp_path / "home", mirrors=((BASE, url),), progress=False, jobs=4)
         assert all(p.downloaded for p in pull("mindspore/cpu/2.0/many", registry=reg, settings=settings))
@@ -616,15 +623,7 @@ def test_a_cold_pull_of_many_assets_writes_the_view_record_once(tmp_path):
     from registry.settings import Settings
     from registry.transfer import pull
 
-    site = tmp_path / "many"
-    site.mkdir()
-    assets = []
-    for i in range(12):
-        data = os.urandom(2000 + i)
-        (site / f"part{i}.ckpt").write_bytes(data)
-        assets.append(("ckpt", BASE + f"part{i}.ckpt", hashlib.sha256(data).hexdigest()))
-    reg = tmp_path / "reg"
-    write_card(reg, "mindspore/cpu/2.0/many", assets)
+    site, reg = many_assets(tmp_path, 12, 2000)
     written, recording = [], [True]
 
     def hook(event, args):
