@@ -164,19 +164,27 @@ def another_machines(part, age: float) -> Path:
     return part.with_name(theirs)
 
 
-def test_without_locks_another_machines_partial_is_adopted_only_once_untouched_for_resume_after(tmp_path, site, reg):
-    from registry.cache import RESUME_AFTER
+def interrupted_without_locks(home: Path, url: str, reg: Path):
+    """A lock-free pull from `url` (a fault server that resets once) that fails midway: (its Settings, the
+    partial file it left, that file's size)."""
     from registry.errors import TransferError
     from registry.settings import Settings
     from registry.transfer import pull
 
+    s = Settings(home=home, mirrors=((BASE, url),), retries=0, progress=False, locks="none")
+    with pytest.raises(TransferError):
+        pull(CARD_ID, registry=reg, settings=s)
+    (part,) = (home / "partial").glob("*.part")
+    return s, part, part.stat().st_size
+
+
+def test_without_locks_another_machines_partial_is_adopted_only_once_untouched_for_resume_after(tmp_path, site, reg):
+    from registry.cache import RESUME_AFTER
+    from registry.transfer import pull
+
     home, data = tmp_path / "home", (site / "shared.ckpt").read_bytes()
     with fault_server(site, reset_after=1 << 20, times=1) as srv:
-        s = Settings(home=home, mirrors=((BASE, srv.url),), retries=0, progress=False, locks="none")
-        with pytest.raises(TransferError):
-            pull(CARD_ID, registry=reg, settings=s)
-        (part,) = (home / "partial").glob("*.part")
-        kept = part.stat().st_size
+        s, part, kept = interrupted_without_locks(home, srv.url, reg)
         # touched lately: its writer may be alive on the other machine, so it is left alone
         theirs = another_machines(part, RESUME_AFTER / 2)
         (item,) = pull(CARD_ID, registry=reg, settings=s)
@@ -191,17 +199,11 @@ def test_without_locks_another_machines_partial_is_adopted_only_once_untouched_f
 
 def test_without_locks_an_adopted_partial_that_changes_while_resuming_is_discarded(tmp_path, site, reg, caplog):
     from registry.cache import RESUME_AFTER
-    from registry.errors import TransferError
-    from registry.settings import Settings
     from registry.transfer import pull
 
     home, data = tmp_path / "home", (site / "shared.ckpt").read_bytes()
     with fault_server(site, reset_after=1 << 20, times=1) as srv:
-        s = Settings(home=home, mirrors=((BASE, srv.url),), retries=0, progress=False, locks="none")
-        with pytest.raises(TransferError):
-            pull(CARD_ID, registry=reg, settings=s)
-        (part,) = (home / "partial").glob("*.part")
-        kept = part.stat().st_size
+        s, part, kept = interrupted_without_locks(home, srv.url, reg)
         theirs = another_machines(part, RESUME_AFTER + 5)
         # Its writer only looked dead: it still holds the file open and writes into it once the adopter
         # is receiving the rest (after the adopter hashed the resumed bytes from disk).
