@@ -69,7 +69,8 @@ MAX_SHARD_BYTES = 64 << 20
 
 def bucket_of(name: str, buckets: int) -> int:
     """The bucket of a short name (or of a full id: its last part) among `buckets`."""
-    digest = hashlib.sha256(short_name(name).encode("utf-8")).digest()
+    # surrogatepass: a name from argv with undecodable bytes lies in some bucket (and matches no id there)
+    digest = hashlib.sha256(short_name(name).encode("utf-8", "surrogatepass")).digest()
     return int.from_bytes(digest[:4], "big") % buckets
 
 

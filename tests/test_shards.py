@@ -612,3 +612,12 @@ def test_a_sound_note_another_user_wrote_vouches_for_nothing(tmp_path, home):
     assert parse_cache._local(root.resolve(), None)[1] is False  # another's: the records are checked
     with pytest.raises(registry.UsageError, match="are not a mapping of texts"):
         parse_cache.local_index(root)
+
+
+def test_a_name_that_is_not_utf_8_is_not_found_in_a_sharded_registry(sharded, home):
+    """A name from argv with undecodable bytes (surrogate escapes) hashes to a bucket like any other."""
+    forget_remote_indexes()
+    with nginx(sharded, locations=documented_locations()) as url:
+        proc = run_cli("--registry", url, "info", "len\udcffet", env={"REGISTRY_HOME": str(home)})
+    assert proc.returncode == 3 and "internal error" not in proc.stderr, proc.stderr
+    assert "no model 'len\\udcffet'" in proc.stderr, proc.stderr
