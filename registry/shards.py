@@ -198,6 +198,9 @@ def _root_flaw(root) -> str | None:
         return f"it has root format {root.get('format')!r}; this tool reads formats {', '.join(map(str, FORMATS))}"
     if root.get("bucket-hash") != BUCKET_HASH:
         return f"its bucket-hash {root.get('bucket-hash')!r} is not {BUCKET_HASH}"
+    counts = root.get("counts")
+    if not (isinstance(counts, dict) and isinstance(counts.get("cards"), int) and counts["cards"] >= 0):
+        return "its counts lack a number of cards"
     if root["format"] == 1:
         shards = root.get("shards")
         if not isinstance(shards, list) or not shards:
@@ -235,7 +238,7 @@ class ShardedIndex:
             raise UsageError(f"{source} is not a registry index root ({flaw}): {fix} with `registry index DIR`")
         self.root = root
         self.source = source
-        self.counts = root.get("counts") or {}
+        self.counts = root["counts"]
         self._load = load
         if root["format"] == 1:  # one page: the root's own list
             self.buckets = self._page_size = len(root["shards"])

@@ -101,6 +101,7 @@ def test_a_root_listing_a_shard_twice_is_refused():
         "format": 1,
         "kind": shards.KIND,
         "bucket-hash": shards.BUCKET_HASH,
+        "counts": {"cards": 6, "invalid": 0, "translations": 0, "collisions": 0},
         "shards": [{"sha256": "a" * 64, "cards": 2}] * 3,
     }
     assert "not a power of two" in shards._root_flaw(root)
@@ -612,6 +613,21 @@ def test_a_sound_note_another_user_wrote_vouches_for_nothing(tmp_path, home):
     assert parse_cache._local(root.resolve(), None)[1] is False  # another's: the records are checked
     with pytest.raises(registry.UsageError, match="are not a mapping of texts"):
         parse_cache.local_index(root)
+
+
+@pytest.mark.parametrize("counts", [[1], "x", {"cards": "many"}, None])
+def test_a_root_whose_counts_are_not_counts_is_refused_in_one_sentence(paged, home, counts):
+    """The schema requires counts.cards, an integer; a root without it is not read (it sized suggestions)."""
+    path = paged / shards.ROOT_PATH
+    doc = json.loads(path.read_text())
+    doc["counts"] = counts
+    path.write_text(json.dumps(doc))
+    (paged / INDEX_NAME).unlink()
+    forget_remote_indexes()
+    with nginx(paged, locations=documented_locations()) as url:
+        proc = run_cli("--registry", url, "info", "no_such_model", env={"REGISTRY_HOME": str(home)})
+    assert proc.returncode == 2 and "internal error" not in proc.stderr, proc.stderr
+    assert "is not a registry index root (its counts" in proc.stderr, proc.stderr
 
 
 def test_a_name_that_is_not_utf_8_is_not_found_in_a_sharded_registry(sharded, home):
