@@ -17,6 +17,7 @@ import hashlib
 import logging
 import os
 import threading
+import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -93,7 +94,10 @@ class _GeneratedIndex:
         self.previous = {k: v for k, v in self.files.items() if k.startswith(SHARD_DIR + "/")}
         self.files = {INDEX_NAME: dumps_index(data), ROOT_PATH: root_blob}
         self.files.update((f"{SHARD_DIR}/{sha}.json", blob) for sha, blob in parts.items())
-        self.key, self.mtime = key, newest
+        # Past the first generation, later than the last one by a second at least (HTTP dates are in seconds):
+        # a card removed or renamed changes the index without making the newest card newer.
+        self.mtime = newest if self.key is None else max(newest, time.time(), self.mtime + 1)
+        self.key = key
 
 
 class Handler(BaseHTTPRequestHandler):

@@ -338,6 +338,21 @@ def test_dev_server_serves_current_shards_that_follow_edits(tree, dev_server):
         assert raw_get(url, f"/index/shards/{entry['sha256']}.json")[0] == 200
 
 
+def test_dev_server_generated_index_is_modified_when_a_card_is_removed(tree, dev_server):
+    """Last-Modified of the generated index moves on whenever it changes, also when the newest card stays (a
+    card removed or renamed): a client or cache asking If-Modified-Since is not answered 304 with the old one."""
+    url, _ = dev_server
+    old = tree / "you/1.0/other.md"
+    newest = max(os.stat(p).st_mtime for p in tree.rglob("*.md") if p != old)
+    os.utime(old, (newest - 10, newest - 10))  # not the newest card: its removal leaves the newest as is
+    before = {path: raw_get(url, path) for path in ("/index.json", "/index/root.json")}
+    old.unlink()
+    for path, (status, headers, body) in before.items():
+        assert status == 200
+        status, again, fresh = raw_get(url, path, {"If-Modified-Since": headers["Last-Modified"]})
+        assert status == 200 and fresh != body, (path, status, headers["Last-Modified"], again["Last-Modified"])
+
+
 def test_dev_server_of_an_indexed_tree_serves_its_shards_and_a_tampered_one_is_refused(tree, home):
     assert run_cli("index", str(tree), "--allow-invalid").returncode == 0
     root = json.loads((tree / "index" / "root.json").read_text())
