@@ -526,6 +526,20 @@ def test_a_hand_edited_index_json_is_checked_again_and_a_wrong_record_named(tmp_
     assert _list(root, home) == listed
 
 
+def test_an_index_json_whose_ids_are_not_its_cards_paths_is_not_read_as_fresh(tmp_path, home):
+    """A local card's id is its path: an index.json naming another id for a card path (edited by hand, or
+    copied from another tree) would list a model that info cannot find; the cards are read instead."""
+    root = tmp_path / "tree"
+    write_card(root, "me/cpu/2.10/tiny")
+    write_card(root, "me/cpu/2.10/other")
+    assert main(["index", str(root), "--allow-invalid"]) == 0
+    listed = _list(root, home)
+    data = json.loads((root / INDEX_NAME).read_text())
+    data["cards"][1]["id"] = "me/cpu/2.10/renamed"
+    (root / INDEX_NAME).write_text(json.dumps(data, indent=1))  # still newer than every card
+    assert _list(root, home) == listed and "renamed" not in listed
+
+
 def test_a_damaged_parse_cache_record_is_parsed_again_not_trusted(tmp_path, home):
     root = tmp_path / "tree"
     write_card(root, "me/cpu/2.10/tiny")
