@@ -133,11 +133,15 @@ class Handler(BaseHTTPRequestHandler):
         path = self._target()
         root = self.server.root
         generated = None
-        indexing = path is not None and (path == root / "index.json" or root / "index" in path.parents)
+        # Only the generated files' names: a card under a top-level index/ (a user called index) is the tree's.
+        rel = path.relative_to(root).as_posix() if path is not None else ""
+        indexing = rel in ("index.json", "index/root.json") or (
+            rel.startswith("index/shards/") and rel.endswith(".json")
+        )
         if indexing and not (root / "index.json").is_file():
             # The index is generated live: a sharded index/ on disk is from an earlier `registry index`, and
             # clients, which read it first, would miss every card since. The generated one is served instead.
-            generated = self.server.generated.get(path.relative_to(root).as_posix())
+            generated = self.server.generated.get(rel)
             if generated is None:
                 return self._error(HTTPStatus.NOT_FOUND)
         if generated is not None:

@@ -353,6 +353,16 @@ def test_dev_server_generated_index_is_modified_when_a_card_is_removed(tree, dev
         assert status == 200 and fresh != body, (path, status, headers["Last-Modified"], again["Last-Modified"])
 
 
+def test_dev_server_serves_cards_of_a_namespace_named_index(tree, dev_server):
+    """Only index.json, index/root.json and the shards are generated: a card under a top-level `index/`
+    directory (a user called index) is a file of the tree, served as the generated index lists it."""
+    url, _ = dev_server
+    write_card(tree, "index/cpu/2.10/listed")
+    entry = catalog.resolve("listed", registry=url)
+    assert entry.id == "index/cpu/2.10/listed"
+    assert raw_get(url, "/index/cpu/2.10/listed.md")[2] == (tree / "index/cpu/2.10/listed.md").read_bytes()
+
+
 def test_dev_server_of_an_indexed_tree_serves_its_shards_and_a_tampered_one_is_refused(tree, home):
     assert run_cli("index", str(tree), "--allow-invalid").returncode == 0
     root = json.loads((tree / "index" / "root.json").read_text())
