@@ -353,6 +353,18 @@ def test_dev_server_generated_index_is_modified_when_a_card_is_removed(tree, dev
         assert status == 200 and fresh != body, (path, status, headers["Last-Modified"], again["Last-Modified"])
 
 
+def test_dev_server_keeps_serving_the_shards_of_a_root_read_a_few_generations_ago(tree, dev_server):
+    """Cards published one after another while clients read: a root read before two later regenerations
+    (other clients' requests) still has its shards, not a 404 the client would take for a broken index."""
+    url, _ = dev_server
+    first = json.loads(raw_get(url, "/index/root.json")[2])
+    for name in ("later1", "later2", "later3"):
+        write_card(tree, f"me/cpu/2.10/{name}")
+        assert raw_get(url, "/index/root.json")[0] == 200  # another client: a new generation
+    for entry in first["shards"]:
+        assert raw_get(url, f"/index/shards/{entry['sha256']}.json")[0] == 200
+
+
 def test_dev_server_serves_cards_of_a_namespace_named_index(tree, dev_server):
     """Only index.json, index/root.json and the shards are generated: a card under a top-level `index/`
     directory (a user called index) is a file of the tree, served as the generated index lists it."""
