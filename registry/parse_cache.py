@@ -65,6 +65,10 @@ def _fresh_index(root: Path, stats: dict[str, list[int]], paths: list[str], twin
     get = dict.get
     if list(map(get, cards, repeat("path"))) != paths:
         return None
+    # A card's id is its path (a record without a text id is record_flaw's to name).
+    ids, own = list(map(get, cards, repeat("id"))), [rel[:-3] for rel in paths]
+    if ids != own and any(type(i) is str and i != rel for i, rel in zip(ids, own)):
+        return None
     if list(map(get, cards, repeat("size"))) != [stats.get(rel, (None,))[0] for rel in paths]:
         return None
     translated = {rel for rel, t in zip(paths, map(get, cards, repeat("translations"))) if t}

@@ -7,7 +7,8 @@ Paths that leave DIR (`..`, symlinks pointing out) and hidden files are refused 
 When DIR has no index.json, `/index.json` and the sharded index (`/index/root.json` and its shards and
 pages, shards.py) are generated from the tree, in memory, by the writer `registry index` uses, and
 regenerated when a card changes; a sharded `index/` left in DIR is not served then (it would be older than
-the tree). The shards of the previous generation stay served, for a client that read its root.
+the tree). The shards of earlier generations stay served for KEEP_SECONDS after they were replaced, for a
+client that read their root (cards published one after another regenerate the index at each request).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import hashlib
 import logging
 import os
 import threading
+import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -27,6 +29,7 @@ from .errors import UsageError
 _log = logging.getLogger("registry")
 
 CHUNK = 1 << 16
+KEEP_SECONDS = 60  # a replaced generation's shards stay served this long: a client reads root and shard within it
 TYPES = {".md": "text/markdown; charset=utf-8", ".json": "application/json", ".txt": "text/plain; charset=utf-8"}
 
 
@@ -57,7 +60,9 @@ class _GeneratedIndex:
         self.lock = threading.Lock()
         self.key: str | None = None
         self.files: dict[str, bytes] = {}  # "index.json", "index/root.json", "index/shards/<sha>.json"
-        self.previous: dict[str, bytes] = {}  # the previous generation's shards and pages
+        self.previous: dict[
+            str, tuple[bytes, float]
+        ] = {}  # earlier generations' shards and pages: (bytes, when replaced)
         self.mtime = 0.0
 
     def get(self, rel: str) -> tuple[bytes, float] | None:
@@ -68,7 +73,7 @@ class _GeneratedIndex:
         with self.lock:
             if not rel.startswith(SHARD_DIR + "/") or self.key is None:
                 self._refresh()
-            blob = self.files.get(rel, self.previous.get(rel))
+            blob = self.files.get(rel) or self.previous.get(rel, (None,))[0]
             return None if blob is None else (blob, self.mtime)
 
     def _refresh(self) -> None:
@@ -90,10 +95,15 @@ class _GeneratedIndex:
             return
         data = build_index(self.root)
         root_blob, parts = build_shards(data["cards"], data["counts"])
-        self.previous = {k: v for k, v in self.files.items() if k.startswith(SHARD_DIR + "/")}
+        now = time.monotonic()
+        self.previous = {k: v for k, v in self.previous.items() if now - v[1] < KEEP_SECONDS}
+        self.previous.update((k, (v, now)) for k, v in self.files.items() if k.startswith(SHARD_DIR + "/"))
         self.files = {INDEX_NAME: dumps_index(data), ROOT_PATH: root_blob}
         self.files.update((f"{SHARD_DIR}/{sha}.json", blob) for sha, blob in parts.items())
-        self.key, self.mtime = key, newest
+        # Past the first generation, later than the last one by a second at least (HTTP dates are in seconds):
+        # a card removed or renamed changes the index without making the newest card newer.
+        self.mtime = newest if self.key is None else max(newest, time.time(), self.mtime + 1)
+        self.key = key
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -129,11 +139,15 @@ class Handler(BaseHTTPRequestHandler):
         path = self._target()
         root = self.server.root
         generated = None
-        indexing = path is not None and (path == root / "index.json" or root / "index" in path.parents)
+        # Only the generated files' names: a card under a top-level index/ (a user called index) is the tree's.
+        rel = path.relative_to(root).as_posix() if path is not None else ""
+        indexing = rel in ("index.json", "index/root.json") or (
+            rel.startswith("index/shards/") and rel.endswith(".json")
+        )
         if indexing and not (root / "index.json").is_file():
             # The index is generated live: a sharded index/ on disk is from an earlier `registry index`, and
             # clients, which read it first, would miss every card since. The generated one is served instead.
-            generated = self.server.generated.get(path.relative_to(root).as_posix())
+            generated = self.server.generated.get(rel)
             if generated is None:
                 return self._error(HTTPStatus.NOT_FOUND)
         if generated is not None:

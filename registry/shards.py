@@ -69,7 +69,8 @@ MAX_SHARD_BYTES = 64 << 20
 
 def bucket_of(name: str, buckets: int) -> int:
     """The bucket of a short name (or of a full id: its last part) among `buckets`."""
-    digest = hashlib.sha256(short_name(name).encode("utf-8")).digest()
+    # surrogatepass: a name from argv with undecodable bytes lies in some bucket (and matches no id there)
+    digest = hashlib.sha256(short_name(name).encode("utf-8", "surrogatepass")).digest()
     return int.from_bytes(digest[:4], "big") % buckets
 
 
@@ -197,6 +198,9 @@ def _root_flaw(root) -> str | None:
         return f"it has root format {root.get('format')!r}; this tool reads formats {', '.join(map(str, FORMATS))}"
     if root.get("bucket-hash") != BUCKET_HASH:
         return f"its bucket-hash {root.get('bucket-hash')!r} is not {BUCKET_HASH}"
+    counts = root.get("counts")
+    if not (isinstance(counts, dict) and isinstance(counts.get("cards"), int) and counts["cards"] >= 0):
+        return "its counts lack a number of cards"
     if root["format"] == 1:
         shards = root.get("shards")
         if not isinstance(shards, list) or not shards:
@@ -234,7 +238,7 @@ class ShardedIndex:
             raise UsageError(f"{source} is not a registry index root ({flaw}): {fix} with `registry index DIR`")
         self.root = root
         self.source = source
-        self.counts = root.get("counts") or {}
+        self.counts = root["counts"]
         self._load = load
         if root["format"] == 1:  # one page: the root's own list
             self.buckets = self._page_size = len(root["shards"])

@@ -338,6 +338,43 @@ def test_dev_server_serves_current_shards_that_follow_edits(tree, dev_server):
         assert raw_get(url, f"/index/shards/{entry['sha256']}.json")[0] == 200
 
 
+def test_dev_server_generated_index_is_modified_when_a_card_is_removed(tree, dev_server):
+    """Last-Modified of the generated index moves on whenever it changes, also when the newest card stays (a
+    card removed or renamed): a client or cache asking If-Modified-Since is not answered 304 with the old one."""
+    url, _ = dev_server
+    old = tree / "you/1.0/other.md"
+    newest = max(os.stat(p).st_mtime for p in tree.rglob("*.md") if p != old)
+    os.utime(old, (newest - 10, newest - 10))  # not the newest card: its removal leaves the newest as is
+    before = {path: raw_get(url, path) for path in ("/index.json", "/index/root.json")}
+    old.unlink()
+    for path, (status, headers, body) in before.items():
+        assert status == 200
+        status, again, fresh = raw_get(url, path, {"If-Modified-Since": headers["Last-Modified"]})
+        assert status == 200 and fresh != body, (path, status, headers["Last-Modified"], again["Last-Modified"])
+
+
+def test_dev_server_keeps_serving_the_shards_of_a_root_read_a_few_generations_ago(tree, dev_server):
+    """Cards published one after another while clients read: a root read before two later regenerations
+    (other clients' requests) still has its shards, not a 404 the client would take for a broken index."""
+    url, _ = dev_server
+    first = json.loads(raw_get(url, "/index/root.json")[2])
+    for name in ("later1", "later2", "later3"):
+        write_card(tree, f"me/cpu/2.10/{name}")
+        assert raw_get(url, "/index/root.json")[0] == 200  # another client: a new generation
+    for entry in first["shards"]:
+        assert raw_get(url, f"/index/shards/{entry['sha256']}.json")[0] == 200
+
+
+def test_dev_server_serves_cards_of_a_namespace_named_index(tree, dev_server):
+    """Only index.json, index/root.json and the shards are generated: a card under a top-level `index/`
+    directory (a user called index) is a file of the tree, served as the generated index lists it."""
+    url, _ = dev_server
+    write_card(tree, "index/cpu/2.10/listed")
+    entry = catalog.resolve("listed", registry=url)
+    assert entry.id == "index/cpu/2.10/listed"
+    assert raw_get(url, "/index/cpu/2.10/listed.md")[2] == (tree / "index/cpu/2.10/listed.md").read_bytes()
+
+
 def test_dev_server_of_an_indexed_tree_serves_its_shards_and_a_tampered_one_is_refused(tree, home):
     assert run_cli("index", str(tree), "--allow-invalid").returncode == 0
     root = json.loads((tree / "index" / "root.json").read_text())

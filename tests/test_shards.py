@@ -101,6 +101,7 @@ def test_a_root_listing_a_shard_twice_is_refused():
         "format": 1,
         "kind": shards.KIND,
         "bucket-hash": shards.BUCKET_HASH,
+        "counts": {"cards": 6, "invalid": 0, "translations": 0, "collisions": 0},
         "shards": [{"sha256": "a" * 64, "cards": 2}] * 3,
     }
     assert "not a power of two" in shards._root_flaw(root)
@@ -525,6 +526,20 @@ def test_a_hand_edited_index_json_is_checked_again_and_a_wrong_record_named(tmp_
     assert _list(root, home) == listed
 
 
+def test_an_index_json_whose_ids_are_not_its_cards_paths_is_not_read_as_fresh(tmp_path, home):
+    """A local card's id is its path: an index.json naming another id for a card path (edited by hand, or
+    copied from another tree) would list a model that info cannot find; the cards are read instead."""
+    root = tmp_path / "tree"
+    write_card(root, "me/cpu/2.10/tiny")
+    write_card(root, "me/cpu/2.10/other")
+    assert main(["index", str(root), "--allow-invalid"]) == 0
+    listed = _list(root, home)
+    data = json.loads((root / INDEX_NAME).read_text())
+    data["cards"][1]["id"] = "me/cpu/2.10/renamed"
+    (root / INDEX_NAME).write_text(json.dumps(data, indent=1))  # still newer than every card
+    assert _list(root, home) == listed and "renamed" not in listed
+
+
 def test_a_damaged_parse_cache_record_is_parsed_again_not_trusted(tmp_path, home):
     root = tmp_path / "tree"
     write_card(root, "me/cpu/2.10/tiny")
@@ -612,3 +627,27 @@ def test_a_sound_note_another_user_wrote_vouches_for_nothing(tmp_path, home):
     assert parse_cache._local(root.resolve(), None)[1] is False  # another's: the records are checked
     with pytest.raises(registry.UsageError, match="are not a mapping of texts"):
         parse_cache.local_index(root)
+
+
+@pytest.mark.parametrize("counts", [[1], "x", {"cards": "many"}, None])
+def test_a_root_whose_counts_are_not_counts_is_refused_in_one_sentence(paged, home, counts):
+    """The schema requires counts.cards, an integer; a root without it is not read (it sized suggestions)."""
+    path = paged / shards.ROOT_PATH
+    doc = json.loads(path.read_text())
+    doc["counts"] = counts
+    path.write_text(json.dumps(doc))
+    (paged / INDEX_NAME).unlink()
+    forget_remote_indexes()
+    with nginx(paged, locations=documented_locations()) as url:
+        proc = run_cli("--registry", url, "info", "no_such_model", env={"REGISTRY_HOME": str(home)})
+    assert proc.returncode == 2 and "internal error" not in proc.stderr, proc.stderr
+    assert "is not a registry index root (its counts" in proc.stderr, proc.stderr
+
+
+def test_a_name_that_is_not_utf_8_is_not_found_in_a_sharded_registry(sharded, home):
+    """A name from argv with undecodable bytes (surrogate escapes) hashes to a bucket like any other."""
+    forget_remote_indexes()
+    with nginx(sharded, locations=documented_locations()) as url:
+        proc = run_cli("--registry", url, "info", "len\udcffet", env={"REGISTRY_HOME": str(home)})
+    assert proc.returncode == 3 and "internal error" not in proc.stderr, proc.stderr
+    assert "no model 'len\\udcffet'" in proc.stderr, proc.stderr
