@@ -65,16 +65,41 @@ class BaseURL(str):
     log_path: Path
 
     def access_log(self) -> list[dict]:
-        """Requests nginx has logged so far (nginx writes a line when a response is finished)."""
+        """Requests nginx has logged so far. nginx writes a line once a response is finished, which may be
+        just after its client has read it: so a sync request goes first, and the log is read once that
+        request's own line is there (its line, and earlier ones like it, are left out)."""
         keys = ("method", "path", "status", "bytes", "range", "if_range", "authorization")
+        token = f"/.log-sync-{time.monotonic_ns()}"
+        synced = self._sync(token)
+        deadline = time.monotonic() + 5
+        while True:
+            text = self.log_path.read_text() if self.log_path.exists() else ""
+            if not synced or f"\t{token}\t" in text or time.monotonic() > deadline:
+                break
+            time.sleep(0.005)
         rows = []
-        if self.log_path.exists():
-            for line in self.log_path.read_text().splitlines():
-                values = [v if v != "-" else "" for v in line.split("\t")]
-                row = dict(zip(keys, values))
-                row["status"], row["bytes"] = int(row["status"]), int(row["bytes"])
-                rows.append(row)
+        for line in text.splitlines():
+            values = [v if v != "-" else "" for v in line.split("\t")]
+            row = dict(zip(keys, values))
+            if row["path"].startswith("/.log-sync-"):
+                continue
+            row["status"], row["bytes"] = int(row["status"]), int(row["bytes"])
+            rows.append(row)
         return rows
+
+    def _sync(self, path: str) -> bool:
+        """One request for `path` (a 404 of no file), or False when the server is gone (its log is complete)."""
+        import http.client
+
+        parts = urlsplit(self)
+        try:
+            conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=5)
+            conn.request("GET", path)
+            conn.getresponse().read()
+            conn.close()
+        except OSError:
+            return False
+        return True
 
 
 _NGINX_CONF = """\

@@ -42,6 +42,18 @@ def reg(tmp_path, site):
     return root
 
 
+# The CLI's main, entered by every process at once: each imports registry, says it is ready and waits for the go,
+# so that interpreter start-up (slow on a loaded machine) does not spread the pulls apart.
+_AT_ONCE = """
+import os, sys, time
+from registry.cli import main
+open(sys.argv[1] + ".ready." + str(os.getpid()), "w").close()
+while not os.path.exists(sys.argv[1]):
+    time.sleep(0.005)
+sys.exit(main(sys.argv[2:]))
+"""
+
+
 def pull_in_processes(n: int, reg, home, mirror: str, **env) -> list[subprocess.CompletedProcess]:
     """n concurrent `registry pull` processes on cache `home` (a list: one cache each, as n machines)."""
     homes = home if isinstance(home, list) else [home] * n
@@ -52,9 +64,10 @@ def pull_in_processes(n: int, reg, home, mirror: str, **env) -> list[subprocess.
         "REGISTRY_PROGRESS": "0",
         **env,
     }
+    go = Path(reg) / f".go-{time.monotonic_ns()}"
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "registry", "pull", "--registry", str(reg), CARD_ID],
+            [sys.executable, "-c", _AT_ONCE, str(go), "pull", "--registry", str(reg), CARD_ID],
             env={**full, "REGISTRY_HOME": str(h)},
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -62,6 +75,12 @@ def pull_in_processes(n: int, reg, home, mirror: str, **env) -> list[subprocess.
         )
         for h in homes
     ]
+    deadline = time.monotonic() + 60
+    while len(list(go.parent.glob(go.name + ".ready.*"))) < len(procs) and time.monotonic() < deadline:
+        if any(p.poll() is not None for p in procs):
+            break  # one failed to start: its output says why
+        time.sleep(0.01)
+    go.touch()
     done = []
     for p in procs:
         out, err = p.communicate(timeout=120)
