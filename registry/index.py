@@ -43,7 +43,7 @@ from pathlib import Path
 from .card import MAX_CARD_BYTES, Card, parse_bytes, parse_file
 from .errors import UsageError
 from .local_assets import inside, local_path
-from .names import SHA256_RE, ShortNames, sha256_text, walk_tree
+from .names import SHA256_RE, ShortNames, is_utf8, sha256_text, walk_tree
 
 FORMAT = 1
 INDEX_NAME = "index.json"
@@ -137,6 +137,8 @@ def build_index(root: str | os.PathLike, make_record=None, walked=None, collisio
     paths, twins = walked or walk_tree(root)
     cards = []
     for rel in paths:
+        if not is_utf8(rel):
+            continue  # no JSON text can name it: validate (and `index`'s exit 1) says `path-not-utf8`
         record = make_record(rel) if make_record else card_record(root, rel)
         if rel in twins:
             record["translations"] = sorted(twins[rel])

@@ -87,7 +87,7 @@ from . import schema
 from .card import Card, Problem, asset_items, parse_file
 from .local_assets import AssetChecker
 from .names import asset_filename as _asset_filename
-from .names import is_localized, is_sha256, walk_markdown
+from .names import is_localized, is_sha256, is_utf8, walk_markdown
 from .validate_parallel import ordered_map
 
 BACKENDS = frozenset({"ascend", "gpu", "cpu"})
@@ -163,6 +163,17 @@ def _norm_user(text: str) -> str:
 
 
 def _path_rule(card: Card, fields: dict) -> list[Problem]:
+    if not is_utf8(card.path):
+        return [
+            Problem(
+                card.path,
+                0,
+                0,
+                "error",
+                "path-not-utf8",
+                "the file's name is not UTF-8, so no index (JSON) can name it: rename it with UTF-8 characters",
+            )
+        ]
     parts = os.path.abspath(card.path).split(os.sep)
     if len(parts) < 3 or not _VERSION_DIR.match(parts[-2]):
         return []

@@ -185,6 +185,15 @@ def ignore_spec(root: str | os.PathLike):
         raise UsageError(f"{os.path.join(root, IGNORE_FILE)}: {exc}: fix the pattern (gitignore syntax)") from None
 
 
+def is_utf8(text: str) -> bool:
+    """Whether a path read from the file system is UTF-8 (not undecodable bytes kept as surrogate escapes)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def walk_markdown(root: str | os.PathLike) -> Iterator[str]:
     """Relative POSIX paths of the `.md` files of a registry tree, in sorted walk order.
 

@@ -51,6 +51,7 @@ BLOCKS_USE: dict[str, bool | str] = {
     # facts about the card that do not touch the bytes
     "unknown-key": False,
     "path-mismatch": False,
+    "path-not-utf8": False,  # an index cannot name it; a card file given by its path is still read
     "local-link": False,
     "insecure-link": False,
     "future-date": False,

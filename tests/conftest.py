@@ -46,6 +46,7 @@ def run_cli(
         [sys.executable, "-m", "registry", *args],
         capture_output=True,
         text=True,
+        errors="surrogateescape",  # a file name that is not UTF-8 is printed as its bytes, as ls does
         env=full_env,
         cwd=str(cwd or ROOT),
         timeout=timeout,

@@ -312,6 +312,23 @@ def test_add_asset_of_a_url_streams_and_hashes_it(tmp_path):
 # --------------------------------------------------------------------------- .registryignore and doc names
 
 
+def test_a_card_whose_file_name_is_not_utf8_is_an_error_and_left_out_of_the_index(tmp_path):
+    write_card(tmp_path, "me/cpu/2.3/real", [("ckpt", "https://example.org/r.ckpt", sha(b"r"))])
+    bad = os.path.join(os.fsencode(tmp_path), b"me/cpu/2.3/bad\xff.md")
+    with open(bad, "wb") as fh:
+        fh.write((tmp_path / "me/cpu/2.3/real.md").read_bytes())
+    proc = run_cli("validate", str(tmp_path))
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "path-not-utf8: the file's name is not UTF-8" in proc.stdout
+    proc = run_cli("index", str(tmp_path))
+    assert proc.returncode == 1 and "internal error" not in proc.stderr, proc.stderr
+    ids = [c["id"] for c in json.loads((tmp_path / "index.json").read_text())["cards"]]
+    assert ids == ["me/cpu/2.3/real"]
+    (tmp_path / "index.json").unlink()
+    proc = run_cli("list", "--registry", str(tmp_path), "--json")  # from a parse of the tree, no index.json
+    assert proc.returncode == 0 and [r["id"] for r in json.loads(proc.stdout)] == ids, proc.stderr
+
+
 def test_registryignore_and_doc_names_need_no_card(tmp_path):
     write_card(tmp_path, "me/cpu/2.3/real", [("ckpt", "https://example.org/r.ckpt", sha(b"r"))])
     write_card(tmp_path, "me/cpu/2.3/keep.draft", [("ckpt", "https://example.org/k.ckpt", sha(b"k"))])
