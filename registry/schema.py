@@ -343,7 +343,16 @@ class _Compiler:
             raise _Unsupported(node)
         checks = [self._keyword(key, arg, node) for key, arg in node.items() if key not in _ANNOTATIONS]
         checks = [c for c in checks if c is not None]
-        return lambda value: all(c(value) for c in checks)
+        if len(checks) == 1:  # the usual node: no loop around its one check
+            return checks[0]
+
+        def every(value: Any) -> bool:
+            for check in checks:  # noqa: SIM110 (a plain loop: cheaper than all() over a generator)
+                if not check(value):
+                    return False
+            return True
+
+        return every
 
     def _keyword(self, key: str, arg: Any, node: dict):
         if key == "type":
@@ -351,6 +360,8 @@ class _Compiler:
             if not all(n in _TYPE_TESTS for n in names):
                 raise _Unsupported(key)
             tests = [_TYPE_TESTS[n] for n in names]
+            if len(tests) == 1:
+                return tests[0]
             return lambda v: any(t(v) for t in tests)
         if key == "enum":
             if not all(isinstance(a, str) for a in arg):
@@ -377,13 +388,32 @@ class _Compiler:
             return lambda v: not isinstance(v, dict) or all(k in v for k in arg)
         if key == "properties":
             subs = {k: self.compile(s) for k, s in arg.items()}
-            return lambda v: not isinstance(v, dict) or all(subs[k](x) for k, x in v.items() if k in subs)
+
+            def properties(v: Any) -> bool:
+                if not isinstance(v, dict):
+                    return True
+                for k, x in v.items():
+                    sub = subs.get(k)
+                    if sub is not None and not sub(x):
+                        return False
+                return True
+
+            return properties
         if key == "additionalProperties":
             if "patternProperties" in node:
                 raise _Unsupported(key)
             known = frozenset(node.get("properties", ()))
             sub = self.compile(arg)
-            return lambda v: not isinstance(v, dict) or all(sub(x) for k, x in v.items() if k not in known)
+
+            def additional(v: Any) -> bool:
+                if not isinstance(v, dict):
+                    return True
+                for k, x in v.items():  # noqa: SIM110 (as above)
+                    if k not in known and not sub(x):
+                        return False
+                return True
+
+            return additional
         if key == "anyOf":
             subs = [self.compile(s) for s in arg]
             return lambda v: any(s(v) for s in subs)
