@@ -305,6 +305,10 @@ _PLACEHOLDER = re.compile(rf"^{PLACEHOLDER}\b")
 def _placeholders(card: Card, fields: dict, problems: list[Problem]) -> list[Problem]:
     """`problems` plus one per template placeholder left in the front matter; other problems on a
     placeholder's line are dropped (a `TODO` is no date, no enum value: the placeholder says it all)."""
+    # A value starts with the placeholder only if the text holds it, or a backslash (a double-quoted
+    # escape such as \x54ODO): without either, no value need be visited (most cards).
+    if PLACEHOLDER not in card.text and "\\" not in card.text:
+        return problems
     found: list[Problem] = []
 
     def visit(value, keypath: tuple) -> None:

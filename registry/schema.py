@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from datetime import date
 from functools import lru_cache
 from typing import Any, Callable
@@ -94,7 +95,7 @@ def check(card: Card) -> list[Problem]:
         return []
     problems = []
     seen = set()
-    for error in validator().iter_errors(card.data):
+    for error in errors(card.data):
         path = tuple(error.absolute_path)
         # Several fields can be missing from one mapping; any other value gets one problem.
         key = (path, error.message) if error.validator == "required" else path
@@ -103,6 +104,37 @@ def check(card: Card) -> list[Problem]:
         seen.add(key)
         problems.extend(_problems(card, error, path))
     return problems
+
+
+def errors(data: dict) -> Iterator:
+    """jsonschema's errors of a front matter mapping, in its order. When the top-level keywords
+    other than `properties` hold (the usual case), only the fields the fast check rejects are walked:
+    the others yield no error, so the list is the same at a fraction of the cost."""
+    split = _split_check()
+    if split is None or not split[0](data):
+        yield from validator().iter_errors(data)
+        return
+    full = validator()
+    for key, (sub, ok) in split[1].items():
+        if key in data and not ok(data[key]):
+            for error in full.descend(data[key], sub, path=key, schema_path=key):
+                error.relative_schema_path.appendleft("properties")  # as the walk from the top has it
+                yield error
+
+
+@lru_cache(maxsize=1)
+def _split_check():
+    """(a predicate of the top-level keywords but `properties`, {field: (its schema, its predicate)}),
+    or None if the schema uses keywords the compiler does not know."""
+    root = schema()
+    compiler = _Compiler(root)
+    try:
+        checks = [compiler._keyword(k, a, root) for k, a in root.items() if k not in _ANNOTATIONS and k != "properties"]
+        fields = {k: (sub, compiler.compile(sub)) for k, sub in root.get("properties", {}).items()}
+    except _Unsupported:
+        return None
+    checks = [c for c in checks if c is not None]
+    return (lambda value: all(c(value) for c in checks)), fields
 
 
 def _name(path: tuple) -> str:
@@ -311,7 +343,16 @@ class _Compiler:
             raise _Unsupported(node)
         checks = [self._keyword(key, arg, node) for key, arg in node.items() if key not in _ANNOTATIONS]
         checks = [c for c in checks if c is not None]
-        return lambda value: all(c(value) for c in checks)
+        if len(checks) == 1:  # the usual node: no loop around its one check
+            return checks[0]
+
+        def every(value: Any) -> bool:
+            for check in checks:  # noqa: SIM110 (a plain loop: cheaper than all() over a generator)
+                if not check(value):
+                    return False
+            return True
+
+        return every
 
     def _keyword(self, key: str, arg: Any, node: dict):
         if key == "type":
@@ -319,6 +360,8 @@ class _Compiler:
             if not all(n in _TYPE_TESTS for n in names):
                 raise _Unsupported(key)
             tests = [_TYPE_TESTS[n] for n in names]
+            if len(tests) == 1:
+                return tests[0]
             return lambda v: any(t(v) for t in tests)
         if key == "enum":
             if not all(isinstance(a, str) for a in arg):
@@ -345,13 +388,32 @@ class _Compiler:
             return lambda v: not isinstance(v, dict) or all(k in v for k in arg)
         if key == "properties":
             subs = {k: self.compile(s) for k, s in arg.items()}
-            return lambda v: not isinstance(v, dict) or all(subs[k](x) for k, x in v.items() if k in subs)
+
+            def properties(v: Any) -> bool:
+                if not isinstance(v, dict):
+                    return True
+                for k, x in v.items():
+                    sub = subs.get(k)
+                    if sub is not None and not sub(x):
+                        return False
+                return True
+
+            return properties
         if key == "additionalProperties":
             if "patternProperties" in node:
                 raise _Unsupported(key)
             known = frozenset(node.get("properties", ()))
             sub = self.compile(arg)
-            return lambda v: not isinstance(v, dict) or all(sub(x) for k, x in v.items() if k not in known)
+
+            def additional(v: Any) -> bool:
+                if not isinstance(v, dict):
+                    return True
+                for k, x in v.items():  # noqa: SIM110 (as above)
+                    if k not in known and not sub(x):
+                        return False
+                return True
+
+            return additional
         if key == "anyOf":
             subs = [self.compile(s) for s in arg]
             return lambda v: any(s(v) for s in subs)

@@ -493,3 +493,34 @@ def test_a_worker_that_dies_is_one_clear_error_not_a_hang():
         for item in validate_parallel.ordered_map(_raises_in_a_worker, items, jobs=2):
             seen.append(item)
     assert seen == items[: len(seen)] and validate_parallel.CHUNK <= len(seen) < len(items)
+
+
+# --------------------------------------------------------------------------- fast paths
+
+
+def test_schema_errors_walking_only_rejected_fields_match_jsonschemas_whole_walk(tmp_path):
+    # A sound card, one bad field, several, and top-level failures (a missing field, an extra that is
+    # not a plain value), which take jsonschema's whole walk: each lists the same errors as jsonschema.
+    texts = [
+        card_text(),
+        card_text(update_time="2024-8-1"),
+        card_text(update_time="2024-8-1", train_backend="tpu", repo_link="[1, 2]", module_type="CV"),
+        card_text(assets=ASSETS.replace(f"asset-sha256: {SHA_A}", "asset-sha256: abc")),
+        card_text(drop=("license",), update_time="2024-8-1"),
+        card_text(extra="notes:\n  - a\n", update_time="2024-8-1"),
+    ]
+
+    def listed(errors):
+        return [(tuple(e.absolute_path), e.validator, e.message, list(e.absolute_schema_path)) for e in errors]
+
+    for n, text in enumerate(texts):
+        card = parse_file(write_card(tmp_path, text, f"mindspore/cpu/2.10/lenet{n}.md"))
+        assert listed(schema.errors(card.data)) == listed(schema.validator().iter_errors(card.data)), text
+    assert listed(schema.errors(parse_file(write_card(tmp_path, texts[2])).data))  # not vacuous
+
+
+def test_placeholder_written_as_an_escape_is_still_found(tmp_path):
+    # The visit is skipped when the text holds neither `TODO` nor a backslash: an escape spells it too.
+    found = problems_of(tmp_path, card_text(author='"\\x54ODO write the author"'))
+    assert [p.keypath for p in only(found, "placeholder")] == [("author",)]
+    assert not [p for p in problems_of(tmp_path, card_text(author='"T\\x4fDAY"')) if p.rule == "placeholder"]
