@@ -813,9 +813,14 @@ class Cache:
         except OSError:
             return None
         links = (url, mask_passwords(url))
-        for _, _, files in self.views():
+        for _, directory, files in self.views():
             if any(rec["sha256"] == found[0] and rec["url"] in links for rec in files.values()):
-                return found[0]
+                # read again with its owner: in a shared cache only a record of this user's vouches (_own)
+                data, st = _read_json_stat(directory / VIEW_FILE)
+                if _own(st) and any(
+                    rec["sha256"] == found[0] and rec["url"] in links for rec in _view_files(data).values()
+                ):
+                    return found[0]
         return None
 
     def model_dir(self, model_id: str) -> Path:
