@@ -264,6 +264,23 @@ def test_a_prefix_card_trusts_no_view_record_a_co_user_of_the_cache_wrote(tmp_pa
     assert out.returncode == 6 and "not in the cache" in out.stderr, out.stderr
 
 
+@pytest.mark.skipif(not hasattr(os, "chown") or os.geteuid() != 0, reason="needs root to give a file to another user")
+def test_a_prefix_cards_own_view_written_by_a_co_user_is_not_trusted_for_its_digest(tmp_path, site):
+    # The co-user pulled the prefix card first (its view record is theirs): which full digest it names for
+    # the prefix is their word, so the view record they own sends this user's pulls to the link again.
+    data = os.urandom(250_000)
+    (site / HRNET_FILE).write_bytes(data)
+    root, home = prefix_card(tmp_path, data), tmp_path / "home"
+    with nginx(site) as url:
+        args = ("pull", HRNET, "--registry", str(root), "--mirror", f"{HRNET_BASE}={url}")
+        assert run_cli(*args, env=env(home)).returncode == 0
+        os.chown(home / "models" / HRNET / ".view.json", 4242, 4242)
+        out = run_cli(*args, env=env(home, REGISTRY_OFFLINE="1"))
+        assert out.returncode == 6 and "not in the cache" in out.stderr, out.stderr
+        assert run_cli(*args, env=env(home)).returncode == 0  # online: downloaded again, the view now ours
+        assert len(url.access_log()) == 2
+
+
 def test_prefix_card_refuses_a_file_that_does_not_start_with_it(tmp_path, site):
     data = os.urandom(250_000)
     (site / HRNET_FILE).write_bytes(data)
