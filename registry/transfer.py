@@ -756,8 +756,7 @@ class Engine:
             # Bytes resumed from an earlier response may not belong with the rest: one clean download.
         raise AssertionError("unreachable")
 
-    @staticmethod
-    def _own_copy(part: Path) -> str:
+    def _own_copy(self, part: Path) -> str:
         """Replace the adopted file `part` with a fresh, fsynced copy of its bytes; their sha256. A writer on
         another machine that only looked dead keeps its descriptor of the adopted inode: it writes into the
         discarded one, never into the blob committed."""
@@ -768,6 +767,8 @@ class Engine:
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(fresh, part)
+        except OSError as exc:  # a full disk, say: one sentence, not an internal error
+            raise self.cache.write_error(fresh, exc, "copy the resumed partial file") from None
         finally:
             with contextlib.suppress(OSError):
                 os.unlink(fresh)
