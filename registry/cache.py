@@ -778,10 +778,12 @@ class Cache:
 
     def view_digest(self, model_id: str, prefix: str, url: str) -> str | None:
         """The full digest that model `model_id`'s view records for the asset at `url` whose card gives the
-        sha256 prefix `prefix`; None if the view has no such file."""
+        sha256 prefix `prefix`; None if the view has no such file or the record is not this user's (_own)."""
         try:
-            data = _read_json(self.model_dir(model_id) / VIEW_FILE) or {}
+            data, st = _read_json_stat(self.model_dir(model_id) / VIEW_FILE)
         except UsageError:  # not a model id the cache can hold
+            return None
+        if not _own(st):  # in a shared cache, another user's record would name any blob matching the prefix
             return None
         files = data.get("files") if isinstance(data.get("files"), dict) else {}
         for rec in files.values():
@@ -813,9 +815,14 @@ class Cache:
         except OSError:
             return None
         links = (url, mask_passwords(url))
-        for _, _, files in self.views():
+        for _, directory, files in self.views():
             if any(rec["sha256"] == found[0] and rec["url"] in links for rec in files.values()):
-                return found[0]
+                # read again with its owner: in a shared cache only a record of this user's vouches (_own)
+                data, st = _read_json_stat(directory / VIEW_FILE)
+                if _own(st) and any(
+                    rec["sha256"] == found[0] and rec["url"] in links for rec in _view_files(data).values()
+                ):
+                    return found[0]
         return None
 
     def model_dir(self, model_id: str) -> Path:
@@ -1228,7 +1235,9 @@ class Cache:
                     rec is None
                     or rec["format"] != file_format
                     or (rec["url"] != url and rec["url"] != mask_passwords(url))
-                    or not (rec["sha256"] == digest or (len(digest) < 64 and rec["sha256"].startswith(digest)))
+                    or not (
+                        rec["sha256"] == digest or (len(digest) < 64 and _own(st) and rec["sha256"].startswith(digest))
+                    )  # which blob a prefix names is the record's word: only this user's (_own) is taken
                 ):
                     return None
                 full = rec["sha256"]

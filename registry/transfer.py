@@ -68,7 +68,17 @@ from urllib.request import url2pathname
 
 from . import ranges
 from . import settings as _settings
-from .cache import HEARTBEAT, VIEW_FILE, Cache, CacheLockError, _read_json, hash_file, touch, write_atomic
+from .cache import (
+    HEARTBEAT,
+    VIEW_FILE,
+    Cache,
+    CacheLockError,
+    _create_exclusive,
+    _read_json,
+    hash_file,
+    touch,
+    write_atomic,
+)
 from .catalog import Asset, Entry, Registry, resolve
 from .errors import (
     CardError,
@@ -711,7 +721,7 @@ class Engine:
             actual = hasher.hexdigest()
             sound = actual == digest or (len(digest) < 64 and actual.startswith(digest))
             check, adopted = sound and adopted, False  # the adopted bytes are those of the first round only
-            if check and hash_file(part)[0] != actual:
+            if check and self._own_copy(part) != actual:
                 # Bytes on disk other than those hashed as they came: a process that only looked dead still
                 # writes the adopted file. Not ours to commit: one clean download of our own.
                 _log.warning("%s: the resumed partial file %s changed while downloading; starting over", url, part)
@@ -745,6 +755,24 @@ class Engine:
                 )
             # Bytes resumed from an earlier response may not belong with the rest: one clean download.
         raise AssertionError("unreachable")
+
+    def _own_copy(self, part: Path) -> str:
+        """Replace the adopted file `part` with a fresh, fsynced copy of its bytes; their sha256. A writer on
+        another machine that only looked dead keeps its descriptor of the adopted inode: it writes into the
+        discarded one, never into the blob committed."""
+        fresh = part.with_name(f".{part.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        try:
+            with open(_create_exclusive(fresh), "wb") as out:
+                digest = hash_file(part, copy_to=out)[0]
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(fresh, part)
+        except OSError as exc:  # a full disk, say: one sentence, not an internal error
+            raise self.cache.write_error(fresh, exc, "copy the resumed partial file") from None
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(fresh)
+        return digest
 
     # ------------------------------------------------------------------ sizes and space
 

@@ -689,3 +689,28 @@ def test_a_warm_pull_from_a_remote_registry_uses_the_card_record_too(tmp_path):
             assert [r["path"] for r in url.access_log()].count("/mindspore/cpu/2.0/weights/w.ckpt") == 1
     finally:
         forget_remote_indexes()
+
+
+def test_without_locks_a_writer_that_only_looked_dead_cannot_write_into_the_committed_blob(tmp_path, site, reg):
+    from registry.cache import RESUME_AFTER
+    from registry.errors import TransferError
+    from registry.settings import Settings
+    from registry.transfer import pull
+
+    home, data = tmp_path / "home", (site / "shared.ckpt").read_bytes()
+    with fault_server(site, reset_after=1 << 20, times=1) as srv:
+        s = Settings(home=home, mirrors=((BASE, srv.url),), retries=0, progress=False, locks="none")
+        with pytest.raises(TransferError):
+            pull(CARD_ID, registry=reg, settings=s)
+        (part,) = (home / "partial").glob("*.part")
+        theirs = another_machines(part, RESUME_AFTER + 5)
+        # Another machine's writer stalled past RESUME_AFTER keeps its descriptor of the file adopted by rename.
+        zombie = os.open(theirs, os.O_WRONLY)
+        try:
+            (item,) = pull(CARD_ID, registry=reg, settings=s)
+            assert srv.gets()[-1]["range"]  # resumed from the adopted file
+            assert os.fstat(zombie).st_ino != item.blob.stat().st_ino
+            os.pwrite(zombie, b"stale bytes", 0)  # it wakes up and goes on writing
+        finally:
+            os.close(zombie)
+    assert item.blob.read_bytes() == data

@@ -246,6 +246,41 @@ def test_a_prefix_card_uses_the_one_blob_another_card_pulled_from_its_link(tmp_p
     assert not blob.exists()
 
 
+@pytest.mark.skipif(not hasattr(os, "chown") or os.geteuid() != 0, reason="needs root to give a file to another user")
+def test_a_prefix_card_trusts_no_view_record_a_co_user_of_the_cache_wrote(tmp_path, site):
+    # In a shared cache a co-user can commit a blob whose name starts with a prefix (2^32 tries) and write a
+    # view record of their own model saying it came from the prefix card's link: that record vouches for nothing.
+    data = os.urandom(250_000)
+    (site / "file.ckpt").write_bytes(data)
+    full, root, home = digest(data), tmp_path / "reg", tmp_path / "home"
+    base = "https://download.example.org/m/"
+    write_card(root, "mindspore/cpu/2.0/whole", [("ckpt", base + "file.ckpt", full)])
+    write_card(root, "mindspore/cpu/2.0/short", [("ckpt", base + "file.ckpt", full[:8])])
+    with nginx(site) as url:
+        pull = ("--registry", str(root), "--mirror", f"{base}={url}")
+        assert run_cli("pull", "mindspore/cpu/2.0/whole", *pull, env=env(home)).returncode == 0
+    os.chown(home / "models" / "mindspore/cpu/2.0/whole" / ".view.json", 4242, 4242)
+    out = run_cli("pull", "mindspore/cpu/2.0/short", *pull, env=env(home, REGISTRY_OFFLINE="1"))
+    assert out.returncode == 6 and "not in the cache" in out.stderr, out.stderr
+
+
+@pytest.mark.skipif(not hasattr(os, "chown") or os.geteuid() != 0, reason="needs root to give a file to another user")
+def test_a_prefix_cards_own_view_written_by_a_co_user_is_not_trusted_for_its_digest(tmp_path, site):
+    # The co-user pulled the prefix card first (its view record is theirs): which full digest it names for
+    # the prefix is their word, so the view record they own sends this user's pulls to the link again.
+    data = os.urandom(250_000)
+    (site / HRNET_FILE).write_bytes(data)
+    root, home = prefix_card(tmp_path, data), tmp_path / "home"
+    with nginx(site) as url:
+        args = ("pull", HRNET, "--registry", str(root), "--mirror", f"{HRNET_BASE}={url}")
+        assert run_cli(*args, env=env(home)).returncode == 0
+        os.chown(home / "models" / HRNET / ".view.json", 4242, 4242)
+        out = run_cli(*args, env=env(home, REGISTRY_OFFLINE="1"))
+        assert out.returncode == 6 and "not in the cache" in out.stderr, out.stderr
+        assert run_cli(*args, env=env(home)).returncode == 0  # online: downloaded again, the view now ours
+        assert len(url.access_log()) == 2
+
+
 def test_prefix_card_refuses_a_file_that_does_not_start_with_it(tmp_path, site):
     data = os.urandom(250_000)
     (site / HRNET_FILE).write_bytes(data)
