@@ -31,6 +31,7 @@ the rest from here:
     unknown-key                error    -        a field name that is a near miss of a known one (a typo)
     path-mismatch              error    -        user-id, infer-backend or mindspore-version disagree with the
                                                  card's place `USER[/BACKEND]/VERSION/NAME.md` in a registry
+    path-not-utf8              error    -        the file's name is not UTF-8: no index can name it (left out)
     local-link                 warning  -        a file:// asset-link: works on one machine only (relative links travel)
     format-extension           warning  -        a ckpt or safetensors asset-link whose file name does not end in
                                                  `.ckpt` / `.safetensors`: MindSpore refuses to load it under that name
