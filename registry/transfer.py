@@ -154,23 +154,27 @@ def pull(
     )
     cache = Cache.from_settings(settings)
     wanted = None if assets is None else {a.index for a in assets}
-    blobs, adopted = None, False
+    blobs, adopted, names = None, False, None
     if not force and entry.raw is not None:
         # The view may record what an earlier pull learnt from these very card bytes (Entry.record): then
         # the card is neither parsed nor checked, and its files are checked as below, in the same read.
         def from_record(card: dict | None):
-            nonlocal adopted
+            nonlocal adopted, names
             adopted = entry.adopt(card)
             chosen = _chosen(entry, formats, wanted, quiet=True) if adopted else []
-            return _warm_files(entry, chosen) if chosen else None  # else the full path says what is wrong
+            if not chosen:
+                return None  # the full path says what is wrong
+            names = _view_names(entry.assets)  # the adopted assets: what the full path below uses too
+            return _warm_files(names, chosen)
 
         blobs = cache.warm(entry.id, from_record)
     entry.require_sound()
     assets = _chosen(entry, formats, wanted)
     _check_prefixes(entry, assets, settings)
-    names = _view_names(entry.assets)  # from all assets, so a file keeps its name whatever --format selects
+    if names is None:  # from all assets, so a file keeps its name whatever --format selects
+        names = _view_names(entry.assets)
     if not force and blobs is None and not adopted:  # all cached and in the view: no lock, no thread, no engine
-        blobs = cache.warm(entry.id, _warm_files(entry, assets))
+        blobs = cache.warm(entry.id, _warm_files(names, assets))
         if blobs is not None and (record := entry.record()) is not None:
             cache.record_card(entry.id, record)  # once after a change of the card: the next pulls skip it
     if blobs is not None:
@@ -245,9 +249,9 @@ def _chosen(entry: Entry, formats: Iterable[str] | None, wanted: set[int] | None
     return assets
 
 
-def _warm_files(entry: Entry, assets: list[Asset]) -> dict[str, tuple[str, str, str]]:
-    """What Cache.warm checks for these assets of the card: {view file name: (sha256, file-format, url)}."""
-    names = _view_names(entry.assets)
+def _warm_files(names: dict[int, str], assets: list[Asset]) -> dict[str, tuple[str, str, str]]:
+    """What Cache.warm checks for these assets, named in the view by `names` (_view_names of the card's
+    assets): {view file name: (sha256, file-format, url)}."""
     return {names[a.index]: (a.sha256, a.file_format, a.url) for a in assets}
 
 
